@@ -1,0 +1,3 @@
+from abmigrate.cli import run
+
+run()

@@ -1,0 +1,373 @@
+"""The one module that touches Alembic's internals.
+
+Alembic stays the engine: its revision map computes the steps, its ``env.py`` runs them, its
+offline mode renders the SQL. What this module adds is control over *which* steps one run of
+``env.py`` executes, so abmigrate can apply a plan one revision at a time (one transaction each,
+progress between them) and render SQL per revision, on any project's ``env.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from abmigrate.errors import ConfigError, GraphError, RevisionError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext, RevisionStep
+    from alembic.script import Script, ScriptDirectory
+
+__all__ = ["VERSION_NUM_LENGTH", "AlembicProject", "GraphProblem", "StepSQL"]
+
+# alembic_version.version_num is VARCHAR(32): a longer id cannot be stored.
+VERSION_NUM_LENGTH = 32
+_MARKER = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class GraphProblem:
+    code: str
+    message: str
+    revisions: tuple[str, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "revisions": list(self.revisions)}
+
+
+@dataclass(frozen=True)
+class StepSQL:
+    revision: str
+    sql: str | None
+    error: str | None = None
+
+
+class AlembicProject:
+    """An Alembic script directory plus the URL its ``env.py`` should use."""
+
+    def __init__(self, alembic_ini: Path, url: str | None = None) -> None:
+        from alembic.config import Config
+
+        if not alembic_ini.is_file():
+            raise ConfigError(f"alembic.ini not found: {alembic_ini}", hint="pass --alembic-ini")
+        self.alembic_ini = alembic_ini
+        self.url = url
+        self.config: Config = Config(str(alembic_ini))
+        if url is not None:
+            self.set_url(url)
+        self._script: ScriptDirectory | None = None
+
+    def set_url(self, url: str) -> None:
+        self.url = url
+        # configparser interpolates '%': a password with '%' must be doubled.
+        self.config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        self.config.attributes["abmigrate.url"] = url
+
+    # -- the revision graph -------------------------------------------------------------
+
+    @property
+    def script(self) -> ScriptDirectory:
+        if self._script is None:
+            from alembic.script import ScriptDirectory
+            from alembic.util import CommandError
+
+            try:
+                self._script = ScriptDirectory.from_config(self.config)
+            except CommandError as exc:
+                raise ConfigError(
+                    f"{self.alembic_ini}: {exc}", hint="check script_location in alembic.ini"
+                ) from None
+        return self._script
+
+    @contextmanager
+    def _graph_errors(self) -> Iterator[None]:
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError
+
+        try:
+            yield
+        except (AlembicRevisionError, CommandError) as exc:
+            message = str(exc)
+            if "Multiple head" in message or "multiple heads" in message.lower():
+                heads = self.heads()
+                raise GraphError(
+                    f"several head revisions: {', '.join(heads)}",
+                    hint="run `abmigrate merge` to join them, or name one head as the target",
+                    heads=heads,
+                ) from None
+            raise RevisionError(
+                message, hint="see `abmigrate history` for valid revisions"
+            ) from None
+
+    def revisions(self) -> list[Script]:
+        """Every revision, newest first (as `alembic history` prints them)."""
+        with self._graph_errors():
+            return list(self.script.walk_revisions("base", "heads"))
+
+    def heads(self) -> list[str]:
+        with self._graph_errors():
+            return list(self.script.get_heads())
+
+    def bases(self) -> list[str]:
+        with self._graph_errors():
+            return list(self.script.get_bases())
+
+    def get(self, revision: str) -> Script:
+        with self._graph_errors():
+            script = self.script.get_revision(revision)
+        if script is None:
+            raise RevisionError(f"unknown revision {revision!r}")
+        return script
+
+    def known(self, revision: str) -> bool:
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError
+
+        try:
+            return self.script.get_revision(revision) is not None
+        except (AlembicRevisionError, CommandError):
+            return False
+
+    def applied_set(self, current: Sequence[str]) -> set[str]:
+        """Revisions applied when the database records ``current`` (they and their ancestors)."""
+        if not current:
+            return set()
+        with self._graph_errors():
+            return {
+                script.revision
+                for script in self.script.revision_map.iterate_revisions(
+                    tuple(current), "base", inclusive=True
+                )
+            }
+
+    def graph_problems(self) -> list[GraphProblem]:
+        """Structural problems: several heads/roots, dangling parents, ids too long."""
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError
+
+        problems: list[GraphProblem] = []
+        try:
+            scripts = list(self.script.walk_revisions("base", "heads"))
+        except (AlembicRevisionError, CommandError) as exc:
+            return [GraphProblem("graph_broken", str(exc))]
+        known = {script.revision for script in scripts}
+        for script in scripts:
+            for parent in script._normalized_down_revisions:
+                if parent not in known:
+                    problems.append(
+                        GraphProblem(
+                            "dangling_parent",
+                            f"{script.revision} names parent {parent!r}, which no script defines",
+                            (script.revision,),
+                        )
+                    )
+            if len(script.revision) > VERSION_NUM_LENGTH:
+                problems.append(
+                    GraphProblem(
+                        "id_too_long",
+                        f"revision id {script.revision!r} is {len(script.revision)} characters;"
+                        f" alembic_version holds {VERSION_NUM_LENGTH}",
+                        (script.revision,),
+                    )
+                )
+        heads = self.heads()
+        if len(heads) > 1:
+            problems.append(
+                GraphProblem(
+                    "multiple_heads",
+                    f"{len(heads)} heads: {', '.join(heads)} (run `abmigrate merge`)",
+                    tuple(heads),
+                )
+            )
+        bases = self.bases()
+        if len(bases) > 1:
+            problems.append(
+                GraphProblem(
+                    "multiple_roots", f"{len(bases)} roots: {', '.join(bases)}", tuple(bases)
+                )
+            )
+        return problems
+
+    # -- steps ------------------------------------------------------------------------
+
+    def upgrade_steps(self, target: str, current: Sequence[str]) -> list[RevisionStep]:
+        if target == "head" and len(self.heads()) > 1:
+            heads = self.heads()
+            raise GraphError(
+                f"several head revisions: {', '.join(heads)}; `head` is ambiguous",
+                hint="run `abmigrate merge` to join them, or upgrade to one head by its id"
+                " (or to `heads` for all)",
+                heads=heads,
+            )
+        with self._graph_errors():
+            return self.script._upgrade_revs(target, tuple(current))  # type: ignore[arg-type]
+
+    def downgrade_steps(self, target: str, current: Sequence[str]) -> list[RevisionStep]:
+        with self._graph_errors():
+            return self.script._downgrade_revs(target, tuple(current))  # type: ignore[arg-type]
+
+    # -- running env.py ---------------------------------------------------------------
+
+    def run_steps(
+        self,
+        steps: Sequence[RevisionStep],
+        *,
+        as_sql: bool = False,
+        starting: Sequence[str] = (),
+        expected_current: Sequence[str] | None = None,
+    ) -> None:
+        """Run ``env.py`` once, executing exactly ``steps`` (in one env.py transaction scope).
+
+        ``expected_current`` guards against the database having moved since the plan was made.
+        """
+        from alembic.runtime.environment import EnvironmentContext
+
+        def work(heads: Any, context: MigrationContext) -> list[RevisionStep]:
+            if expected_current is not None and sorted(heads) != sorted(expected_current):
+                raise RevisionError(
+                    f"the database moved since the plan was made: it records"
+                    f" {', '.join(heads) or 'nothing'}, expected {', '.join(expected_current)}",
+                    hint="another runner may be migrating; run `abmigrate status` and retry",
+                )
+            return list(steps)
+
+        options: dict[str, Any] = {"fn": work, "as_sql": as_sql}
+        if as_sql:
+            options["starting_rev"] = list(starting) or None
+            options["destination_rev"] = None
+        with EnvironmentContext(self.config, self.script, **options), _quiet_alembic():
+            self.script.run_env()
+
+    def render_sql(self, steps: Sequence[RevisionStep], current: Sequence[str]) -> list[StepSQL]:
+        """Offline SQL for each step, split on Alembic's own ``-- Running`` markers."""
+        if not steps:
+            return []
+        try:
+            text = self._offline(steps, current)
+        except Exception as exc:
+            return self._render_one_by_one(steps, current, exc)
+        return _split_by_step(text, steps)
+
+    def _offline(self, steps: Sequence[RevisionStep], current: Sequence[str]) -> str:
+        buffer = io.StringIO()
+        saved = self.config.output_buffer
+        self.config.output_buffer = buffer
+        try:
+            self.run_steps(steps, as_sql=True, starting=current)
+        finally:
+            self.config.output_buffer = saved
+        return buffer.getvalue()
+
+    def _render_one_by_one(
+        self, steps: Sequence[RevisionStep], current: Sequence[str], first_error: Exception
+    ) -> list[StepSQL]:
+        rendered: list[StepSQL] = []
+        for step in steps:
+            start = list(step.from_revisions) if step.is_upgrade else [step.revision.revision]
+            try:
+                text = self._offline([step], start)
+            except Exception as exc:
+                rendered.append(StepSQL(step.revision.revision, None, _one_line(exc)))
+            else:
+                rendered.extend(_split_by_step(text, [step]))
+        del first_error
+        return rendered
+
+    # -- authoring --------------------------------------------------------------------
+
+    def stamp(self, revision: str, *, purge: bool = False) -> None:
+        from alembic import command
+
+        with self._graph_errors():
+            command.stamp(self.config, revision, purge=purge)
+        self._script = None
+
+    def new_revision(self, message: str, *, autogenerate: bool) -> list[Script]:
+        from alembic import command
+        from alembic.util import CommandError
+
+        try:
+            created = command.revision(self.config, message=message, autogenerate=autogenerate)
+        except CommandError as exc:
+            raise RevisionError(str(exc), hint=_revision_hint(str(exc))) from None
+        self._script = None
+        if created is None:
+            return []
+        scripts = created if isinstance(created, list) else [created]
+        return [script for script in scripts if script is not None]
+
+    def merge_heads(self, message: str | None) -> Script:
+        from alembic import command
+
+        heads = self.heads()
+        if len(heads) < 2:
+            raise GraphError(
+                f"nothing to merge: there is a single head ({', '.join(heads) or 'none'})",
+                heads=heads,
+            )
+        with self._graph_errors():
+            created = command.merge(self.config, "heads", message=message)
+        self._script = None
+        if created is None:  # pragma: no cover - alembic returns the new script
+            raise RevisionError("alembic did not create a merge revision")
+        return created
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # env.py usually re-applies alembic.ini's logging, which prints INFO lines for every
+    # step; abmigrate reports progress itself, so only warnings and errors get through.
+    previous = logging.root.manager.disable
+    if previous < logging.INFO and not logging.getLogger("abmigrate").isEnabledFor(logging.DEBUG):
+        logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def step_revision(step: RevisionStep) -> str:
+    return str(step.revision.revision)
+
+
+def _split_by_step(text: str, steps: Sequence[RevisionStep]) -> list[StepSQL]:
+    markers = list(_MARKER.finditer(text))
+    chunks: list[str] = []
+    for index, marker in enumerate(markers):
+        end = markers[index + 1].start() if index + 1 < len(markers) else len(text)
+        chunk = text[marker.start() : end]
+        chunks.append(_trim_next_begin(chunk))
+    if markers:
+        preamble = text[: markers[0].start()].strip()
+        if preamble and chunks:
+            chunks[0] = preamble + "\n\n" + chunks[0]
+    return [
+        StepSQL(step_revision(step), chunks[index].strip() if index < len(chunks) else "")
+        for index, step in enumerate(steps)
+    ]
+
+
+def _trim_next_begin(chunk: str) -> str:
+    # With transaction_per_migration the next step's BEGIN lands at the end of this chunk.
+    stripped = chunk.rstrip()
+    if stripped.endswith("BEGIN;"):
+        stripped = stripped[: -len("BEGIN;")].rstrip()
+        return stripped + "\n"
+    return chunk
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _revision_hint(message: str) -> str | None:
+    if "not up to date" in message:
+        return "run `abmigrate upgrade` first: autogenerate compares against a database at head"
+    return None

@@ -1,0 +1,224 @@
+"""One function per command. Each returns a result record and never prints.
+
+The CLI is a thin layer over these; a Python user calls the same functions::
+
+    from abmigrate import Workspace, api
+    workspace = Workspace.open(env="development")
+    print(api.status(workspace).state)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from abmigrate.database import read_version_rows
+from abmigrate.errors import GuardRefused, RevisionError
+from abmigrate.plan import build_plan, message_of, unknown_revisions
+from abmigrate.results import (
+    CurrentResult,
+    Direction,
+    HeadsResult,
+    HistoryEntry,
+    HistoryResult,
+    PendingRevision,
+    Plan,
+    RevisionCreated,
+    RunResult,
+    StampResult,
+    Status,
+)
+from abmigrate.runner import ProgressCallback, apply_plan
+from abmigrate.workspace import Workspace
+
+__all__ = [
+    "ConfirmCallback",
+    "current",
+    "downgrade",
+    "heads",
+    "history",
+    "merge",
+    "plan",
+    "revision",
+    "stamp",
+    "status",
+    "upgrade",
+]
+
+# Asked before a guarded change; returns True to go on. None means "nobody to ask".
+ConfirmCallback = Callable[[Plan], bool]
+
+
+def current(workspace: Workspace) -> CurrentResult:
+    rows = read_version_rows(workspace.url)
+    return CurrentResult(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        dialect=workspace.environment.dialect,
+        current=rows or [],
+        initialized=rows is not None and bool(rows),
+        unknown=unknown_revisions(workspace.project, rows or []),
+    )
+
+
+def status(workspace: Workspace) -> Status:
+    project = workspace.project
+    rows = read_version_rows(workspace.url)
+    current_revisions = rows or []
+    heads = project.heads()
+    unknown = unknown_revisions(project, current_revisions)
+    pending: list[PendingRevision] = []
+    if unknown:
+        state = "unknown_revision"
+    else:
+        steps = project.upgrade_steps("heads", current_revisions)
+        pending = [
+            PendingRevision(step.revision.revision, message_of(step.revision.doc)) for step in steps
+        ]
+        if not current_revisions:
+            state = "uninitialized"
+        elif pending:
+            state = "behind"
+        else:
+            state = "up_to_date"
+    return Status(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        dialect=workspace.environment.dialect,
+        current=current_revisions,
+        heads=heads,
+        pending=pending,
+        state=state,  # type: ignore[arg-type]
+        unknown=unknown,
+        graph_problems=[problem.to_record() for problem in project.graph_problems()],
+    )
+
+
+def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResult:
+    project = workspace.project
+    applied: set[str] | None = None
+    if with_database:
+        rows = read_version_rows(workspace.url) or []
+        known_rows = [row for row in rows if project.known(row)]
+        applied = project.applied_set(known_rows)
+    entries = [
+        HistoryEntry(
+            revision=script.revision,
+            down_revisions=list(script._normalized_down_revisions),
+            message=message_of(script.doc),
+            is_head=script.is_head,
+            is_merge=script.is_merge_point,
+            applied=None if applied is None else script.revision in applied,
+            path=script.path,
+        )
+        for script in project.revisions()
+    ]
+    return HistoryResult(
+        environment=workspace.environment.name if with_database else None,
+        database=workspace.environment.masked_url if with_database else None,
+        entries=entries,
+    )
+
+
+def heads(workspace: Workspace) -> HeadsResult:
+    project = workspace.project
+    revisions = [
+        PendingRevision(head, message_of(project.get(head).doc)) for head in project.heads()
+    ]
+    return HeadsResult(heads=revisions, multiple=len(revisions) > 1)
+
+
+def plan(
+    workspace: Workspace,
+    target: str | None = None,
+    *,
+    direction: Direction = "upgrade",
+    sql: bool = False,
+) -> Plan:
+    if target is None:
+        if direction == "downgrade":
+            raise RevisionError("downgrade needs a target", hint="e.g. -1, a revision id, or base")
+        target = "head"
+    built, _ = build_plan(workspace, direction, target, with_sql=sql)
+    return built
+
+
+def upgrade(
+    workspace: Workspace,
+    target: str = "head",
+    *,
+    confirm: ConfirmCallback | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    return _migrate(workspace, "upgrade", target, confirm=confirm, progress=progress)
+
+
+def downgrade(
+    workspace: Workspace,
+    target: str,
+    *,
+    confirm: ConfirmCallback | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    return _migrate(workspace, "downgrade", target, confirm=confirm, progress=progress)
+
+
+def _migrate(
+    workspace: Workspace,
+    direction: Direction,
+    target: str,
+    *,
+    confirm: ConfirmCallback | None,
+    progress: ProgressCallback | None,
+) -> RunResult:
+    # The SQL is rendered only where someone will be shown it before confirming.
+    needs_review = workspace.environment.policy.require_confirmation
+    built, steps = build_plan(workspace, direction, target, with_sql=needs_review)
+    if built.steps and workspace.environment.policy.require_confirmation:
+        if confirm is None:
+            raise GuardRefused(
+                f"{workspace.environment.name} requires confirmation and nobody can confirm",
+                hint="pass --yes to confirm non-interactively",
+                reasons=["confirmation required"],
+            )
+        if not confirm(built):
+            raise GuardRefused("not confirmed; nothing was changed", reasons=["not confirmed"])
+    return apply_plan(workspace, built, steps, progress=progress)
+
+
+def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) -> RevisionCreated:
+    created = workspace.project.new_revision(message, autogenerate=autogenerate)
+    if not created:
+        raise RevisionError("alembic created no revision file")
+    script = created[0]
+    return RevisionCreated(
+        revision=script.revision,
+        message=message_of(script.doc),
+        path=str(Path(script.path)),
+        down_revisions=list(script._normalized_down_revisions),
+    )
+
+
+def merge(workspace: Workspace, message: str | None = None) -> RevisionCreated:
+    script = workspace.project.merge_heads(message or "merge heads")
+    return RevisionCreated(
+        revision=script.revision,
+        message=message_of(script.doc),
+        path=str(Path(script.path)),
+        down_revisions=list(script._normalized_down_revisions),
+    )
+
+
+def stamp(workspace: Workspace, revision: str) -> StampResult:
+    before = read_version_rows(workspace.url) or []
+    if revision not in ("base", "head", "heads"):
+        workspace.project.get(revision)
+    # Rows naming revisions no script defines cannot be walked from: replace them outright.
+    purge = bool(unknown_revisions(workspace.project, before))
+    workspace.project.stamp(revision, purge=purge)
+    return StampResult(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        before=before,
+        after=read_version_rows(workspace.url) or [],
+    )

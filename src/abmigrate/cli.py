@@ -1,0 +1,354 @@
+"""The command line: parse, call the API, render. It decides nothing itself.
+
+Errors from the core become one line and a hint with the documented exit code
+(0 ok, 1 refused/failed/findings, 2 usage/configuration/connection); ``--debug`` shows the
+traceback. Commands that live in other modules are loaded only when invoked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from abmigrate.errors import EXIT_ERROR, EXIT_FAIL, AbmigrateError, GuardRefused
+
+__all__ = ["CliState", "common_options", "emit", "main", "open_workspace", "pass_state"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Commands defined outside this module: name -> "module:function". Loaded lazily so that a
+# command pays only for the imports it needs.
+LAZY_COMMANDS: dict[str, str] = {}
+
+
+@dataclass
+class CliState:
+    config: Path | None = None
+    alembic_ini: Path | None = None
+    url: str | None = None
+    env: str | None = None
+    output_format: str = "human"
+    debug: bool = False
+    yes: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, attribute = LAZY_COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+def _set_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(CliState).env = value
+
+
+def _set_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(CliState).output_format = value
+
+
+def _set_yes(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(CliState).yes = True
+
+
+def common_options(*, confirm: bool = False) -> Callable[[F], F]:
+    """--env and --format on every command (also accepted before the command)."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(["human", "json"]),
+            callback=_set_format,
+            expose_value=False,
+            help="Output format.",
+        )(function)
+        function = click.option(
+            "--env", "-e", callback=_set_env, expose_value=False, help="Environment name."
+        )(function)
+        if confirm:
+            function = click.option(
+                "--yes",
+                "-y",
+                is_flag=True,
+                callback=_set_yes,
+                expose_value=False,
+                help="Confirm without asking (non-interactive runs).",
+            )(function)
+        return function
+
+    return decorate
+
+
+def open_workspace(state: CliState) -> Any:
+    from abmigrate.workspace import Workspace
+
+    return Workspace.open(
+        config=state.config, alembic_ini=state.alembic_ini, url=state.url, env=state.env
+    )
+
+
+def emit(state: CliState, result: Any) -> None:
+    """Print a result record in the chosen format on standard output."""
+    from abmigrate.render import console, render, render_json
+
+    if state.output_format == "json":
+        click.echo(render_json(result))
+    else:
+        render(result, console())
+
+
+def progress_printer(state: CliState) -> Callable[[str, Any, float | None], None]:
+    from abmigrate.render import console
+
+    err = console(stderr=True)
+
+    def report(event: str, step: Any, elapsed: float | None) -> None:
+        if event == "start":
+            err.print(f"→ {step.direction} {step.revision}  {step.message} …")
+        elif event == "done":
+            err.print(f"[green]✓[/] {step.direction} {step.revision}  ({elapsed or 0:.2f}s)")
+
+    return report
+
+
+def confirmer(state: CliState) -> Callable[[Any], bool] | None:
+    """Typed confirmation: the user types the environment's name. Never hangs without a TTY."""
+    if state.yes:
+        return lambda plan: True
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(plan: Any) -> bool:
+        from abmigrate.render import console, render
+
+        err = console(stderr=True)
+        render(plan, err)
+        answer = click.prompt(
+            f"Type the environment name ({plan.environment}) to {plan.direction}",
+            default="",
+            show_default=False,
+            err=True,
+        )
+        return bool(answer.strip() == plan.environment)
+
+    return ask
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="abmigrate.toml or pyproject.toml (default: found by walking up from here).",
+)
+@click.option(
+    "--alembic-ini",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The project's alembic.ini (overrides the configuration).",
+)
+@click.option("--url", help="Database URL (overrides the environment's).")
+@click.option("--env", "-e", "env", help="Environment (default: $ABMIGRATE_ENV, $ENVIRONMENT).")
+@click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="abmigrate")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config: Path | None,
+    alembic_ini: Path | None,
+    url: str | None,
+    env: str | None,
+    output_format: str,
+    debug: bool,
+) -> None:
+    """Safe, observable migrations for SQLAlchemy/Alembic projects."""
+    state = ctx.ensure_object(CliState)
+    state.config, state.alembic_ini, state.url = config, alembic_ini, url
+    state.env, state.output_format, state.debug = env, output_format, debug
+
+
+@cli.command()
+@common_options()
+@pass_state
+def current(state: CliState) -> None:
+    """Show the revision(s) the database records (alembic current)."""
+    from abmigrate import api
+
+    emit(state, api.current(open_workspace(state)))
+
+
+@cli.command()
+@common_options()
+@pass_state
+def status(state: CliState) -> None:
+    """Current, heads, pending revisions and the database's state."""
+    from abmigrate import api
+
+    emit(state, api.status(open_workspace(state)))
+
+
+@cli.command()
+@click.option("--no-db", is_flag=True, help="Do not read the database (no applied markers).")
+@common_options()
+@pass_state
+def history(state: CliState, no_db: bool) -> None:
+    """Every revision, newest first, with applied markers for the environment."""
+    from abmigrate import api
+
+    emit(state, api.history(open_workspace(state), with_database=not no_db))
+
+
+@cli.command()
+@common_options()
+@pass_state
+def heads(state: CliState) -> None:
+    """The head revision(s); several heads are flagged with the fix."""
+    from abmigrate import api
+
+    emit(state, api.heads(open_workspace(state)))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("target", required=False)
+@click.option("--sql", is_flag=True, help="Render each revision's SQL offline.")
+@click.option("--down", is_flag=True, help="Plan a downgrade to TARGET instead.")
+@common_options()
+@pass_state
+def plan(state: CliState, target: str | None, sql: bool, down: bool) -> None:
+    """The steps an upgrade (or --down downgrade) to TARGET would run; writes nothing."""
+    from abmigrate import api
+
+    workspace = open_workspace(state)
+    if down:
+        emit(state, api.plan(workspace, target, direction="downgrade", sql=sql))
+    else:
+        emit(state, api.plan(workspace, target, direction="upgrade", sql=sql))
+
+
+@cli.command()
+@click.argument("target", default="head")
+@common_options(confirm=True)
+@pass_state
+def upgrade(state: CliState, target: str) -> None:
+    """Apply revisions up to TARGET (head, an id or prefix, +N)."""
+    from abmigrate import api
+
+    result = api.upgrade(
+        open_workspace(state),
+        target,
+        confirm=confirmer(state),
+        progress=progress_printer(state),
+    )
+    emit(state, result)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("target")
+@common_options(confirm=True)
+@pass_state
+def downgrade(state: CliState, target: str) -> None:
+    """Undo revisions down to TARGET (-N, an id, base)."""
+    from abmigrate import api
+
+    result = api.downgrade(
+        open_workspace(state),
+        target,
+        confirm=confirmer(state),
+        progress=progress_printer(state),
+    )
+    emit(state, result)
+
+
+@cli.command()
+@click.option("-m", "--message", required=True, help="What the revision does.")
+@click.option("--autogenerate", is_flag=True, help="Compare the models with the database.")
+@common_options()
+@pass_state
+def revision(state: CliState, message: str, autogenerate: bool) -> None:
+    """Create a revision file (empty, or autogenerated from the models)."""
+    from abmigrate import api
+
+    emit(state, api.revision(open_workspace(state), message, autogenerate=autogenerate))
+
+
+@cli.command()
+@click.option("-m", "--message", default="merge heads", help="Message of the merge revision.")
+@common_options()
+@pass_state
+def merge(state: CliState, message: str) -> None:
+    """Merge all heads into one merge revision."""
+    from abmigrate import api
+
+    emit(state, api.merge(open_workspace(state), message))
+
+
+@cli.command()
+@click.argument("revision_id", metavar="REVISION")
+@common_options(confirm=True)
+@pass_state
+def stamp(state: CliState, revision_id: str) -> None:
+    """Record REVISION in the version table without running migrations."""
+    from abmigrate import api
+
+    emit(state, api.stamp(open_workspace(state), revision_id))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="abmigrate", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_FAIL
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except AbmigrateError as exc:
+        if debug:
+            raise
+        _report(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: rerun with --debug for the traceback, and report it", err=True)
+        return EXIT_ERROR
+    return 0
+
+
+def _report(exc: AbmigrateError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    if isinstance(exc, GuardRefused):
+        for reason in exc.reasons:
+            click.echo(f"  - {reason}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

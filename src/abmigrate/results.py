@@ -1,0 +1,186 @@
+"""Result records: what every command returns, rendered once to human or JSON output."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "AppliedStep",
+    "CurrentResult",
+    "HeadsResult",
+    "HistoryEntry",
+    "HistoryResult",
+    "PendingRevision",
+    "Plan",
+    "Record",
+    "RevisionCreated",
+    "RunResult",
+    "StampResult",
+    "Status",
+    "Step",
+]
+
+State = Literal["uninitialized", "up_to_date", "behind", "unknown_revision", "ahead_or_branched"]
+Direction = Literal["upgrade", "downgrade"]
+
+
+class Record:
+    """A dataclass that serialises itself to plain JSON-able data."""
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass
+class PendingRevision(Record):
+    revision: str
+    message: str
+
+
+@dataclass
+class CurrentResult(Record):
+    environment: str
+    database: str
+    dialect: str
+    current: list[str]
+    initialized: bool
+    unknown: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Status(Record):
+    environment: str
+    database: str
+    dialect: str
+    current: list[str]
+    heads: list[str]
+    pending: list[PendingRevision]
+    state: State
+    unknown: list[str] = field(default_factory=list)
+    graph_problems: list[dict[str, Any]] = field(default_factory=list)
+    last_run: dict[str, Any] | None = None
+    last_backup: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HistoryEntry(Record):
+    revision: str
+    down_revisions: list[str]
+    message: str
+    is_head: bool
+    is_merge: bool
+    applied: bool | None
+    path: str
+
+
+@dataclass
+class HistoryResult(Record):
+    environment: str | None
+    database: str | None
+    entries: list[HistoryEntry]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "database": self.database,
+            "revisions": [entry.to_record() for entry in self.entries],
+        }
+
+
+@dataclass
+class HeadsResult(Record):
+    heads: list[PendingRevision]
+    multiple: bool
+
+
+@dataclass
+class Step(Record):
+    """One revision to apply (or to undo), with what analysis found about it."""
+
+    revision: str
+    message: str
+    direction: Direction
+    from_revisions: list[str]
+    to_revisions: list[str]
+    sql: str | None = None
+    sql_error: str | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    preflight: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Plan(Record):
+    """The ordered steps from the database's current revision(s) to a target.
+
+    ``plan`` shows this object and ``upgrade``/``downgrade`` execute this same object.
+    """
+
+    environment: str
+    database: str
+    dialect: str
+    direction: Direction
+    current: list[str]
+    target: str
+    target_revisions: list[str]
+    steps: list[Step]
+    data_loss: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "database": self.database,
+            "dialect": self.dialect,
+            "direction": self.direction,
+            "current": self.current,
+            "target": self.target,
+            "target_revisions": self.target_revisions,
+            "steps": [step.to_record() for step in self.steps],
+            "data_loss": self.data_loss,
+        }
+
+
+@dataclass
+class AppliedStep(Record):
+    revision: str
+    message: str
+    direction: Direction
+    elapsed_s: float
+    script_sha256: str | None = None
+
+
+@dataclass
+class RunResult(Record):
+    environment: str
+    database: str
+    direction: Direction
+    from_revisions: list[str]
+    to_revisions: list[str]
+    applied: list[AppliedStep]
+    elapsed_s: float
+    dry_run: bool = False
+    run_id: str | None = None
+    backup: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    verification: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RevisionCreated(Record):
+    revision: str
+    message: str
+    path: str
+    down_revisions: list[str]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StampResult(Record):
+    environment: str
+    database: str
+    before: list[str]
+    after: list[str]
+    forced: bool = False
+    reason: str | None = None
+    differences: list[str] = field(default_factory=list)
