@@ -249,7 +249,13 @@ def run_cli(tmp_path: Path) -> RunCli:
         input: str | None = None,
         timeout: float = 120,
     ) -> CliResult:
-        full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+        # A developer's shell may select an environment; tests choose theirs explicitly.
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("ABMIGRATE_ENV", "ENVIRONMENT", "DATABASE_URL")
+        }
+        full_env = {**inherited, "NO_COLOR": "1", "COLUMNS": "200"}
         for key, value in (env or {}).items():
             if value is None:
                 full_env.pop(key, None)

@@ -8,6 +8,7 @@ progress between them) and render SQL per revision, on any project's ``env.py``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -28,6 +29,8 @@ __all__ = ["VERSION_NUM_LENGTH", "AlembicProject", "GraphProblem", "StepSQL"]
 
 # alembic_version.version_num is VARCHAR(32): a longer id cannot be stored.
 VERSION_NUM_LENGTH = 32
+_RELATIVE_DOWN = re.compile(r"^-(\d+)$")
+_PLAIN_ID = re.compile(r"^[0-9A-Za-z_]+$")
 _MARKER = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*)$", re.MULTILINE)
 
 
@@ -196,7 +199,32 @@ class AlembicProject:
 
     # -- steps ------------------------------------------------------------------------
 
+    def resolve_target(self, target: str) -> str:
+        """A full revision id for a plain id or unique prefix; other targets pass through.
+
+        Relative (``+2``, ``-1``, ``abc+1``), symbolic (``head``, ``heads``, ``base``) and
+        branch (``label@head``) targets are left for Alembic to resolve.
+        """
+        if target in ("head", "heads", "base") or not _PLAIN_ID.match(target):
+            return target
+        ids = [script.revision for script in self.revisions()]
+        if target in ids:
+            return target
+        matches = sorted(rev for rev in ids if rev.startswith(target))
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise RevisionError(
+                f"ambiguous revision prefix {target!r}: matches {', '.join(matches)}",
+                hint="type more characters of the revision id",
+            )
+        raise RevisionError(
+            f"unknown revision {target!r}: no script defines it",
+            hint="see `abmigrate history` for the revisions this project has",
+        )
+
     def upgrade_steps(self, target: str, current: Sequence[str]) -> list[RevisionStep]:
+        target = self.resolve_target(target)
         if target == "head" and len(self.heads()) > 1:
             heads = self.heads()
             raise GraphError(
@@ -209,8 +237,28 @@ class AlembicProject:
             return self.script._upgrade_revs(target, tuple(current))  # type: ignore[arg-type]
 
     def downgrade_steps(self, target: str, current: Sequence[str]) -> list[RevisionStep]:
+        target = self.resolve_target(target)
+        relative = _RELATIVE_DOWN.match(target)
+        if relative and len(current) == 1:
+            # Alembic cannot walk "-N" backwards through a merge revision ("Ambiguous walk");
+            # follow first parents instead, so `downgrade -1` at a merge undoes the merge.
+            target = self._first_parent_ancestor(current[0], int(relative.group(1)))
         with self._graph_errors():
             return self.script._downgrade_revs(target, tuple(current))  # type: ignore[arg-type]
+
+    def _first_parent_ancestor(self, revision: str, levels: int) -> str:
+        node = revision
+        for _ in range(levels):
+            parents = self.get(node)._normalized_down_revisions
+            if not parents:
+                if _ + 1 == levels:
+                    return "base"
+                raise RevisionError(
+                    f"cannot go {levels} revision(s) below {revision}: the history is shorter",
+                    hint="see `abmigrate history`",
+                )
+            node = parents[0]
+        return node
 
     # -- running env.py ---------------------------------------------------------------
 
@@ -284,7 +332,7 @@ class AlembicProject:
     def stamp(self, revision: str, *, purge: bool = False) -> None:
         from alembic import command
 
-        with self._graph_errors():
+        with self._graph_errors(), _silenced_stdout():
             command.stamp(self.config, revision, purge=purge)
         self._script = None
 
@@ -293,7 +341,8 @@ class AlembicProject:
         from alembic.util import CommandError
 
         try:
-            created = command.revision(self.config, message=message, autogenerate=autogenerate)
+            with _silenced_stdout():
+                created = command.revision(self.config, message=message, autogenerate=autogenerate)
         except CommandError as exc:
             raise RevisionError(str(exc), hint=_revision_hint(str(exc))) from None
         self._script = None
@@ -311,12 +360,20 @@ class AlembicProject:
                 f"nothing to merge: there is a single head ({', '.join(heads) or 'none'})",
                 heads=heads,
             )
-        with self._graph_errors():
+        with self._graph_errors(), _silenced_stdout():
             created = command.merge(self.config, "heads", message=message)
         self._script = None
         if created is None:  # pragma: no cover - alembic returns the new script
             raise RevisionError("alembic did not create a merge revision")
         return created
+
+
+@contextmanager
+def _silenced_stdout() -> Iterator[None]:
+    # Alembic's commands print "Generating ... done"; abmigrate renders its own result, and
+    # standard output must stay parseable under --format json.
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 @contextmanager

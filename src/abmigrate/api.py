@@ -211,8 +211,7 @@ def merge(workspace: Workspace, message: str | None = None) -> RevisionCreated:
 
 def stamp(workspace: Workspace, revision: str) -> StampResult:
     before = read_version_rows(workspace.url) or []
-    if revision not in ("base", "head", "heads"):
-        workspace.project.get(revision)
+    revision = workspace.project.resolve_target(revision)
     # Rows naming revisions no script defines cannot be walked from: replace them outright.
     purge = bool(unknown_revisions(workspace.project, before))
     workspace.project.stamp(revision, purge=purge)
