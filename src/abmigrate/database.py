@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
@@ -23,6 +23,7 @@ __all__ = [
     "VERSION_TABLE",
     "connect",
     "make_engine",
+    "parse_url",
     "read_version_rows",
     "scrub",
     "sqlite_path",
@@ -31,9 +32,19 @@ __all__ = [
 VERSION_TABLE = "alembic_version"
 
 
+def parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ConnectionFailed(
+            f"not a database URL: {mask_url(url)!r}",
+            hint="write it like postgresql+psycopg://user@host:5432/dbname or sqlite:///file.db",
+        ) from None
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL, or None for other dialects and in-memory databases."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None
     if parsed.database == ":memory:" or parsed.database.startswith("file:"):
@@ -54,12 +65,7 @@ def scrub(message: str, url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     try:
-        return create_engine(url, poolclass=NullPool)
-    except ArgumentError:
-        raise ConnectionFailed(
-            f"not a database URL: {mask_url(url)!r}",
-            hint="write it like postgresql+psycopg://user@host:5432/dbname or sqlite:///file.db",
-        ) from None
+        return create_engine(parse_url(url), poolclass=NullPool)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise ConnectionFailed(
             f"no driver for {mask_url(url)}: {exc}",

@@ -108,8 +108,10 @@ def _history(result: Any, out: Console) -> None:
 
     assert isinstance(result, HistoryResult)
     table = Table(box=None, pad_edge=False)
-    for column in ("", "revision", "parents", "message", ""):
-        table.add_column(column)
+    for column in ("", "revision", "parents"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("message", overflow="fold")
+    table.add_column("", no_wrap=True)
     for entry in result.entries:
         mark = {True: "[green]✓[/]", False: "·", None: ""}[entry.applied]
         tags = " ".join(

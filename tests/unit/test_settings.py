@@ -1,0 +1,134 @@
+"""Configuration loading, environment selection and policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from abmigrate.errors import ConfigError
+from abmigrate.settings import Policy, load_settings, mask_url, parse_duration_ms
+
+CONFIG = """
+[tool.abmigrate]
+alembic_ini = "alembic.ini"
+default_env = "development"
+
+[tool.abmigrate.environments.development]
+url = "sqlite:///dev.db"
+
+[tool.abmigrate.environments.testing]
+url = "sqlite:///test.db"
+
+[tool.abmigrate.environments.production]
+url_env = "PROD_DATABASE_URL"
+lock_timeout = "2s"
+statement_timeout = "15min"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (tmp_path / "pyproject.toml").write_text(CONFIG)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_selection_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ABMIGRATE_ENV", "ENVIRONMENT", "PROD_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_environment_is_chosen_by_flag_then_variables_then_default(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(cwd=project)
+    assert settings.environment().name == "development"
+    monkeypatch.setenv("ENVIRONMENT", "testing")
+    assert settings.environment().name == "testing"
+    monkeypatch.setenv("ABMIGRATE_ENV", "development")
+    assert settings.environment().name == "development"
+    monkeypatch.setenv("PROD_DATABASE_URL", "postgresql+psycopg://app:pw@db/abparts")
+    assert settings.environment("production").name == "production"
+
+
+def test_config_is_found_from_a_sub_folder_and_sqlite_paths_are_anchored(project: Path) -> None:
+    nested = project / "app" / "deep"
+    nested.mkdir(parents=True)
+    environment = load_settings(cwd=nested).environment()
+    assert environment.url == f"sqlite:///{project / 'dev.db'}"
+
+
+def test_production_policy_defaults_and_durations(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROD_DATABASE_URL", "postgresql+psycopg://app:s3cret@db/abparts")
+    production = load_settings(cwd=project).environment("production")
+    assert production.policy.require_backup and production.policy.require_confirmation
+    assert production.policy.allow_destructive is False
+    assert production.policy.lock_timeout_ms == 2000
+    assert production.policy.statement_timeout_ms == 900_000
+    assert "s3cret" not in production.masked_url
+    assert "s3cret" not in str(production.to_record())
+    development = load_settings(cwd=project).environment("development")
+    assert development.policy == Policy()
+
+
+def test_missing_url_variable_names_it(project: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\$PROD_DATABASE_URL, which is not set"):
+        load_settings(cwd=project).environment("production")
+
+
+def test_unknown_environment_lists_known_ones(project: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cwd=project).environment("prod")
+    assert "unknown environment 'prod'" in caught.value.message
+    assert "development, production, testing" in caught.value.message
+
+
+def test_unknown_keys_are_named(project: Path) -> None:
+    (project / "pyproject.toml").write_text(CONFIG + "\n[tool.abmigrate.extra]\nx = 1\n")
+    with pytest.raises(ConfigError, match="unknown key 'extra'"):
+        load_settings(cwd=project)
+    (project / "pyproject.toml").write_text(
+        CONFIG.replace('lock_timeout = "2s"', 'lock_timout = "2s"')
+    )
+    with pytest.raises(ConfigError, match=r"unknown key 'lock_timout' in environments\.production"):
+        load_settings(cwd=project)
+
+
+def test_malformed_toml_and_bad_values(project: Path) -> None:
+    (project / "abmigrate.toml").write_text("default_env = 'development\n")
+    with pytest.raises(ConfigError, match="malformed TOML"):
+        load_settings(cwd=project)
+    (project / "abmigrate.toml").write_text(
+        "[environments.production]\nurl = 'sqlite:///p.db'\nlock_timeout = 'soon'\n"
+    )
+    with pytest.raises(ConfigError, match="cannot read duration 'soon'"):
+        load_settings(cwd=project)
+
+
+def test_without_configuration_url_and_alembic_ini_suffice(tmp_path: Path) -> None:
+    ini = tmp_path / "alembic.ini"
+    ini.write_text("[alembic]\n")
+    settings = load_settings(alembic_ini=ini, url="sqlite:///x.db", cwd=tmp_path)
+    environment = settings.environment()
+    assert environment.name == "development"
+    assert environment.policy == Policy()
+    with pytest.raises(ConfigError, match="no database URL"):
+        load_settings(alembic_ini=ini, cwd=tmp_path).environment()
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"), [("500ms", 500), ("2s", 2000), ("15min", 900_000), ("1h", 3_600_000), (3, 3000)]
+)
+def test_durations(text: str | int, ms: int) -> None:
+    assert parse_duration_ms(text, key="k") == ms
+
+
+def test_mask_url_hides_passwords() -> None:
+    assert mask_url("postgresql+psycopg://app:pa%40ss@db:5432/x") == (
+        "postgresql+psycopg://app:***@db:5432/x"
+    )
+    assert mask_url("sqlite:///dev.db") == "sqlite:///dev.db"
