@@ -12,7 +12,7 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext, RevisionStep
     from alembic.script import Script, ScriptDirectory
+    from sqlalchemy import Connection
 
 __all__ = ["VERSION_NUM_LENGTH", "AlembicProject", "GraphProblem", "StepSQL"]
 
@@ -148,6 +149,13 @@ class AlembicProject:
                     tuple(current), "base", inclusive=True
                 )
             }
+
+    def duplicate_revisions(self) -> dict[str, list[str]]:
+        """Revision ids defined by more than one file (Alembic warns and keeps one)."""
+        paths: dict[str, list[str]] = {}
+        for script in self.script._load_revisions():
+            paths.setdefault(script.revision, []).append(str(script.path))
+        return {revision: sorted(found) for revision, found in paths.items() if len(found) > 1}
 
     def graph_problems(self) -> list[GraphProblem]:
         """Structural problems: several heads/roots, dangling parents, ids too long."""
@@ -291,6 +299,42 @@ class AlembicProject:
             options["destination_rev"] = None
         with EnvironmentContext(self.config, self.script, **options), _quiet_alembic():
             self.script.run_env()
+
+    def revision_step(self, revision: str, *, upgrade: bool) -> RevisionStep:
+        """Alembic's step applying (or undoing) exactly ``revision``."""
+        from alembic.runtime.migration import RevisionStep
+
+        return RevisionStep(self.script.revision_map, self.get(revision), upgrade)
+
+    def run_stepper(
+        self,
+        stepper: Callable[[Sequence[str], MigrationContext], Iterable[RevisionStep]],
+        *,
+        connection: Connection | None = None,
+    ) -> None:
+        """Run ``env.py`` once; ``stepper(heads, context)`` yields the steps to execute.
+
+        A generator resumes after Alembic ran the step it yielded, so it can look at the
+        database (through ``context.connection``) between steps: one run of ``env.py`` for a
+        whole walk. ``connection`` is handed to ``env.py`` as ``config.attributes
+        ["connection"]`` (the Alembic cookbook's way), for env.py files that honour it.
+        """
+        from alembic.runtime.environment import EnvironmentContext
+
+        saved = self.config.attributes.get("connection")
+        if connection is not None:
+            self.config.attributes["connection"] = connection
+        try:
+            with (
+                EnvironmentContext(self.config, self.script, fn=stepper, as_sql=False),
+                _quiet_alembic(),
+            ):
+                self.script.run_env()
+        finally:
+            if saved is None:
+                self.config.attributes.pop("connection", None)
+            else:
+                self.config.attributes["connection"] = saved
 
     def render_sql(self, steps: Sequence[RevisionStep], current: Sequence[str]) -> list[StepSQL]:
         """Offline SQL for each step, split on Alembic's own ``-- Running`` markers."""

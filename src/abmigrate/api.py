@@ -9,9 +9,10 @@ The CLI is a thin layer over these; a Python user calls the same functions::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from abmigrate.checks import CheckContext, CheckReport, run_checks
 from abmigrate.database import read_version_rows
 from abmigrate.errors import GuardRefused, RevisionError
 from abmigrate.plan import build_plan, message_of, unknown_revisions
@@ -33,6 +34,7 @@ from abmigrate.workspace import Workspace
 
 __all__ = [
     "ConfirmCallback",
+    "check",
     "current",
     "downgrade",
     "heads",
@@ -221,3 +223,10 @@ def stamp(workspace: Workspace, revision: str) -> StampResult:
         before=before,
         after=read_version_rows(workspace.url) or [],
     )
+
+
+def check(
+    context: CheckContext, only: Sequence[str] | None = None, skip: Sequence[str] = ()
+) -> CheckReport:
+    """Run the named checks (default: every default check) and report each outcome."""
+    return run_checks(context, only, skip)

@@ -24,7 +24,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Commands defined outside this module: name -> "module:function". Loaded lazily so that a
 # command pays only for the imports it needs.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "check": "abmigrate.cli_check:check",
+}
 
 
 @dataclass
@@ -316,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="abmigrate", standalone_mode=False)
+        # A command ends with ctx.exit(N) to set the exit code after printing its result.
+        code = cli.main(args=args, prog_name="abmigrate", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return EXIT_FAIL
@@ -337,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
         click.echo("hint: rerun with --debug for the traceback, and report it", err=True)
         return EXIT_ERROR
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _report(exc: AbmigrateError) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import IO, TYPE_CHECKING, Any
 
+from abmigrate.checks import CheckFailure, CheckReport
 from abmigrate.results import (
     CurrentResult,
     HeadsResult,
@@ -24,7 +25,7 @@ from abmigrate.results import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["console", "render", "render_json"]
+__all__ = ["console", "github_annotation", "render", "render_check_report", "render_json"]
 
 _STATE_STYLE = {
     "up_to_date": "green",
@@ -197,6 +198,85 @@ def _stamp(result: Any, out: Console) -> None:
     )
 
 
+def _check_report(result: Any, out: Console) -> None:
+    assert isinstance(result, CheckReport)
+    render_check_report(result, out)
+
+
+def render_check_report(
+    report: CheckReport, out: Console, *, github: bool = False, note: str = ""
+) -> None:
+    """The checks one per line, then every failure with its evidence (or, for ``github``,
+    workflow annotations GitHub shows on the revision's file)."""
+    if github:
+        for failure in report.failures:
+            out.print(github_annotation(failure), markup=False, highlight=False)
+    out.print(f"[bold]abmigrate check[/] {report.project}", markup=True)
+    out.print(f"scratch databases: {report.scratch_server}", markup=False)
+    if note:
+        out.print(f"[yellow]note: {note}[/]")
+    width = max((len(outcome.name) for outcome in report.outcomes), default=0)
+    for outcome in report.outcomes:
+        mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]"}.get(outcome.status, "·")
+        out.print(
+            f"  {mark} {outcome.name:<{width}}  {outcome.summary}"
+            f"{'  (skipped)' if outcome.status == 'skipped' else ''}  [dim]{outcome.elapsed_s:.2f}s[/]"
+        )
+    if not github:
+        for failure in report.failures:
+            _check_failure(failure, out)
+    failed = [outcome.name for outcome in report.outcomes if outcome.status == "failed"]
+    if failed:
+        out.print(f"\n[red]FAILED[/]: {', '.join(failed)} ({len(report.failures)} failure(s))")
+    else:
+        out.print(f"\n[green]passed[/]: {len(report.outcomes)} check(s)")
+
+
+def _check_failure(failure: CheckFailure, out: Console) -> None:
+    out.print(f"\n[red]{failure.check}[/]: {failure.message}", highlight=False)
+    if failure.path:
+        out.print(f"  file: {failure.path}", markup=False)
+    if failure.detail:
+        out.print(f"  error: {failure.detail}", markup=False)
+    if failure.differences:
+        out.print("  differences:")
+        for difference in failure.differences:
+            out.print(f"    - {difference}", markup=False)
+    if failure.sql:
+        out.print("  SQL:")
+        for line in failure.sql.splitlines():
+            out.print(f"    {line}", markup=False)
+    if failure.hint:
+        out.print(f"  hint: {failure.hint}", markup=False)
+
+
+def github_annotation(failure: CheckFailure) -> str:
+    """One ``::error`` workflow command (newlines escaped as GitHub requires)."""
+    import os
+
+    lines = [failure.message]
+    if failure.detail:
+        lines.append(f"error: {failure.detail}")
+    lines.extend(f"- {difference}" for difference in failure.differences)
+    if failure.sql:
+        lines.extend(["SQL:", failure.sql])
+    if failure.hint:
+        lines.append(f"hint: {failure.hint}")
+    properties = [f"title=abmigrate check {failure.check}"]
+    if failure.path:
+        path = os.path.relpath(failure.path) if os.path.isabs(failure.path) else failure.path
+        properties.insert(0, f"file={_escape_property(path)}")
+    return f"::error {','.join(properties)}::{_escape_data(chr(10).join(lines))}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 _RENDERERS = {
     CurrentResult: _current,
     Status: _status,
@@ -206,4 +286,5 @@ _RENDERERS = {
     RunResult: _run,
     RevisionCreated: _created,
     StampResult: _stamp,
+    CheckReport: _check_report,
 }

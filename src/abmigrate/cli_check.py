@@ -1,0 +1,104 @@
+"""``abmigrate check``: the CI gate (graph, models, lint, round trip) in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from abmigrate.cli import CliState, pass_state
+
+__all__ = ["check"]
+
+
+def _csv(value: str | None) -> list[str]:
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
+
+
+def _set_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(CliState).env = value
+
+
+def _set_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(CliState).output_format = value
+
+
+@click.command()
+@click.option(
+    "--url",
+    help="Server to create scratch databases on (PostgreSQL/MySQL URL; its own database is"
+    " never changed). Default: the --env environment's server, else temporary SQLite files.",
+)
+@click.option("--checks", "only", help="Comma-separated checks to run (default: all default ones).")
+@click.option("--skip", help="Comma-separated checks not to run.")
+@click.option("--since", help="lint only revisions new since this revision id or git ref.")
+@click.option("--list", "list_only", is_flag=True, help="List the checks and what they are for.")
+@click.option("--env", "-e", callback=_set_env, expose_value=False, help="Environment name.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["human", "json", "github"]),
+    callback=_set_format,
+    expose_value=False,
+    help="Output format (github: workflow annotations).",
+)
+@pass_state
+def check(
+    state: CliState,
+    url: str | None,
+    only: str | None,
+    skip: str | None,
+    since: str | None,
+    list_only: bool,
+) -> None:
+    """Run the CI gate: single head/root, graph integrity, models, lint, round trip.
+
+    Exit 1 when a check fails, naming the revision, the SQL and the difference.
+    """
+    from abmigrate import api
+    from abmigrate.checks import CHECKS, CheckContext, select_checks
+    from abmigrate.render import console, render_check_report, render_json
+
+    if list_only:
+        out = console()
+        for spec in CHECKS.values():
+            tag = "" if spec.default else " (opt-in)"
+            out.print(f"[bold]{spec.name}[/]{tag}: {spec.rationale}")
+        return
+    select_checks(_csv(only), _csv(skip))  # unknown names fail before any work
+    alembic_ini, server_url, lint_config, note = _resolve(state, url)
+    context = CheckContext(
+        alembic_ini=alembic_ini, server_url=server_url, since=since, lint_config=lint_config
+    )
+    report = api.check(context, _csv(only) or None, _csv(skip))
+    if state.output_format == "json":
+        click.echo(render_json(report))
+    else:
+        render_check_report(report, console(), github=state.output_format == "github", note=note)
+    if not report.passed:
+        click.get_current_context().exit(1)
+
+
+def _resolve(state: CliState, url: str | None) -> tuple[Path, str | None, dict[str, object], str]:
+    """alembic.ini, the scratch server URL, lint settings, and a note on the choice."""
+    from abmigrate.errors import ConfigError
+    from abmigrate.settings import load_settings
+
+    server = url or state.url
+    settings = load_settings(state.config, alembic_ini=state.alembic_ini, url=server)
+    note = ""
+    if server is None and state.env is not None:
+        server = settings.environment(state.env).url
+    elif server is None:
+        try:
+            default = settings.environment(None)
+        except ConfigError:
+            default = None
+        if default is not None and default.dialect != "sqlite":
+            note = (
+                f"the {default.name} environment uses {default.dialect}: pass --url (a server"
+                f" for scratch databases) or --env {default.name} to check on {default.dialect}"
+            )
+    return settings.alembic_ini, server, dict(settings.lint), note
