@@ -93,7 +93,14 @@ def status(workspace: Workspace) -> Status:
         state=state,  # type: ignore[arg-type]
         unknown=unknown,
         graph_problems=[problem.to_record() for problem in project.graph_problems()],
+        last_backup=_last_backup(workspace),
     )
+
+
+def _last_backup(workspace: Workspace) -> dict[str, object] | None:
+    from abmigrate.backup import last_backup
+
+    return last_backup(workspace.settings, workspace.environment.name)
 
 
 def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResult:
@@ -151,8 +158,11 @@ def upgrade(
     *,
     confirm: ConfirmCallback | None = None,
     progress: ProgressCallback | None = None,
+    no_backup: bool = False,
 ) -> RunResult:
-    return _migrate(workspace, "upgrade", target, confirm=confirm, progress=progress)
+    return _migrate(
+        workspace, "upgrade", target, confirm=confirm, progress=progress, no_backup=no_backup
+    )
 
 
 def downgrade(
@@ -161,8 +171,11 @@ def downgrade(
     *,
     confirm: ConfirmCallback | None = None,
     progress: ProgressCallback | None = None,
+    no_backup: bool = False,
 ) -> RunResult:
-    return _migrate(workspace, "downgrade", target, confirm=confirm, progress=progress)
+    return _migrate(
+        workspace, "downgrade", target, confirm=confirm, progress=progress, no_backup=no_backup
+    )
 
 
 def _migrate(
@@ -172,6 +185,7 @@ def _migrate(
     *,
     confirm: ConfirmCallback | None,
     progress: ProgressCallback | None,
+    no_backup: bool = False,
 ) -> RunResult:
     # The SQL is rendered only where someone will be shown it before confirming.
     needs_review = workspace.environment.policy.require_confirmation
@@ -185,7 +199,23 @@ def _migrate(
             )
         if not confirm(built):
             raise GuardRefused("not confirmed; nothing was changed", reasons=["not confirmed"])
-    return apply_plan(workspace, built, steps, progress=progress)
+    backup_record = None
+    if built.steps and workspace.environment.policy.require_backup:
+        if no_backup:
+            raise GuardRefused(
+                f"--no-backup refused: {workspace.environment.name}'s policy requires a backup"
+                f" before {direction}",
+                hint="drop --no-backup (or set require_backup = false for this environment)",
+                reasons=["backup required by policy"],
+            )
+        from abmigrate.backup import backup_for_pipeline
+
+        # A backup that cannot be taken or does not verify stops the run before any change.
+        backup_record = backup_for_pipeline(workspace, reason=f"pre-{direction}")
+    result = apply_plan(workspace, built, steps, progress=progress)
+    if backup_record is not None:
+        result.backup = backup_record.to_record()
+    return result
 
 
 def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) -> RevisionCreated:

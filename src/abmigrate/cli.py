@@ -26,6 +26,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 # command pays only for the imports it needs.
 LAZY_COMMANDS: dict[str, str] = {
     "check": "abmigrate.cli_check:check",
+    "backup": "abmigrate.cli_backup:backup",
+    "backups": "abmigrate.cli_backup:backups",
+    "verify-backup": "abmigrate.cli_backup:verify_backup",
+    "restore": "abmigrate.cli_backup:restore",
 }
 
 
@@ -248,9 +252,10 @@ def plan(state: CliState, target: str | None, sql: bool, down: bool) -> None:
 
 @cli.command()
 @click.argument("target", default="head")
+@click.option("--no-backup", is_flag=True, help="Skip the backup (refused where policy requires).")
 @common_options(confirm=True)
 @pass_state
-def upgrade(state: CliState, target: str) -> None:
+def upgrade(state: CliState, target: str, no_backup: bool) -> None:
     """Apply revisions up to TARGET (head, an id or prefix, +N)."""
     from abmigrate import api
 
@@ -259,15 +264,17 @@ def upgrade(state: CliState, target: str) -> None:
         target,
         confirm=confirmer(state),
         progress=progress_printer(state),
+        no_backup=no_backup,
     )
     emit(state, result)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("target")
+@click.option("--no-backup", is_flag=True, help="Skip the backup (refused where policy requires).")
 @common_options(confirm=True)
 @pass_state
-def downgrade(state: CliState, target: str) -> None:
+def downgrade(state: CliState, target: str, no_backup: bool) -> None:
     """Undo revisions down to TARGET (-N, an id, base)."""
     from abmigrate import api
 
@@ -276,6 +283,7 @@ def downgrade(state: CliState, target: str) -> None:
         target,
         confirm=confirmer(state),
         progress=progress_printer(state),
+        no_backup=no_backup,
     )
     emit(state, result)
 

@@ -11,11 +11,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 from abmigrate.checks import CheckFailure, CheckReport
 from abmigrate.results import (
+    BackupList,
+    BackupRecord,
+    BackupVerification,
     CurrentResult,
     HeadsResult,
     HistoryResult,
     Plan,
     Record,
+    RestoreResult,
     RevisionCreated,
     RunResult,
     StampResult,
@@ -277,6 +281,81 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    for limit, unit in ((60, "s"), (3600, "min"), (86400, "h")):
+        if seconds < limit:
+            divisor = {"s": 1, "min": 60, "h": 3600}[unit]
+            return f"{seconds / divisor:.0f} {unit} ago"
+    return f"{seconds / 86400:.0f} d ago"
+
+
+def _backup(result: Any, out: Console) -> None:
+    assert isinstance(result, BackupRecord)
+    out.print(
+        f"[green]backup {result.id}[/] of {result.environment} ({result.dialect}):"
+        f" {_size(result.size)}, {result.tables} tables, revision {_revs(result.revisions)},"
+        f" {result.duration_s:.2f}s"
+    )
+    out.print(f"  path: {result.path}")
+    if result.sha256:
+        out.print(f"  sha256: {result.sha256}")
+    out.print(f"  verified: {'yes' if result.verified else 'no'} ({result.compression})")
+    for deleted in result.deleted:
+        out.print(f"  retention: deleted {deleted}")
+
+
+def _backup_list(result: Any, out: Console) -> None:
+    from rich.table import Table
+
+    assert isinstance(result, BackupList)
+    if not result.backups:
+        out.print(f"no backups of {result.environment} in {result.backup_dir}")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "revision", "size", "age", "verified", "reason"):
+        table.add_column(column)
+    for item in result.backups:
+        verified = "restore-tested" if item.restore_tested else ("yes" if item.verified else "NO")
+        table.add_row(
+            item.id,
+            _revs(item.revisions),
+            _size(item.size),
+            _age(item.age_s),
+            verified,
+            item.reason,
+        )
+    out.print(f"[bold]{result.environment}[/] backups in {result.backup_dir} (newest first)")
+    out.print(table)
+
+
+def _verification(result: Any, out: Console) -> None:
+    assert isinstance(result, BackupVerification)
+    out.print(f"[green]backup {result.id} verified[/] ({result.path})")
+    for check in result.checks:
+        out.print(f"  ✓ {check}")
+
+
+def _restore(result: Any, out: Console) -> None:
+    assert isinstance(result, RestoreResult)
+    if result.pre_restore_backup:
+        out.print(f"backed up the current state first: {result.pre_restore_backup.get('id')}")
+    out.print(
+        f"[green]restored {result.id}[/] into {result.target} in {result.elapsed_s:.2f}s;"
+        f" it now records revision {_revs(result.revisions)}"
+    )
+
+
 _RENDERERS = {
     CurrentResult: _current,
     Status: _status,
@@ -287,4 +366,8 @@ _RENDERERS = {
     RevisionCreated: _created,
     StampResult: _stamp,
     CheckReport: _check_report,
+    BackupRecord: _backup,
+    BackupList: _backup_list,
+    BackupVerification: _verification,
+    RestoreResult: _restore,
 }

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 __all__ = [
     "AppliedStep",
+    "BackupList",
+    "BackupRecord",
+    "BackupVerification",
     "CurrentResult",
     "HeadsResult",
     "HistoryEntry",
@@ -14,6 +17,7 @@ __all__ = [
     "PendingRevision",
     "Plan",
     "Record",
+    "RestoreResult",
     "RevisionCreated",
     "RunResult",
     "StampResult",
@@ -184,3 +188,63 @@ class StampResult(Record):
     forced: bool = False
     reason: str | None = None
     differences: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BackupRecord(Record):
+    """One backup: what `backup` returns and what the pipeline names in its output."""
+
+    id: str
+    environment: str
+    database: str
+    dialect: str
+    path: str
+    created_at: str
+    revisions: list[str]
+    size: int
+    sha256: str | None
+    files: list[dict[str, Any]]
+    format: str
+    compression: str
+    verified: bool
+    restore_tested: bool
+    reason: str
+    tables: int = 0
+    duration_s: float = 0.0
+    age_s: float | None = None
+    deleted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BackupList(Record):
+    environment: str
+    backup_dir: str
+    backups: list[BackupRecord]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "backup_dir": self.backup_dir,
+            "backups": [backup.to_record() for backup in self.backups],
+        }
+
+
+@dataclass
+class BackupVerification(Record):
+    id: str
+    path: str
+    ok: bool
+    checks: list[str]
+    problems: list[str] = field(default_factory=list)
+    restore_test: dict[str, Any] | None = None
+
+
+@dataclass
+class RestoreResult(Record):
+    id: str
+    target: str
+    dialect: str
+    replaced_existing: bool
+    revisions: list[str]
+    elapsed_s: float
+    pre_restore_backup: dict[str, Any] | None = None
