@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from abmigrate.checks import CheckContext, CheckReport, run_checks
 from abmigrate.database import read_version_rows
@@ -32,6 +33,11 @@ from abmigrate.results import (
 from abmigrate.runner import ProgressCallback, apply_plan
 from abmigrate.workspace import Workspace
 
+if TYPE_CHECKING:
+    from alembic.runtime.migration import RevisionStep
+
+    from abmigrate.lint import LintResult
+
 __all__ = [
     "ConfirmCallback",
     "check",
@@ -39,6 +45,7 @@ __all__ = [
     "downgrade",
     "heads",
     "history",
+    "lint",
     "merge",
     "plan",
     "revision",
@@ -148,8 +155,33 @@ def plan(
         if direction == "downgrade":
             raise RevisionError("downgrade needs a target", hint="e.g. -1, a revision id, or base")
         target = "head"
-    built, _ = build_plan(workspace, direction, target, with_sql=sql)
+    built, steps = build_plan(workspace, direction, target, with_sql=sql)
+    _analyse(workspace, built, steps)
     return built
+
+
+def _analyse(workspace: Workspace, built: Plan, steps: list[RevisionStep]) -> None:
+    """Findings per step, and data preflight when the database answers (read-only)."""
+    from abmigrate.lint import analyse_plan
+
+    analyse_plan(workspace, built, steps)
+
+
+def lint(
+    workspace: Workspace,
+    revisions: Sequence[str] = (),
+    *,
+    since: str | None = None,
+    changed_from: str | None = None,
+) -> LintResult:
+    """Lint revisions (default: all), each on its own; reads no database."""
+    from abmigrate.lint import lint_workspace
+    from abmigrate.lint.selection import select_revisions
+
+    selected = select_revisions(
+        workspace.project, revisions, since=since, changed_from=changed_from
+    )
+    return lint_workspace(workspace, selected, graph=True)
 
 
 def upgrade(
@@ -223,11 +255,16 @@ def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) 
     if not created:
         raise RevisionError("alembic created no revision file")
     script = created[0]
+    from abmigrate.lint import lint_workspace
+
+    # The new file is linted at once, so autogenerate's drop+add "renames" show up now.
+    findings = lint_workspace(workspace, {script.revision}, graph=False).findings
     return RevisionCreated(
         revision=script.revision,
         message=message_of(script.doc),
         path=str(Path(script.path)),
         down_revisions=list(script._normalized_down_revisions),
+        findings=[finding.to_record() for finding in findings],
     )
 
 

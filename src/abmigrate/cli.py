@@ -30,6 +30,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "backups": "abmigrate.cli_backup:backups",
     "verify-backup": "abmigrate.cli_backup:verify_backup",
     "restore": "abmigrate.cli_backup:restore",
+    "lint": "abmigrate.cli_lint:lint",
 }
 
 

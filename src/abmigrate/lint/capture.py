@@ -1,0 +1,151 @@
+"""Run a revision's ``upgrade()`` offline for PostgreSQL and record what it does.
+
+Why this way: each revision runs on its own in a fresh offline MigrationContext (no database,
+no ``env.py``), so one revision's output can never bleed into another's, the target dialect
+does not depend on what the project's ``env.py`` does with URLs, and the cost is one function
+call per revision. Two recorders run at once:
+
+- the output buffer records every SQL statement Alembic renders, with the line of the
+  revision file that emitted it (found on the call stack), and
+- ``AbstractOperations.invoke`` is wrapped for the duration of the capture, so every Alembic
+  operation object (``CreateIndexOp``, ``AlterColumnOp`` …, batch operations included) is
+  recorded with its arguments and line.
+
+``op.execute("...")`` text goes through the same buffer, so raw SQL is parsed like the rest.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from abmigrate.lint.model import CapturedOp, Statement
+from abmigrate.lint.sql import parse_statements
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+    from sqlalchemy.engine import Dialect
+
+__all__ = ["Capture", "capture_revision", "recording"]
+
+
+@dataclass
+class Capture:
+    statements: list[Statement] = field(default_factory=list)
+    operations: list[CapturedOp] = field(default_factory=list)
+    error: str | None = None
+    error_line: int | None = None
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.chunks: list[tuple[str, int | None]] = []
+        self.operations: list[CapturedOp] = []
+
+    def line(self) -> int | None:
+        """The line of the revision file currently executing (None outside it)."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == self.path:
+                return frame.f_lineno
+            frame = frame.f_back  # type: ignore[assignment]
+        return None
+
+
+_active: _Recorder | None = None
+
+
+class _Buffer:
+    """The offline output buffer: one ``write`` per rendered statement."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self.recorder = recorder
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self.recorder.chunks.append((text, self.recorder.line()))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@contextmanager
+def recording() -> Iterator[None]:
+    """Wrap ``AbstractOperations.invoke`` while revisions are captured (single-threaded)."""
+    from alembic.operations.base import AbstractOperations
+
+    original = AbstractOperations.invoke
+
+    def invoke(self: Any, operation: Any) -> Any:
+        if _active is not None:
+            _active.operations.append(CapturedOp(operation, _active.line()))
+        return original(self, operation)
+
+    AbstractOperations.invoke = invoke  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AbstractOperations.invoke = original  # type: ignore[method-assign]
+
+
+def capture_revision(script: Script, dialect: Dialect, direction: str = "upgrade") -> Capture:
+    """Render ``script``'s upgrade (or downgrade) offline; call inside :func:`recording`."""
+    global _active
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    recorder = _Recorder()
+    recorder.path = script.path
+    capture = Capture()
+    context = MigrationContext.configure(
+        dialect=dialect,
+        opts={"as_sql": True, "output_buffer": _Buffer(recorder), "literal_binds": True},
+    )
+    _active = recorder
+    try:
+        with warnings.catch_warnings(), Operations.context(context):
+            # SQLAlchemy/Alembic warnings while rendering are not the user's problem here.
+            warnings.simplefilter("ignore")
+            getattr(script.module, direction)()
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        capture.error = f"{type(exc).__name__}: {text[0] if text else ''}"
+        capture.error_line = _traceback_line(exc, script.path)
+    finally:
+        _active = None
+    capture.operations = recorder.operations
+    capture.statements = _statements(recorder.chunks)
+    return capture
+
+
+def _statements(chunks: list[tuple[str, int | None]]) -> list[Statement]:
+    statements: list[Statement] = []
+    in_transaction = True  # Alembic runs a PostgreSQL migration in one transaction
+    for text, line in chunks:
+        for sql, node, error in parse_statements(text):
+            if node is not None and type(node).__name__ == "TransactionStmt":
+                kind = node.kind.name
+                if kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"):
+                    in_transaction = False
+                elif kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+                    in_transaction = True
+            statements.append(
+                Statement(len(statements), sql, node, line, in_transaction, parse_error=error)
+            )
+    return statements
+
+
+def _traceback_line(exc: BaseException, path: str | None) -> int | None:
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

@@ -1,0 +1,63 @@
+"""The rule base class and the registry every rule module adds itself to."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterable
+from typing import ClassVar, Literal
+
+from abmigrate.lint.model import Hit, RevisionUnit, Severity
+
+__all__ = ["ProjectFacts", "Rule", "all_rules", "register", "rule_by_code"]
+
+_RULES: dict[str, type[Rule]] = {}
+
+
+class ProjectFacts:
+    """What project-wide (graph) rules look at: Alembic's own view of the revision graph."""
+
+    def __init__(self, problems: Iterable[tuple[str, str, tuple[str, ...]]]) -> None:
+        self.problems = list(problems)
+
+
+class Rule:
+    """A lint rule. Subclasses set the class attributes and implement one ``check``.
+
+    The class docstring is the rule's documentation and must have the sections
+    ``What it does``, ``Why is this bad?``, ``Example`` and ``Use instead``.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity]
+    hint: ClassVar[str]
+    destructive: ClassVar[bool] = False
+    scope: ClassVar[Literal["revision", "project", "meta"]] = "revision"
+
+    def check(self, unit: RevisionUnit) -> Iterable[Hit]:
+        return ()
+
+    def check_project(self, facts: ProjectFacts) -> Iterable[Hit]:
+        return ()
+
+
+def register(cls: type[Rule]) -> type[Rule]:
+    if cls.code in _RULES and _RULES[cls.code] is not cls:
+        raise RuntimeError(f"two rules claim {cls.code}")
+    _RULES[cls.code] = cls
+    return cls
+
+
+def all_rules() -> list[type[Rule]]:
+    """Every rule, by code. Rule modules are discovered in ``abmigrate.lint.rules``."""
+    from abmigrate.lint import rules
+
+    for module in pkgutil.iter_modules(rules.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{rules.__name__}.{module.name}")
+    return [_RULES[code] for code in sorted(_RULES)]
+
+
+def rule_by_code() -> dict[str, type[Rule]]:
+    return {rule.code: rule for rule in all_rules()}

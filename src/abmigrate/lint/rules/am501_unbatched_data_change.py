@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from abmigrate.lint.model import Hit, RevisionUnit
+from abmigrate.lint.registry import Rule, register
+from abmigrate.lint.sql import label, table_of, walk
+
+_RANGE_OPERATORS = {"<", "<=", ">", ">="}
+
+
+@register
+class UnbatchedDataChange(Rule):
+    """
+    ### What it does
+    Flags `UPDATE` and `DELETE` on an existing table that touch every matching row in one
+    statement: no key range (`id >= ... AND id < ...`, `BETWEEN`) and no `LIMIT`ed
+    subquery in the WHERE clause.
+
+    ### Why is this bad?
+    One statement over a large table holds row locks on everything it touches until the
+    migration commits, blocks concurrent writers, bloats the table and can run for hours;
+    a failure near the end rolls all of it back.
+
+    ### Example
+    ```python
+    op.execute("UPDATE parts SET unit = 'pieces' WHERE unit IS NULL")
+    ```
+
+    ### Use instead
+    ```python
+    # a separate data migration, in batches that commit as they go:
+    with op.get_context().autocommit_block():
+        while op.get_bind().execute(sa.text(
+            "UPDATE parts SET unit = 'pieces' WHERE id IN"
+            " (SELECT id FROM parts WHERE unit IS NULL LIMIT 5000)")).rowcount:
+            pass
+    ```
+    """
+
+    code = "AM501"
+    name = "unbatched-data-change"
+    severity = "warning"
+    hint = "update in batches (key ranges or a LIMITed subquery), outside the schema migration"
+
+    def check(self, unit: RevisionUnit) -> Iterator[Hit]:
+        for statement in unit.parsed():
+            if statement.kind not in ("UpdateStmt", "DeleteStmt"):
+                continue
+            table = table_of(statement.node)
+            if unit.is_new_table(table) or _batched(statement.node.whereClause):
+                continue
+            verb = "UPDATE" if statement.kind == "UpdateStmt" else "DELETE"
+            yield Hit(
+                f"{verb} on {table} changes every matching row in one statement",
+                statement.line,
+                statement.sql,
+            )
+
+
+def _batched(where: Any) -> bool:
+    if where is None:
+        return False
+    for node in walk(where):
+        kind = type(node).__name__
+        if kind == "SelectStmt" and getattr(node, "limitCount", None) is not None:
+            return True
+        if kind == "A_Expr":
+            if label(node.kind) == "AEXPR_BETWEEN":
+                return True
+            names = {getattr(part, "sval", "") for part in node.name or ()}
+            if names & _RANGE_OPERATORS:
+                return True
+    return False
