@@ -40,7 +40,12 @@ __all__ = [
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
-_NO_SPACE = ("no space left on device", "file too large", "disk quota exceeded")
+_NO_SPACE = (
+    "no space left on device",
+    "file too large",
+    "disk quota exceeded",
+    "file size limit exceeded",
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ def tool_version(path: str) -> str:
         out = subprocess.run(
             [path, "--version"], capture_output=True, text=True, timeout=30, check=False
         ).stdout
-    except OSError:
+    except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     match = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
     return match.group(1) if match else "unknown"
@@ -266,9 +271,12 @@ def _pipeline_error(
         for secret in secrets:
             if secret:
                 text = text.replace(secret, "***")
-        line = _first_error_line(text) or (
-            f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        )
+        if code == -signal.SIGXFSZ:
+            line = "file size limit exceeded"
+        else:
+            line = _first_error_line(text) or (
+                f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            )
         described.append((Path(argv[0]).name, line))
     # A failing reader makes every writer before it fail with a broken pipe: the most
     # downstream failure that is not a broken pipe is the cause.
