@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
     from sqlalchemy import Connection
 
-__all__ = ["VERSION_NUM_LENGTH", "AlembicProject", "GraphProblem", "StepSQL"]
+__all__ = [
+    "VERSION_NUM_LENGTH",
+    "AlembicProject",
+    "GraphProblem",
+    "StepSQL",
+    "between_steps",
+]
 
 # alembic_version.version_num is VARCHAR(32): a longer id cannot be stored.
 VERSION_NUM_LENGTH = 32
@@ -431,6 +437,20 @@ def _quiet_alembic() -> Iterator[None]:
         yield
     finally:
         logging.disable(previous)
+
+
+def between_steps(context: MigrationContext) -> None:
+    """Make the next step of a generator-fed run behave as if it were a run of its own.
+
+    Alembic's DDL memo remembers which PostgreSQL types were created during the run, so an
+    enum created, dropped and created again in one run would not be created again; and
+    looking at the schema autobegins a transaction, which is ended here when Alembic holds
+    none (one transaction per migration), so the next step starts clean.
+    """
+    context.impl.memo.clear()
+    connection = context.connection
+    if connection is not None and context._transaction is None and connection.in_transaction():
+        connection.commit()
 
 
 def step_revision(step: RevisionStep) -> str:

@@ -162,3 +162,14 @@ def test_list_shows_every_check_with_its_rationale(
     assert result.exit_code == 0, result
     assert "round_trip: Every downgrade exactly undoes its upgrade." in result.stdout
     assert "single_head: The history has exactly one head." in result.stdout
+
+
+def test_abparts_history_round_trips_on_postgresql(
+    run_cli: Callable[..., Any], pg_url: str
+) -> None:
+    # Real-world revisions: enum types dropped in downgrades and created again by the next
+    # upgrade, a merge, an autocommit block. Each revision is round-tripped once.
+    project = Path(__file__).resolve().parents[2] / "examples" / "abparts"
+    result, data = run_check(run_cli, project, "--checks", "round_trip", "--url", pg_url)
+    assert result.exit_code == 0, result
+    assert outcome(data, "round_trip")["summary"] == "10 revision(s) round-tripped"

@@ -1,0 +1,298 @@
+"""Benchmark: `abmigrate check --checks round_trip` on a generated 100-revision project,
+against plain `alembic upgrade head` + `alembic downgrade base` on the same database server,
+and against pytest-alembic's `test_up_down_consistency` — all measured in this one run.
+
+    python bench/check_speed/run.py [--revisions 100] [--repeat 3] [--url SERVER_URL]
+
+SERVER_URL is a PostgreSQL server (default: $ABMIGRATE_TEST_PG_URL, else the local default);
+every measurement gets its own fresh database. pytest-alembic is installed into a separate
+virtualenv under $TMPDIR (it is not a dependency of abmigrate); pass --no-pytest-alembic to
+skip that comparison. Prints the median of --repeat runs of each, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+ENV_PY = '''
+from alembic import context
+from sqlalchemy import Connection, create_engine, pool
+
+config = context.config
+
+
+def run(connection):
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connectable = config.attributes.get("connection")  # a Connection, or pytest-alembic's Engine
+if isinstance(connectable, Connection):
+    run(connectable)
+elif connectable is not None:
+    with connectable.connect() as connection:
+        run(connection)
+else:
+    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        run(connection)
+    engine.dispose()
+'''
+
+INI = """[alembic]
+script_location = %(here)s/migrations
+sqlalchemy.url = {url}
+"""
+
+
+def revision_body(number: int) -> tuple[str, str]:
+    """A mix of what real histories do: tables, columns, indexes, constraints, defaults."""
+    table = f"t{number // 4}"
+    kind = number % 4
+    if kind == 0:
+        return (
+            f"""op.create_table(
+        "{table}",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(80), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    )""",
+            f'op.drop_table("{table}")',
+        )
+    if kind == 1:
+        return (
+            f"""op.add_column("{table}", sa.Column("code", sa.String(20)))
+    op.create_index("ix_{table}_code", "{table}", ["code"])""",
+            f"""op.drop_index("ix_{table}_code", table_name="{table}")
+    op.drop_column("{table}", "code")""",
+        )
+    if kind == 2:
+        parent = f"t{number // 4 - 1}" if number >= 4 else None
+        if parent is None:
+            return (
+                f'op.create_unique_constraint("uq_{table}_name", "{table}", ["name"])',
+                f'op.drop_constraint("uq_{table}_name", "{table}", type_="unique")',
+            )
+        return (
+            f"""op.add_column("{table}", sa.Column("parent_id", sa.Integer))
+    op.create_foreign_key("fk_{table}_parent", "{table}", "{parent}", ["parent_id"], ["id"])""",
+            f"""op.drop_constraint("fk_{table}_parent", "{table}", type_="foreignkey")
+    op.drop_column("{table}", "parent_id")""",
+        )
+    return (
+        f"""op.add_column(
+        "{table}", sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true())
+    )
+    op.create_check_constraint("ck_{table}_name", "{table}", "length(name) > 0")""",
+        f"""op.drop_constraint("ck_{table}_name", "{table}", type_="check")
+    op.drop_column("{table}", "active")""",
+    )
+
+
+def generate(project: Path, revisions: int) -> None:
+    versions = project / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (project / "migrations" / "env.py").write_text(ENV_PY)
+    previous = None
+    for number in range(revisions):
+        revision = f"bench{number:04d}"
+        up, down = revision_body(number)
+        (versions / f"{revision}.py").write_text(
+            textwrap.dedent(
+                f'''\
+                """revision {number}"""
+                import sqlalchemy as sa
+                from alembic import op
+
+                revision = "{revision}"
+                down_revision = {previous!r}
+                branch_labels = None
+                depends_on = None
+
+
+                def upgrade():
+                    {{up}}
+
+
+                def downgrade():
+                    {{down}}
+                '''
+            ).format(up=up, down=down)
+        )
+        previous = revision
+
+
+class Server:
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+
+    def _admin(self, statement: str) -> None:
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text(statement))
+        finally:
+            engine.dispose()
+
+    def fresh(self) -> tuple[str, str]:
+        name = f"abm_bench_{secrets.token_hex(4)}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        return name, self.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, name: str) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def bench_alembic(project: Path, server: Server, python: str) -> float:
+    name, url = server.fresh()
+    try:
+        (project / "alembic.ini").write_text(INI.format(url=url.replace("%", "%%")))
+        up = timed([python, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"], project)
+        down = timed([python, "-m", "alembic", "-c", "alembic.ini", "downgrade", "base"], project)
+        return up + down
+    finally:
+        server.drop(name)
+
+
+def bench_check(project: Path, server: Server, python: str) -> float:
+    (project / "alembic.ini").write_text(INI.format(url=""))
+    return timed(
+        [
+            python,
+            "-m",
+            "abmigrate",
+            "--alembic-ini",
+            "alembic.ini",
+            "check",
+            "--checks",
+            "round_trip",
+            "--url",
+            server.url.render_as_string(hide_password=False),
+        ],
+        project,
+    )
+
+
+CONFTEST = '''
+import os
+import pytest
+import sqlalchemy as sa
+
+
+@pytest.fixture
+def alembic_config():
+    return {"file": "alembic.ini"}
+
+
+@pytest.fixture
+def alembic_engine():
+    engine = sa.create_engine(os.environ["BENCH_DB_URL"], poolclass=sa.pool.NullPool)
+    yield engine
+    engine.dispose()
+'''
+
+
+def pytest_alembic_python() -> str | None:
+    venv = Path(tempfile.gettempdir()) / "abmigrate-bench-pytest-alembic"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"installing pytest-alembic into {venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        result = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "pytest-alembic", "psycopg[binary]", "pytest"],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            print(f"pytest-alembic could not be installed:\n{result.stderr}", file=sys.stderr)
+            shutil.rmtree(venv, ignore_errors=True)
+            return None
+    return str(python)
+
+
+def bench_pytest_alembic(project: Path, server: Server, python: str) -> float:
+    (project / "alembic.ini").write_text(INI.format(url=""))
+    (project / "conftest.py").write_text(CONFTEST)
+    (project / "test_migrations.py").write_text(
+        "from pytest_alembic.tests import test_up_down_consistency  # noqa: F401\n"
+    )
+    name, url = server.fresh()
+    try:
+        return timed(
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_migrations.py"],
+            project,
+            env={"BENCH_DB_URL": url},
+        )
+    finally:
+        server.drop(name)
+        (project / "conftest.py").unlink()
+        (project / "test_migrations.py").unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--revisions", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--url", default=os.environ.get("ABMIGRATE_TEST_PG_URL") or DEFAULT_URL)
+    parser.add_argument("--no-pytest-alembic", action="store_true")
+    args = parser.parse_args()
+
+    server = Server(args.url)
+    work = Path(tempfile.mkdtemp(prefix="abm_bench_"))
+    try:
+        project = work / "project"
+        generate(project, args.revisions)
+        other = None if args.no_pytest_alembic else pytest_alembic_python()
+        results: dict[str, list[float]] = {"alembic": [], "check": [], "pytest-alembic": []}
+        for _ in range(args.repeat):
+            results["alembic"].append(bench_alembic(project, server, sys.executable))
+            results["check"].append(bench_check(project, server, sys.executable))
+            if other:
+                results["pytest-alembic"].append(bench_pytest_alembic(project, server, other))
+        median = {key: statistics.median(values) for key, values in results.items() if values}
+        print(f"{args.revisions} revisions, PostgreSQL, median of {args.repeat} runs")
+        print(f"  alembic upgrade head + downgrade base     {median['alembic']:7.2f}s  (baseline)")
+        print(
+            f"  abmigrate check --checks round_trip        {median['check']:7.2f}s"
+            f"  ratio {median['check'] / median['alembic']:.2f}x"
+        )
+        if "pytest-alembic" in median:
+            print(
+                f"  pytest-alembic test_up_down_consistency    {median['pytest-alembic']:7.2f}s"
+                f"  ratio {median['pytest-alembic'] / median['alembic']:.2f}x"
+                f"  (check is {median['pytest-alembic'] / median['check']:.1f}x faster)"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
