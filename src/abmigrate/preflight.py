@@ -58,6 +58,7 @@ class PreflightCheck:
     fails: bool  # True: offending rows make the step fail; False: they are lost
     describe: str
     group_by: bool = False  # duplicates: offending rows are groups of equal keys
+    columns_exist: bool = True  # False when the step itself adds the column
     extra_tables: dict[str, str] = field(default_factory=dict)
 
 
@@ -102,6 +103,7 @@ def _alter_checks(
                     "1 = 1",
                     True,
                     f"ADD COLUMN {column_def.colname} NOT NULL without default fails on",
+                    columns_exist=False,
                 )
         elif subtype == "AT_SetNotNull" and (table, command.name) not in added_columns:
             yield PreflightCheck(
@@ -262,7 +264,7 @@ class _Runner:
 
     def run(self, check: PreflightCheck, revision: str) -> dict[str, Any] | None:
         existing = self.columns(check.table)
-        if existing is None or not set(check.columns) <= existing:
+        if existing is None or (check.columns_exist and not set(check.columns) <= existing):
             return None  # created earlier in this plan: there are no live rows to check
         if "ref" in check.extra_tables and self.columns(check.extra_tables["ref"]) is None:
             return None

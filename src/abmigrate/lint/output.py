@@ -52,7 +52,7 @@ def render_human(result: LintResult, out: Console) -> None:
             where += f":{finding.line}"
         out.print(
             f"{escape(where)}: [{colour}]{finding.code} {finding.severity}[/]"
-            f" [{finding.revision or '-'}] {escape(finding.message)}"
+            f" {escape('[' + (finding.revision or '-') + ']')} {escape(finding.message)}"
             + (" [red](destructive)[/]" if finding.destructive else "")
         )
         out.print(f"    hint: {escape(finding.hint)}")
