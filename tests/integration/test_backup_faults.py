@@ -206,10 +206,12 @@ def test_restore_test_reports_data_that_differs(project: Path, run_cli) -> None:
     manifest_path.write_text(json.dumps(manifest))
     err = one_clear_error(run_cli("verify-backup", record["id"], "--restore-test", cwd=project), 1)
     assert "public.orders: 120 rows after restore, 119 at backup" in err
-    with contextlib.closing(sa.create_engine(_admin(project)).connect()) as connection:
+    engine = sa.create_engine(_admin(project))
+    with engine.connect() as connection:
         scratch = connection.execute(
             sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE 'abm_scratch%'")
         ).scalar()
+    engine.dispose()
     assert scratch == 0  # the scratch database is gone even though the test failed
 
 
