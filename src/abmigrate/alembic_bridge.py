@@ -102,6 +102,12 @@ class AlembicProject:
 
         try:
             yield
+        except KeyError as exc:
+            # Alembic's revision map fails this way when a down_revision names no revision.
+            raise GraphError(
+                f"revision {exc.args[0]!r} is named as a parent, but no script defines it",
+                hint="fix that down_revision (abmigrate check --checks graph_integrity names it)",
+            ) from None
         except (AlembicRevisionError, CommandError) as exc:
             message = str(exc)
             if "Multiple head" in message or "multiple heads" in message.lower():
@@ -155,6 +161,16 @@ class AlembicProject:
                     tuple(current), "base", inclusive=True
                 )
             }
+
+    def declared_revisions(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """``(id, parents as written, path)`` of every revision file, read without building
+        Alembic's revision map (which cannot be built when a parent is missing)."""
+        from alembic.util import to_tuple
+
+        return [
+            (script.revision, tuple(to_tuple(script.down_revision, default=())), str(script.path))
+            for script in self.script._load_revisions()
+        ]
 
     def duplicate_revisions(self) -> dict[str, list[str]]:
         """Revision ids defined by more than one file (Alembic warns and keeps one)."""

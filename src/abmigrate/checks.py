@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.alembic_bridge import AlembicProject
+from abmigrate.alembic_bridge import VERSION_NUM_LENGTH, AlembicProject
 from abmigrate.errors import AbmigrateError, ConfigError
 from abmigrate.plan import message_of
 from abmigrate.results import Record
-from abmigrate.settings import mask_url
+from abmigrate.settings import Environment, Policy, Settings, mask_url
 
 if TYPE_CHECKING:
     from abmigrate.scratch import ScratchDatabase
+    from abmigrate.workspace import Workspace
 
 __all__ = [
     "CHECKS",
@@ -52,6 +53,7 @@ class CheckFailure(Record):
     message: str
     revision: str | None = None
     path: str | None = None
+    line: int | None = None
     detail: str | None = None
     sql: str | None = None
     differences: list[str] = field(default_factory=list)
@@ -113,13 +115,16 @@ class CheckContext:
     """What the checks work on.
 
     ``server_url`` names where scratch databases are created (None: temporary SQLite files).
-    ``since`` is the base for ``lint``: a revision id or a git ref.
+    ``since`` is the base for ``lint``: a revision id or a git ref (None: every revision).
+    ``settings``/``environment`` give lint its configuration and models their location;
+    without them the checks use the defaults.
     """
 
     alembic_ini: Path
     server_url: str | None = None
     since: str | None = None
-    lint_config: dict[str, Any] = field(default_factory=dict)
+    settings: Settings | None = None
+    environment: Environment | None = None
     _project: AlembicProject | None = field(default=None, repr=False)
 
     @property
@@ -141,6 +146,17 @@ class CheckContext:
     def project_on(self, scratch: ScratchDatabase) -> AlembicProject:
         """The project with its env.py pointed at ``scratch``."""
         return AlembicProject(self.alembic_ini, scratch.url)
+
+    def workspace(self, url: str | None = None) -> Workspace:
+        """A workspace for the lint engine and model loading (``url``: a scratch database)."""
+        from abmigrate.workspace import Workspace
+
+        settings = self.settings or Settings(alembic_ini=self.alembic_ini)
+        environment = self.environment or Environment("check", "", Policy())
+        if url is not None:
+            environment = Environment(environment.name, url, environment.policy)
+        project = AlembicProject(self.alembic_ini, url) if url else self.project
+        return Workspace(settings, environment, project)
 
 
 CheckFunction = Callable[[CheckContext], Outcome]
@@ -293,6 +309,8 @@ def graph_integrity(context: CheckContext) -> Outcome:
     cannot be stored in ``alembic_version.version_num`` and fails only when applied.
     """
     project = context.project
+    declared = project.declared_revisions()
+    known = {revision for revision, _, _ in declared}
     failures = [
         CheckFailure(
             "graph_integrity",
@@ -303,22 +321,150 @@ def graph_integrity(context: CheckContext) -> Outcome:
         )
         for revision, paths in project.duplicate_revisions().items()
     ]
-    for problem in project.graph_problems():
-        if problem.code in ("multiple_heads", "multiple_roots"):
-            continue  # single_head / single_root report these
-        revision = problem.revisions[0] if problem.revisions else None
-        failures.append(
-            CheckFailure(
-                "graph_integrity",
-                problem.message,
-                revision=revision,
-                path=_path(project, revision) if revision else None,
-                detail=problem.code,
+    dangling = False
+    for revision, parents, path in declared:
+        for parent in parents:
+            if parent not in known:
+                dangling = True
+                failures.append(
+                    CheckFailure(
+                        "graph_integrity",
+                        f"revision {revision} names parent {parent!r}, which no script defines",
+                        revision=revision,
+                        path=path,
+                        hint="down_revision takes a revision id (not a file name) that exists",
+                    )
+                )
+        if len(revision) > VERSION_NUM_LENGTH:
+            failures.append(
+                CheckFailure(
+                    "graph_integrity",
+                    f"revision id {revision!r} is {len(revision)} characters;"
+                    f" alembic_version.version_num holds {VERSION_NUM_LENGTH}",
+                    revision=revision,
+                    path=path,
+                    hint="rename the revision id (it fails only when applied)",
+                )
             )
-        )
+    if dangling:  # Alembic cannot build the graph: nothing more to learn from it
+        return Outcome(failures, summary=f"{len(failures)} problem(s)")
+    for problem in project.graph_problems():
+        if problem.code in ("multiple_heads", "multiple_roots", "dangling_parent", "id_too_long"):
+            continue  # single_head / single_root / the loop above report these
+        failures.append(CheckFailure("graph_integrity", problem.message))
     if failures:
         return Outcome(failures, summary=f"{len(failures)} problem(s)")
-    return Outcome(summary=f"{len(project.revisions())} revisions, all parents known")
+    return Outcome(summary=f"{len(declared)} revisions, all parents known")
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _model_differences(differences: list[Any]) -> list[str]:
+    lines = []
+    for difference in differences:
+        text = difference.describe()
+        text = text.replace(
+            " (in the database only)", " — the migrations create it, the models lack it"
+        )
+        text = text.replace(" (not in the database)", " — in the models, no migration creates it")
+        if difference.change == "changed":
+            text += " (models → schema at head)"
+        lines.append(text)
+    return lines
+
+
+@register("models_match_head", uses_database=True)
+def models_match_head(context: CheckContext) -> Outcome:
+    """Upgrading an empty database to head gives exactly the models.
+
+    Compared with Alembic's autogenerate (types and server defaults included, PostgreSQL
+    enum values too): a difference means a model changed without a revision (the next
+    ``revision --autogenerate`` would sweep it into an unrelated change), or a revision did
+    something the models do not say.
+    """
+    from abmigrate.drift import compare_url_to_models
+    from abmigrate.models import load_models
+    from abmigrate.roundtrip import topological_order, upgrade_through
+
+    with context.scratch("models") as scratch:
+        workspace = context.workspace(scratch.url)
+        source = load_models(workspace)
+        if source is None:
+            return Outcome(
+                skipped="no models: env.py sets no target_metadata and no `models` is"
+                " configured (e.g. models = 'app.models:Base.metadata')"
+            )
+        project = workspace.project
+        upgrade_through(project, scratch, topological_order(project))
+        differences = compare_url_to_models(
+            scratch.url,
+            source.metadata,
+            include_object=source.include_object,
+            include_name=source.include_name,
+        )
+    heads = ", ".join(context.project.heads())
+    if not differences:
+        return Outcome(summary=f"the schema at {heads} matches the models ({source.origin})")
+    return Outcome(
+        [
+            CheckFailure(
+                "models_match_head",
+                f"the schema at head ({heads}) differs from the models ({source.origin}):"
+                f" {len(differences)} difference(s)",
+                revision=heads,
+                differences=_model_differences(differences),
+                hint='write the missing revision: abmigrate revision --autogenerate -m "..."',
+            )
+        ],
+        summary=f"{len(differences)} difference(s) from the models",
+    )
+
+
+# --------------------------------------------------------------------------- lint
+
+
+@register("lint")
+def lint(context: CheckContext) -> Outcome:
+    """No error-level lint finding in the revisions new since the base (``--since``).
+
+    The linter (``abmigrate lint``) catches locks on hot tables, destructive and backward
+    incompatible changes before they reach a database. Older revisions were already
+    applied and judged; ``--since`` (a revision id or a git ref such as origin/main)
+    limits the gate to what this change adds.
+    """
+    from abmigrate.lint import lint_workspace
+    from abmigrate.lint.selection import select_revisions
+
+    project = context.project
+    selected: set[str] | None = None
+    base = "every revision"
+    if context.since is not None:
+        if context.since == "base" or project.known(context.since):
+            selected = select_revisions(project, since=context.since)
+            base = f"revisions after {context.since}"
+        else:
+            selected = select_revisions(project, changed_from=context.since)
+            base = f"revision files changed since {context.since}"
+    result = lint_workspace(context.workspace(), selected, graph=False)
+    errors = result.errors
+    warnings = len(result.findings) - len(errors)
+    summary = f"{len(result.revisions)} revision(s) linted ({base}): {len(errors)} error(s), {warnings} warning(s)"
+    return Outcome(
+        [
+            CheckFailure(
+                "lint",
+                f"{finding.code} {finding.message}",
+                revision=finding.revision,
+                path=finding.path,
+                line=finding.line,
+                sql=finding.sql,
+                hint=finding.hint,
+            )
+            for finding in errors
+        ],
+        summary=summary,
+    )
 
 
 # --------------------------------------------------------------------------- round trip

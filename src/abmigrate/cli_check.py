@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from abmigrate.cli import CliState, pass_state
+
+if TYPE_CHECKING:
+    from abmigrate.checks import CheckContext
 
 __all__ = ["check"]
 
@@ -58,7 +61,7 @@ def check(
     Exit 1 when a check fails, naming the revision, the SQL and the difference.
     """
     from abmigrate import api
-    from abmigrate.checks import CHECKS, CheckContext, select_checks
+    from abmigrate.checks import CHECKS, select_checks
     from abmigrate.render import console, render_check_report, render_json
 
     if list_only:
@@ -68,10 +71,7 @@ def check(
             out.print(f"[bold]{spec.name}[/]{tag}: {spec.rationale}")
         return
     select_checks(_csv(only), _csv(skip))  # unknown names fail before any work
-    alembic_ini, server_url, lint_config, note = _resolve(state, url)
-    context = CheckContext(
-        alembic_ini=alembic_ini, server_url=server_url, since=since, lint_config=lint_config
-    )
+    context, note = _context(state, url, since)
     report = api.check(context, _csv(only) or None, _csv(skip))
     if state.output_format == "json":
         click.echo(render_json(report))
@@ -81,24 +81,39 @@ def check(
         click.get_current_context().exit(1)
 
 
-def _resolve(state: CliState, url: str | None) -> tuple[Path, str | None, dict[str, object], str]:
-    """alembic.ini, the scratch server URL, lint settings, and a note on the choice."""
+def _context(state: CliState, url: str | None, since: str | None) -> tuple[CheckContext, str]:
+    """The checks' context (alembic.ini, scratch server, settings) and a note on the choice.
+
+    Scratch databases go to the server of --url, else of the --env environment, else into
+    temporary SQLite files (with a note when the default environment is not SQLite).
+    """
+    from abmigrate.checks import CheckContext
     from abmigrate.errors import ConfigError
     from abmigrate.settings import load_settings
 
     server = url or state.url
     settings = load_settings(state.config, alembic_ini=state.alembic_ini, url=server)
+    environment = None
     note = ""
-    if server is None and state.env is not None:
-        server = settings.environment(state.env).url
-    elif server is None:
+    if state.env is not None:
+        environment = settings.environment(state.env)
+        server = server or environment.url
+    else:
         try:
-            default = settings.environment(None)
+            environment = settings.environment(None)
         except ConfigError:
-            default = None
-        if default is not None and default.dialect != "sqlite":
+            environment = None
+        if server is None and environment is not None and environment.dialect != "sqlite":
             note = (
-                f"the {default.name} environment uses {default.dialect}: pass --url (a server"
-                f" for scratch databases) or --env {default.name} to check on {default.dialect}"
+                f"the {environment.name} environment uses {environment.dialect}: pass --url"
+                f" (a server for scratch databases) or --env {environment.name} to check on"
+                f" {environment.dialect}"
             )
-    return settings.alembic_ini, server, dict(settings.lint), note
+    context = CheckContext(
+        alembic_ini=settings.alembic_ini,
+        server_url=server,
+        since=since,
+        settings=settings,
+        environment=environment,
+    )
+    return context, note

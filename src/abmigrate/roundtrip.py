@@ -37,6 +37,7 @@ __all__ = [
     "WalkReport",
     "schema_digest",
     "topological_order",
+    "upgrade_through",
     "walk_round_trip",
 ]
 
@@ -334,6 +335,14 @@ def _rebuild(
     return the fingerprint of the result when asked for one."""
     scratch.recreate()
     return _apply(project, scratch, applied, fingerprint)
+
+
+def upgrade_through(
+    project: AlembicProject, scratch: ScratchDatabase, revisions: Sequence[str]
+) -> None:
+    """Apply ``revisions`` (parents first) to ``scratch`` in one run of env.py."""
+    with _database_url(scratch.url):
+        _apply(project, scratch, revisions)
 
 
 def _apply(
