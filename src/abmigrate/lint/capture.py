@@ -28,9 +28,8 @@ from abmigrate.lint.sql import parse_statements
 
 if TYPE_CHECKING:
     from alembic.script import Script
-    from sqlalchemy.engine import Dialect
 
-__all__ = ["Capture", "capture_revision", "recording"]
+__all__ = ["Capture", "OfflineContext", "capture_revision", "recording"]
 
 
 @dataclass
@@ -94,19 +93,33 @@ def recording() -> Iterator[None]:
         AbstractOperations.invoke = original  # type: ignore[method-assign]
 
 
-def capture_revision(script: Script, dialect: Dialect, direction: str = "upgrade") -> Capture:
+class OfflineContext:
+    """One offline MigrationContext for PostgreSQL, reused for every revision of a run
+    (building one costs more than rendering a typical revision)."""
+
+    def __init__(self) -> None:
+        from alembic.runtime.migration import MigrationContext
+        from sqlalchemy.dialects import postgresql
+
+        self.buffer = _Buffer(_Recorder())
+        self.context = MigrationContext.configure(
+            dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+            opts={"as_sql": True, "output_buffer": self.buffer, "literal_binds": True},
+        )
+
+
+def capture_revision(
+    script: Script, offline: OfflineContext, direction: str = "upgrade"
+) -> Capture:
     """Render ``script``'s upgrade (or downgrade) offline; call inside :func:`recording`."""
     global _active
     from alembic.operations import Operations
-    from alembic.runtime.migration import MigrationContext
 
     recorder = _Recorder()
     recorder.path = script.path
     capture = Capture()
-    context = MigrationContext.configure(
-        dialect=dialect,
-        opts={"as_sql": True, "output_buffer": _Buffer(recorder), "literal_binds": True},
-    )
+    offline.buffer.recorder = recorder
+    context = offline.context
     _active = recorder
     try:
         with warnings.catch_warnings(), Operations.context(context):

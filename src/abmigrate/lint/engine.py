@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.lint.capture import capture_revision, recording
+from abmigrate.lint.capture import OfflineContext, capture_revision, recording
 from abmigrate.lint.config import LintConfig
 from abmigrate.lint.model import Finding, Hit, RevisionUnit, SchemaState, Statement
 from abmigrate.lint.registry import ProjectFacts, Rule, all_rules
@@ -64,8 +64,6 @@ def lint_project(
     graph: bool = True,
 ) -> LintResult:
     """Lint ``revisions`` (default: all) of ``project``; never touches a database."""
-    from sqlalchemy.dialects import postgresql
-
     config = config or LintConfig()
     rules = [rule() for rule in all_rules() if config.enabled(rule.code)]
     known = {rule.code for rule in all_rules()}
@@ -74,7 +72,7 @@ def lint_project(
         if config.assume_lock_timeout is not None
         else (assume_lock_timeout)
     )
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    offline = OfflineContext()
     state = SchemaState()
     findings: list[Finding] = []
     suppressed: list[dict[str, Any]] = []
@@ -82,7 +80,7 @@ def lint_project(
     units: dict[str, RevisionUnit] = {}
     with recording():
         for script in _in_history_order(project):
-            capture = capture_revision(script, dialect)
+            capture = capture_revision(script, offline)
             unit = _unit(script, capture, state.copy(), assume)
             _advance(state, capture.statements)
             wanted = revisions is None or script.revision in revisions
@@ -113,14 +111,12 @@ def capture_statements(
     project: AlembicProject, revisions: Collection[str], direction: str
 ) -> dict[str, list[Statement]]:
     """The PostgreSQL statements of each revision's ``upgrade()`` or ``downgrade()``."""
-    from sqlalchemy.dialects import postgresql
-
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    offline = OfflineContext()
     captured: dict[str, list[Statement]] = {}
     with recording():
         for revision in revisions:
             script = project.get(revision)
-            captured[revision] = capture_revision(script, dialect, direction).statements
+            captured[revision] = capture_revision(script, offline, direction).statements
     return captured
 
 
@@ -189,6 +185,7 @@ def _unit(script: Script, capture: Any, before: SchemaState, assume: bool) -> Re
         capture_error=capture.error,
         capture_line=capture.error_line,
         assume_lock_timeout=assume,
+        module=script.module,
     )
 
 

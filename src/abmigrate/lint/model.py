@@ -90,6 +90,7 @@ class RevisionUnit:
     capture_error: str | None = None
     capture_line: int | None = None
     assume_lock_timeout: bool = False
+    module: Any = None  # the loaded revision module (its functions, for source-level rules)
 
     def is_new_table(self, table: str | None) -> bool:
         """True when ``table`` is created by this same revision (lock rules skip it)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Iterable
@@ -51,12 +52,17 @@ def register(cls: type[Rule]) -> type[Rule]:
 
 def all_rules() -> list[type[Rule]]:
     """Every rule, by code. Rule modules are discovered in ``abmigrate.lint.rules``."""
+    return list(_discover())
+
+
+@functools.cache
+def _discover() -> tuple[type[Rule], ...]:
     from abmigrate.lint import rules
 
     for module in pkgutil.iter_modules(rules.__path__):
         if not module.name.startswith("_"):
             importlib.import_module(f"{rules.__name__}.{module.name}")
-    return [_RULES[code] for code in sorted(_RULES)]
+    return tuple(_RULES[code] for code in sorted(_RULES))
 
 
 def rule_by_code() -> dict[str, type[Rule]]:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
+from typing import Any
 
 from abmigrate.lint.model import Hit, RevisionUnit
 from abmigrate.lint.registry import Rule, register
@@ -48,21 +48,24 @@ class EmptyDowngrade(Rule):
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         if unit.is_merge or not any(s.kind not in _NOT_SCHEMA for s in unit.parsed()):
             return
-        try:
-            tree = ast.parse(unit.source)
-        except SyntaxError:
-            return
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.name == "downgrade":
-                if all(_is_noop(statement) for statement in node.body):
-                    yield Hit(
-                        "downgrade() does nothing but upgrade() changes the schema", node.lineno
-                    )
-                return
-        yield Hit("the revision has no downgrade() but upgrade() changes the schema")
+        downgrade = getattr(unit.module, "downgrade", None)
+        code = getattr(downgrade, "__code__", None)
+        if code is None:
+            yield Hit("the revision has no downgrade() but upgrade() changes the schema")
+        elif _returns_none_only(code):
+            yield Hit(
+                "downgrade() does nothing but upgrade() changes the schema", code.co_firstlineno
+            )
 
 
-def _is_noop(statement: ast.stmt) -> bool:
-    if isinstance(statement, ast.Pass):
-        return True
-    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+def _noop() -> None:
+    pass
+
+
+def _returns_none_only(code: Any) -> bool:
+    """`pass`, a docstring and `...` all compile to the same "return None" opcodes."""
+    reference = _noop.__code__.co_code
+    if len(code.co_code) != len(reference) or code.co_code[::2] != reference[::2]:
+        return False
+    loaded = [code.co_consts[arg] for arg in code.co_code[1::2][1:2]]
+    return loaded == [None]

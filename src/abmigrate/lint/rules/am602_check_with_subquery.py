@@ -40,6 +40,8 @@ class CheckWithSubquery(Rule):
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement in unit.parsed():
+            if statement.kind not in ("AlterTableStmt", "CreateStmt", "CreateDomainStmt"):
+                continue
             for node in walk(statement.node):
                 if type(node).__name__ != "Constraint" or label(node.contype) != "CONSTR_CHECK":
                     continue
