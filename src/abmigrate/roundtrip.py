@@ -35,6 +35,7 @@ __all__ = [
     "DataHooks",
     "RevisionFailure",
     "WalkReport",
+    "run_one_step_at_a_time",
     "schema_digest",
     "topological_order",
     "upgrade_through",
@@ -170,7 +171,7 @@ def walk_round_trip(
                     report.checked.append(revision)
                     cursor.revision = None
 
-            error = _run(project, scratch, stepper)
+            error = _run(project, scratch.url, stepper)
             failure = cursor.stopped
             if error is not None:
                 if cursor.revision is None:
@@ -301,15 +302,32 @@ def _stage_message(stage: Stage) -> str:
     }[stage]
 
 
+def run_one_step_at_a_time(
+    project: AlembicProject, url: str, steps: Sequence[RevisionStep]
+) -> None:
+    """Run ``steps`` on the database at ``url``, one run of env.py each (as the runner does)."""
+    with _database_url(url):
+        for step in steps:
+
+            def stepper(
+                heads: Sequence[str], context: MigrationContext, step: RevisionStep = step
+            ) -> Iterator[RevisionStep]:
+                yield step
+
+            error = _run(project, url, stepper)
+            if error is not None:
+                raise error
+
+
 def _run(
     project: AlembicProject,
-    scratch: ScratchDatabase,
+    url: str,
     stepper: Callable[[Sequence[str], MigrationContext], Iterator[RevisionStep]],
 ) -> Exception | None:
     """One run of env.py over ``stepper``; returns the exception a migration raised."""
     from abmigrate.database import make_engine
 
-    engine = make_engine(scratch.url)
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             try:
@@ -361,7 +379,7 @@ def _apply(
         if fingerprint is not None and context.connection is not None:
             taken.append(fingerprint(context.connection))
 
-    error = _run(project, scratch, stepper)
+    error = _run(project, scratch.url, stepper)
     if error is not None:
         raise error
     return taken[0] if taken else None
