@@ -54,7 +54,9 @@ class PreflightCheck:
     check: str
     table: str
     columns: list[str]
-    where: str  # SQL condition with placeholders {table} and {col0}, {col1} … quoted later
+    where: (
+        str  # SQL condition; {table}, {col0}, {col1} …, {text}, {length} are filled in per dialect
+    )
     fails: bool  # True: offending rows make the step fail; False: they are lost
     describe: str
     group_by: bool = False  # duplicates: offending rows are groups of equal keys
@@ -183,7 +185,7 @@ def _narrowing(table: str, command: Any) -> PreflightCheck | None:
     column = command.name
     condition = None
     if name in ("varchar", "bpchar", "char") and mods:
-        condition = f"length(CAST({{col0}} AS TEXT)) > {mods[0]}"
+        condition = f"{{length}}(CAST({{col0}} AS {{text}})) > {mods[0]}"
         target = f"{name}({mods[0]})"
     elif name in _INT_RANGES:
         low, high = _INT_RANGES[name]
@@ -242,7 +244,17 @@ def _read_only(connection: Connection) -> None:
         connection.execute(text("SET TRANSACTION READ ONLY"))
         connection.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
     elif connection.dialect.name in ("mysql", "mariadb"):
-        connection.execute(text(f"SET SESSION max_statement_time = {STATEMENT_TIMEOUT_MS / 1000}"))
+        # MariaDB names it max_statement_time (seconds), MySQL max_execution_time (ms)
+        for statement in (
+            f"SET SESSION max_statement_time = {STATEMENT_TIMEOUT_MS / 1000}",
+            f"SET SESSION max_execution_time = {STATEMENT_TIMEOUT_MS}",
+        ):
+            try:
+                with connection.begin_nested():
+                    connection.execute(text(statement))
+            except Exception:  # the other server's name for it
+                continue
+            break
 
 
 class _Runner:
@@ -268,7 +280,12 @@ class _Runner:
             return None  # created earlier in this plan: there are no live rows to check
         if "ref" in check.extra_tables and self.columns(check.extra_tables["ref"]) is None:
             return None
-        names = {"table": self.quote(check.table)}
+        mysql = self.connection.dialect.name in ("mysql", "mariadb")
+        names = {
+            "table": self.quote(check.table),
+            "text": "CHAR" if mysql else "TEXT",
+            "length": "char_length" if mysql else "length",  # MySQL's length() counts bytes
+        }
         names.update({f"col{i}": self.quote(c) for i, c in enumerate(check.columns)})
         names.update({k: self.quote(v) for k, v in check.extra_tables.items()})
         where = check.where.format(**names)

@@ -129,6 +129,22 @@ def test_preflight_on_sqlite(run_cli, copy_scenario, sqlite_url) -> None:
         assert checks[name]["count"] == count, checks[name]
 
 
+def test_preflight_on_mariadb(run_cli, copy_scenario, mariadb_url) -> None:
+    project = _seeded(run_cli, copy_scenario, mariadb_url)
+    before = _snapshot(mariadb_url)
+    checks = _by_check(_plan(run_cli, project, mariadb_url, "c0ffee000002")["steps"][0])
+    assert _snapshot(mariadb_url) == before
+    for name, count in {
+        "not_null": 2,
+        "unique_duplicates": 5,
+        "foreign_key_orphans": 2,
+        "check_violations": 2,
+        "type_narrowing": 1,
+        "drop_column_values": 4,
+    }.items():
+        assert checks[name]["count"] == count, checks[name]
+
+
 def test_plan_on_a_missing_sqlite_file_creates_nothing(
     run_cli, copy_scenario, tmp_path: Path
 ) -> None:
