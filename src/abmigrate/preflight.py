@@ -58,7 +58,7 @@ class PreflightCheck:
         str  # SQL condition; {table}, {col0}, {col1} …, {text}, {length} are filled in per dialect
     )
     fails: bool  # True: offending rows make the step fail; False: they are lost
-    describe: str
+    describe: str  # the statement, as the subject of the message
     group_by: bool = False  # duplicates: offending rows are groups of equal keys
     columns_exist: bool = True  # False when the step itself adds the column
     extra_tables: dict[str, str] = field(default_factory=dict)
@@ -75,7 +75,7 @@ def checks_for(statements: list[Statement], *, direction: str) -> Iterator[Prefl
             for names in statement.node.objects or ():
                 table = str(getattr(names[-1], "sval", ""))
                 yield PreflightCheck(
-                    "drop_table_rows", table, [], "1 = 1", False, f"DROP TABLE {table} deletes"
+                    "drop_table_rows", table, [], "1 = 1", False, f"DROP TABLE {table}"
                 )
         elif kind == "IndexStmt" and statement.node.unique:
             columns = [p.name for p in statement.node.indexParams or () if p.name]
@@ -104,7 +104,7 @@ def _alter_checks(
                     [column_def.colname],
                     "1 = 1",
                     True,
-                    f"ADD COLUMN {column_def.colname} NOT NULL without default fails on",
+                    f"ADD COLUMN {column_def.colname} NOT NULL without default",
                     columns_exist=False,
                 )
         elif subtype == "AT_SetNotNull" and (table, command.name) not in added_columns:
@@ -114,7 +114,7 @@ def _alter_checks(
                 [command.name],
                 "{col0} IS NULL",
                 True,
-                f"SET NOT NULL on {table}.{command.name} fails on",
+                f"SET NOT NULL on {table}.{command.name}",
             )
         elif subtype == "AT_DropColumn":
             yield PreflightCheck(
@@ -123,7 +123,7 @@ def _alter_checks(
                 [command.name],
                 "{col0} IS NOT NULL",
                 False,
-                f"DROP COLUMN {table}.{command.name} deletes the values of",
+                f"DROP COLUMN {table}.{command.name}",
             )
         elif subtype == "AT_AlterColumnType":
             check = _narrowing(table, command)
@@ -153,7 +153,7 @@ def _constraint_checks(table: str, constraint: Any) -> Iterator[PreflightCheck]:
                 fk,
                 f"{not_null} AND NOT EXISTS (SELECT 1 FROM {{ref}} WHERE {join})",
                 True,
-                f"FOREIGN KEY {name} to {referenced} fails on",
+                f"FOREIGN KEY {name} to {referenced}",
             )
             check.extra_tables = {"ref": referenced, **{f"pk{i}": c for i, c in enumerate(pk)}}
             yield check
@@ -164,7 +164,7 @@ def _constraint_checks(table: str, constraint: Any) -> Iterator[PreflightCheck]:
             [],
             f"NOT ({deparse(constraint.raw_expr)})",
             True,
-            f"CHECK {name} fails on",
+            f"CHECK {name} on {table}",
         )
 
 
@@ -175,7 +175,7 @@ def _duplicates(table: str, columns: list[str], what: str) -> PreflightCheck:
         columns,
         " AND ".join(f"{{col{i}}} IS NOT NULL" for i in range(len(columns))),
         True,
-        f"{what} on {table}({', '.join(columns)}) fails on",
+        f"{what} on {table}({', '.join(columns)})",
         group_by=True,
     )
 
@@ -203,7 +203,7 @@ def _narrowing(table: str, command: Any) -> PreflightCheck | None:
         [column],
         condition,
         True,
-        f"changing {table}.{column} to {target} fails on",
+        f"changing {table}.{column} to {target}",
     )
 
 
@@ -326,6 +326,19 @@ class _Runner:
                 "message": f"could not check: {first[0] if first else type(exc).__name__}",
             }
         what = "row(s)" if check.check != "drop_column_values" else "non-null value(s)"
+        example = f" (e.g. {', '.join(map(str, sample))})" if count and sample else ""
+        if check.fails:
+            message = (
+                f"{check.describe} fails on {count} {what}{example}"
+                if count
+                else f"{check.describe}: no conflicting rows"
+            )
+        else:
+            message = (
+                f"{check.describe} deletes {count} {what}"
+                if count
+                else f"{check.describe}: nothing to lose"
+            )
         return {
             **record,
             "count": count,
@@ -333,8 +346,7 @@ class _Runner:
             "sample": sample,
             "ok": not (check.fails and count > 0),
             "fails": check.fails,
-            "message": f"{check.describe} {count} {what}"
-            + (f" (e.g. {', '.join(map(str, sample))})" if count and sample else ""),
+            "message": message,
         }
 
     def sample_keys(self, check: PreflightCheck) -> list[str]:
