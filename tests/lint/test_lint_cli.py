@@ -165,3 +165,13 @@ def test_new_revision_is_linted_at_once(run_cli, copy_scenario, tmp_path: Path) 
     created = json.loads(result.stdout)
     assert "AM604" in {f["code"] for f in created["findings"]}
     assert not (tmp_path / "dev.db").exists()
+
+
+def test_a_revision_file_that_does_not_import_is_a_clear_error(run_cli, copy_scenario) -> None:
+    project = copy_scenario("lint_preflight")
+    third = project / "migrations" / "versions" / "c0ffee000003.py"
+    third.write_text(third.read_text() + "\ndef broken(:\n")
+    result = lint(run_cli, project)
+    assert result.exit_code == 2, result
+    assert "cannot load the revision files: SyntaxError" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -127,7 +127,16 @@ def _in_history_order(project: AlembicProject) -> list[Script]:
             warnings.simplefilter("ignore")
             return list(reversed(project.revisions()))
     except Exception:  # Alembic raises KeyError, among others, for a dangling parent
+        pass
+    try:
         return list(project.script._load_revisions())
+    except Exception as exc:  # a revision file that does not even import
+        from abmigrate.errors import RevisionError
+
+        raise RevisionError(
+            f"cannot load the revision files: {type(exc).__name__}: {exc}",
+            hint="fix that file (python -m py_compile FILE shows the error), then lint again",
+        ) from None
 
 
 def _parents(script: Script) -> tuple[str, ...]:
