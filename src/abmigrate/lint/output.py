@@ -117,7 +117,6 @@ def render_sarif(result: LintResult, rules: list[Any]) -> str:
                     "driver": {
                         "name": "abmigrate",
                         "version": version("abmigrate"),
-                        "informationUri": "https://github.com/abmigrate/abmigrate",
                         "rules": sarif_rules,
                     }
                 },
