@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
-ENV_PY = '''
+ENV_PY = """
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
@@ -54,7 +54,7 @@ else:
     with engine.connect() as connection:
         run(connection)
     engine.dispose()
-'''
+"""
 
 INI = """[alembic]
 script_location = %(here)s/migrations
@@ -144,7 +144,9 @@ class Server:
         self.url = make_url(url)
 
     def _admin(self, statement: str) -> None:
-        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(
+            self.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         try:
             with engine.connect() as connection:
                 connection.execute(sa.text(statement))
@@ -201,7 +203,7 @@ def bench_check(project: Path, server: Server, python: str) -> float:
     )
 
 
-CONFTEST = '''
+CONFTEST = """
 import os
 import pytest
 import sqlalchemy as sa
@@ -217,7 +219,7 @@ def alembic_engine():
     engine = sa.create_engine(os.environ["BENCH_DB_URL"], poolclass=sa.pool.NullPool)
     yield engine
     engine.dispose()
-'''
+"""
 
 
 def pytest_alembic_python() -> str | None:
@@ -227,7 +229,16 @@ def pytest_alembic_python() -> str | None:
         print(f"installing pytest-alembic into {venv} ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         result = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "pytest-alembic", "psycopg[binary]", "pytest"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "pytest-alembic",
+                "psycopg[binary]",
+                "pytest",
+            ],
             capture_output=True,
             text=True,
         )
@@ -257,6 +268,16 @@ def bench_pytest_alembic(project: Path, server: Server, python: str) -> float:
         (project / "test_migrations.py").unlink()
 
 
+def bench_scratch(server: Server) -> float:
+    """Creating and dropping one empty scratch database: the fixed cost check pays."""
+    from abmigrate.scratch import scratch_database
+
+    started = time.perf_counter()
+    with scratch_database(server.url.render_as_string(hide_password=False)):
+        pass
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revisions", type=int, default=100)
@@ -271,8 +292,14 @@ def main() -> None:
         project = work / "project"
         generate(project, args.revisions)
         other = None if args.no_pytest_alembic else pytest_alembic_python()
-        results: dict[str, list[float]] = {"alembic": [], "check": [], "pytest-alembic": []}
+        results: dict[str, list[float]] = {
+            "alembic": [],
+            "check": [],
+            "pytest-alembic": [],
+            "scratch": [],
+        }
         for _ in range(args.repeat):
+            results["scratch"].append(bench_scratch(server))
             results["alembic"].append(bench_alembic(project, server, sys.executable))
             results["check"].append(bench_check(project, server, sys.executable))
             if other:
@@ -283,6 +310,10 @@ def main() -> None:
         print(
             f"  abmigrate check --checks round_trip        {median['check']:7.2f}s"
             f"  ratio {median['check'] / median['alembic']:.2f}x"
+        )
+        print(
+            f"    of which creating + dropping an empty scratch database {median['scratch']:.2f}s;"
+            f" without it: ratio {(median['check'] - median['scratch']) / median['alembic']:.2f}x"
         )
         if "pytest-alembic" in median:
             print(
