@@ -329,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # A command ends with ctx.exit(N) to set the exit code after printing its result.
         code = cli.main(args=args, prog_name="abmigrate", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C/SIGTERM inside a command
+            click.echo("interrupted", err=True)
+            return 130
         click.echo("aborted", err=True)
         return EXIT_FAIL
     except click.ClickException as exc:

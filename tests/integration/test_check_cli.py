@@ -257,3 +257,91 @@ def test_graph_integrity_names_dangling_parents_duplicates_and_long_ids(
     ), messages
     assert any("c5e0000000e5_link_items.py" in m for m in messages), messages
     assert any(long_id in m and "40 characters" in m for m in messages), messages
+
+
+def test_password_in_the_url_never_appears_in_any_output(
+    run_cli: Callable[..., Any], copy_scenario: Callable[..., Path], pg_server_url: str
+) -> None:
+    # The test server trusts local connections, so any password is accepted: the point is
+    # only whether it leaks into what check prints.
+    url = sa.engine.make_url(pg_server_url).set(password="s3cret-pw-xyz")
+    project = copy_scenario("check_not_implemented")
+    for output in ("human", "json", "github"):
+        result, _ = run_check(
+            run_cli,
+            project,
+            "--checks",
+            "round_trip",
+            "--url",
+            url.render_as_string(hide_password=False),
+            output=output,
+        )
+        assert result.exit_code == 1, result
+        assert "s3cret-pw-xyz" not in result.stdout + result.stderr
+        assert "***" in result.stdout or output == "github"
+
+
+def test_interrupted_check_drops_its_scratch_database(
+    copy_scenario: Callable[..., Path], pg_server_url: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    project = copy_scenario("check_branched_merge")
+    # A revision that sleeps, so the check is surely mid-walk when the signal comes.
+    versions = project / "migrations" / "versions"
+    (versions / "c5e0000000f9.py").write_text(
+        '"""sleep"""\nimport time\nrevision = "c5e0000000f9"\ndown_revision = "c5e0000000e5"\n'
+        "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n    time.sleep(60)\n\n\n"
+        "def downgrade():\n    pass\n"
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "abmigrate",
+            "--alembic-ini",
+            str(project / "alembic.ini"),
+            "check",
+            "--checks",
+            "round_trip",
+            "--url",
+            pg_server_url,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    pattern = f"abm_scratch_round_trip_{process.pid}_%"
+    engine = sa.create_engine(pg_server_url, poolclass=sa.pool.NullPool)
+
+    def scratch_count() -> int:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE :p"),
+                    {"p": pattern},
+                ).scalar_one()
+            )
+
+    try:
+        deadline = time.monotonic() + 60
+        while scratch_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert scratch_count() == 1
+        time.sleep(2)  # well into the walk (the sleeping revision comes last)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert "interrupted" in stderr
+        assert scratch_count() == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        engine.dispose()
