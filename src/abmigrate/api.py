@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from abmigrate.checks import CheckContext, CheckReport, run_checks
 from abmigrate.database import read_version_rows
-from abmigrate.errors import GuardRefused, RevisionError
+from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
 from abmigrate.plan import build_plan, message_of, unknown_revisions
 from abmigrate.results import (
     CurrentResult,
@@ -36,13 +36,17 @@ from abmigrate.workspace import Workspace
 if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
 
+    from abmigrate.diagnose import Diagnosis
+    from abmigrate.drift import DriftReport
     from abmigrate.lint import LintResult
 
 __all__ = [
     "ConfirmCallback",
     "check",
     "current",
+    "diagnose",
     "downgrade",
+    "drift",
     "heads",
     "history",
     "lint",
@@ -278,18 +282,44 @@ def merge(workspace: Workspace, message: str | None = None) -> RevisionCreated:
     )
 
 
-def stamp(workspace: Workspace, revision: str) -> StampResult:
+def stamp(
+    workspace: Workspace,
+    revision: str,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+) -> StampResult:
+    """Record ``revision`` without running migrations — only if the live schema matches it.
+
+    The live schema's fingerprint is compared with the one the migrations produce at
+    ``revision``; any difference refuses the stamp (GuardRefused listing them) unless
+    ``force`` is given with a ``reason``, which is recorded in the journal.
+    """
+    from abmigrate.stamp_guard import check_stamp, record_forced_stamp
+
+    if force and not (reason and reason.strip()):
+        raise AbmigrateError(
+            "--force needs --reason: say why the schema differences are acceptable",
+            hint="e.g. --force --reason 'index added by hand during incident 42'",
+        )
     before = read_version_rows(workspace.url) or []
     revision = workspace.project.resolve_target(revision)
+    differences = check_stamp(workspace, revision, force=force)
     # Rows naming revisions no script defines cannot be walked from: replace them outright.
     purge = bool(unknown_revisions(workspace.project, before))
     workspace.project.stamp(revision, purge=purge)
-    return StampResult(
+    result = StampResult(
         environment=workspace.environment.name,
         database=workspace.environment.masked_url,
         before=before,
         after=read_version_rows(workspace.url) or [],
+        forced=force,
+        reason=reason if force else None,
+        differences=differences,
     )
+    if force:
+        record_forced_stamp(workspace, result)
+    return result
 
 
 def check(
@@ -297,3 +327,17 @@ def check(
 ) -> CheckReport:
     """Run the named checks (default: every default check) and report each outcome."""
     return run_checks(context, only, skip)
+
+
+def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
+    """The database's real state, with evidence and the recommended command. Reads only."""
+    from abmigrate.diagnose import diagnose as run_diagnosis
+
+    return run_diagnosis(workspace, with_models=with_models)
+
+
+def drift(workspace: Workspace, against: str = "models") -> DriftReport:
+    """Live schema vs the models (``models``) or the schema at a revision. Reads only."""
+    from abmigrate.drift import drift_report
+
+    return drift_report(workspace, against)

@@ -31,6 +31,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "verify-backup": "abmigrate.cli_backup:verify_backup",
     "restore": "abmigrate.cli_backup:restore",
     "lint": "abmigrate.cli_lint:lint",
+    "diagnose": "abmigrate.cli_state:diagnose",
+    "drift": "abmigrate.cli_state:drift",
 }
 
 
@@ -314,13 +316,21 @@ def merge(state: CliState, message: str) -> None:
 
 @cli.command()
 @click.argument("revision_id", metavar="REVISION")
+@click.option("--force", is_flag=True, help="Stamp although the schema differs (needs --reason).")
+@click.option("--reason", help="Why a forced stamp is right; recorded in the journal.")
 @common_options(confirm=True)
 @pass_state
-def stamp(state: CliState, revision_id: str) -> None:
-    """Record REVISION in the version table without running migrations."""
+def stamp(state: CliState, revision_id: str, force: bool, reason: str | None) -> None:
+    """Record REVISION without running migrations, if the live schema matches it.
+
+    The live schema is compared with the schema the migrations produce at REVISION; any
+    difference refuses the stamp and lists the differences.
+    """
     from abmigrate import api
 
-    emit(state, api.stamp(open_workspace(state), revision_id))
+    if force and not (reason and reason.strip()):
+        raise click.UsageError("--force needs --reason TEXT (it is recorded in the journal)")
+    emit(state, api.stamp(open_workspace(state), revision_id, force=force, reason=reason))
 
 
 def main(argv: list[str] | None = None) -> int:

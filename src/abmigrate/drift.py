@@ -25,16 +25,27 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.fingerprint import Difference, excluded_table
+from abmigrate.fingerprint import Difference, diff, excluded_table, fingerprint_url
+from abmigrate.results import Record
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Connection, MetaData
     from sqlalchemy.engine import Dialect
 
+    from abmigrate.workspace import Workspace
 
-__all__ = ["compare_to_models", "compare_url_to_models"]
+
+__all__ = [
+    "DriftReport",
+    "compare_to_models",
+    "compare_to_revision",
+    "compare_url_to_models",
+    "drift_report",
+]
 
 IncludeFilter = Callable[..., bool]
 
@@ -108,6 +119,70 @@ def compare_to_models(
     if connection.dialect.name == "postgresql":
         differences.extend(_enum_differences(connection, metadata_list))
     return sorted(differences, key=lambda d: (d.kind != "table", d.name, d.kind))
+
+
+@dataclass
+class DriftReport(Record):
+    """The differences between one environment's live schema and the models or a revision."""
+
+    environment: str
+    database: str
+    against: str
+    source: str
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.differences)
+
+    def render_human(self, out: Console) -> None:
+        from abmigrate.render_state import render_drift
+
+        render_drift(self, out)
+
+
+def compare_to_revision(workspace: Workspace, revision: str) -> list[Difference]:
+    """Differences between the live schema and the one the migrations produce at ``revision``."""
+    from abmigrate.replay import expected_fingerprint
+
+    expected = expected_fingerprint(workspace, revision)
+    return diff(expected, fingerprint_url(workspace.url))
+
+
+def drift_report(workspace: Workspace, against: str = "models") -> DriftReport:
+    """``against`` is ``models`` (the project's model metadata), ``head``, or a revision."""
+    from abmigrate.errors import ConfigError
+    from abmigrate.models import load_models
+
+    if against == "models":
+        source = load_models(workspace)
+        if source is None:
+            raise ConfigError(
+                "no models to compare with: env.py sets no target_metadata and the"
+                " configuration has no 'models'",
+                hint="set models = 'app.models:Base.metadata', or use --against head",
+            )
+        differences = compare_url_to_models(
+            workspace.url,
+            source.metadata,
+            include_object=source.include_object,
+            include_name=source.include_name,
+        )
+        origin = source.origin
+    else:
+        from abmigrate.replay import resolve_revision
+
+        revision = resolve_revision(workspace, against)
+        differences = compare_to_revision(workspace, revision)
+        origin = f"the migrations replayed up to {revision}"
+        against = revision if against in ("head", "heads") else against
+    return DriftReport(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        against=against,
+        source=origin,
+        differences=[difference.to_record() for difference in differences],
+    )
 
 
 # --------------------------------------------------------------------------- conversion

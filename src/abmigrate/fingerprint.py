@@ -43,10 +43,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine.reflection import Inspector
 
 __all__ = [
+    "FORMAT_VERSION",
     "TABLE_CHILD_KINDS",
     "Difference",
     "Fingerprint",
     "diff",
+    "distance",
     "excluded_table",
     "fingerprint_connection",
     "fingerprint_url",
@@ -56,6 +58,8 @@ __all__ = [
 # into the table's own difference when the whole table is extra or missing.
 TABLE_CHILD_KINDS = frozenset({"column", "primary_key", "unique", "index", "foreign_key", "check"})
 _VERSION_TABLE = "alembic_version"
+# Part of every cached fingerprint's key: bump it whenever the description changes shape.
+FORMAT_VERSION = 2
 _OWN_PREFIX = "abmigrate_"
 _WS = re.compile(r"\s+")
 
@@ -209,6 +213,11 @@ def diff(expected: Fingerprint, actual: Fingerprint) -> list[Difference]:
             continue
         if kind in TABLE_CHILD_KINDS and name.split(".", 1)[0] in whole_tables:
             continue
+        if kind == "table" and name in whole_tables:
+            side = expected if old is not None else actual
+            columns = {"columns": _columns_of(side, name)}
+            old = {**old, **columns} if old is not None else None
+            new = {**new, **columns} if new is not None else None
         if old is None:
             differences.append(Difference("extra", kind, name, None, new))
         elif new is None:
@@ -216,6 +225,17 @@ def diff(expected: Fingerprint, actual: Fingerprint) -> list[Difference]:
         else:
             differences.append(Difference("changed", kind, name, old, new))
     return differences
+
+
+def distance(expected: Fingerprint, actual: Fingerprint) -> int:
+    """How many objects differ (each column, index ... of a whole extra table counts)."""
+    keys = set(expected.objects) | set(actual.objects)
+    return sum(1 for key in keys if expected.objects.get(key) != actual.objects.get(key))
+
+
+def _columns_of(fingerprint: Fingerprint, table: str) -> list[str]:
+    prefix = f"column {table}."
+    return sorted(key[len(prefix) :] for key in fingerprint.objects if key.startswith(prefix))
 
 
 # --------------------------------------------------------------------------- building
@@ -294,7 +314,9 @@ def _describe_tables(
 
     for table in tables:
         table_columns = columns.get(table, [])
-        objects[f"table {table}"] = {"columns": sorted(c["name"] for c in table_columns)}
+        # The table's own entry stays empty: its columns are entries of their own, so a
+        # column added by hand is one difference, not two.
+        objects[f"table {table}"] = {}
         for column in table_columns:
             objects[f"column {table}.{column['name']}"] = _column(column, dialect, is_mysql)
         primary = primary_keys.get(table) or {}

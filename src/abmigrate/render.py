@@ -53,7 +53,12 @@ def render_json(record: Record | dict[str, Any] | list[Any]) -> str:
 def render(result: Record, out: Console) -> None:
     renderer = _RENDERERS.get(type(result))
     if renderer is None:
-        out.print(render_json(result))
+        # Results of commands in other modules carry their own human rendering.
+        own = getattr(result, "render_human", None)
+        if own is not None:
+            own(out)
+        else:
+            out.print(render_json(result))
         return
     renderer(result, out)
 
@@ -200,6 +205,12 @@ def _stamp(result: Any, out: Console) -> None:
     out.print(
         f"stamped {result.environment}: {_revs(result.before)} → {_revs(result.after)}{forced}"
     )
+    if result.forced and result.differences:
+        out.print(f"[yellow]the schema differs from it in {len(result.differences)} place(s):[/]")
+        for difference in result.differences:
+            out.print(f"  - {difference}", markup=False)
+    elif not result.forced:
+        out.print("the live schema matches it exactly")
 
 
 def _check_report(result: Any, out: Console) -> None:

@@ -1,0 +1,461 @@
+"""What state is this database really in? Evidence first, then the command that fixes it.
+
+:func:`diagnose` gathers, without writing anything to the database:
+
+- the revision graph's health (heads, roots, dangling parents, ids too long);
+- what the database records (``alembic_version`` rows, unknown revisions, several rows);
+- which revision the live schema matches: fingerprints (:mod:`abmigrate.fingerprint`) of the
+  live schema and of every revision's replay (:mod:`abmigrate.replay`, cached) are compared —
+  an exact match, or the nearest revisions with what is extra and what is missing;
+- a partially applied revision: the live schema lies between a revision and its child (some
+  of the child's changes present, others not — MariaDB/MySQL and SQLite cannot roll DDL
+  back), a leftover ``_alembic_tmp_*`` batch table, or a journal entry that never finished;
+- drift against the models (:func:`abmigrate.drift.compare_to_models`), when there are models;
+
+and classifies it into one ``state`` with a :class:`Recommendation` naming the exact command.
+
+States: ``uninitialized``, ``up_to_date``, ``behind``, ``unstamped``, ``unknown_revision``,
+``wrong_stamp``, ``partially_applied``, ``hand_changes``, ``no_match``, ``graph_broken``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from abmigrate.fingerprint import Difference, Fingerprint, diff, distance
+from abmigrate.results import Record
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from abmigrate.replay import Replayed
+    from abmigrate.workspace import Workspace
+
+__all__ = [
+    "HEALTHY_STATES",
+    "Diagnosis",
+    "PartialApplication",
+    "Recommendation",
+    "RevisionMatch",
+    "diagnose",
+    "find_partial",
+]
+
+HEALTHY_STATES = frozenset({"uninitialized", "up_to_date", "behind"})
+NEAREST = 3
+BATCH_TEMP_PREFIX = "_alembic_tmp_"
+
+
+@dataclass
+class Recommendation(Record):
+    summary: str
+    commands: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RevisionMatch(Record):
+    """How far the live schema is from one revision's schema."""
+
+    revision: str
+    distance: int
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class PartialApplication(Record):
+    """A revision whose changes are in the database only in part."""
+
+    revision: str
+    parent: str
+    applied: list[str]
+    not_applied: list[str]
+    evidence: str
+
+
+@dataclass
+class Diagnosis(Record):
+    environment: str
+    database: str
+    dialect: str
+    state: str
+    recommendation: Recommendation
+    recorded: list[str] | None
+    unknown: list[str]
+    heads: list[str]
+    graph_problems: list[dict[str, Any]]
+    fingerprint: str
+    tables: int
+    exact_matches: list[str]
+    nearest: list[RevisionMatch]
+    partial: PartialApplication | None = None
+    unfinished_runs: list[dict[str, Any]] = field(default_factory=list)
+    models: str | None = None
+    model_drift: list[dict[str, Any]] | None = None
+    replay_errors: dict[str, str] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)
+    replayed: int = 0
+    cached: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        # Model drift is expected while revisions are pending; at head it needs a revision.
+        drifted = self.state == "up_to_date" and bool(self.model_drift)
+        return self.state in HEALTHY_STATES and not self.graph_problems and not drifted
+
+    def render_human(self, out: Console) -> None:
+        from abmigrate.render_state import render_diagnosis
+
+        render_diagnosis(self, out)
+
+
+def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
+    """Diagnose the workspace's database. Reads only; scratch databases hold the replays."""
+    from abmigrate.database import read_version_rows
+    from abmigrate.fingerprint import fingerprint_url
+    from abmigrate.plan import unknown_revisions
+    from abmigrate.replay import BASE, expected_fingerprints
+
+    project = workspace.project
+    problems = project.graph_problems()
+    heads = [] if any(p.code == "graph_broken" for p in problems) else project.heads()
+    recorded = read_version_rows(workspace.url)
+    rows = recorded or []
+    unknown = unknown_revisions(project, rows)
+    live = fingerprint_url(workspace.url)
+    result = Diagnosis(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        dialect=workspace.environment.dialect,
+        state="no_match",
+        recommendation=Recommendation(""),
+        recorded=recorded,
+        unknown=unknown,
+        heads=heads,
+        graph_problems=[problem.to_record() for problem in problems],
+        fingerprint=live.digest,
+        tables=len(live.tables),
+        exact_matches=[],
+        nearest=[],
+        unfinished_runs=_unfinished_runs(workspace.url),
+    )
+    if any(p.code == "graph_broken" for p in problems):
+        result.state = "graph_broken"
+        result.recommendation = Recommendation(
+            "the revision graph cannot be read: fix the scripts first",
+            ["abmigrate history --no-db"],
+        )
+        return result
+
+    replayed = expected_fingerprints(workspace)
+    result.replay_errors = dict(replayed.errors)
+    result.replayed, result.cached = len(replayed.computed), replayed.cached
+    order = [BASE, *(script.revision for script in reversed(project.revisions()))]
+    fingerprints = {r: replayed.fingerprints[r] for r in order if r in replayed.fingerprints}
+    result.exact_matches = [r for r, fp in fingerprints.items() if fp.digest == live.digest]
+    distances = {r: diff(fp, live) for r, fp in fingerprints.items()}
+    counts = {r: distance(fp, live) for r, fp in fingerprints.items()}
+    ranked = sorted(distances, key=lambda r: (counts[r], -order.index(r)))
+    result.nearest = [
+        RevisionMatch(r, counts[r], [d.to_record() for d in distances[r]]) for r in ranked[:NEAREST]
+    ]
+    result.partial = find_partial(workspace, fingerprints, live, rows)
+    leftovers = [t for t in live.tables if t.startswith(BATCH_TEMP_PREFIX)]
+    if leftovers:
+        result.evidence.append(
+            f"leftover batch table(s) {', '.join(leftovers)}: a SQLite batch migration stopped"
+            " half way"
+        )
+    for run in result.unfinished_runs:
+        result.evidence.append(
+            f"journal run {run.get('run_id')} started {run.get('started_at')} never finished"
+            f" (outcome {run.get('outcome')}, in flight: {run.get('in_flight') or 'unknown'})"
+        )
+    _classify(result, workspace, fingerprints, distances, replayed, rows, live)
+    if with_models and live.objects:
+        _model_drift(result, workspace)
+    return result
+
+
+# --------------------------------------------------------------------------- partial
+
+
+def find_partial(
+    workspace: Workspace,
+    fingerprints: dict[str, Fingerprint],
+    live: Fingerprint,
+    recorded: list[str],
+) -> PartialApplication | None:
+    """A revision C whose parent P's schema plus *some* of C's changes is the live schema.
+
+    Every object where live differs from P must be in the state C gives it, and at least
+    one of C's changes must be absent. Edges starting at a recorded revision come first.
+    """
+    from abmigrate.replay import BASE
+
+    project = workspace.project
+    edges: list[tuple[str, str]] = []
+    for script in reversed(project.revisions()):
+        parents = list(script._normalized_down_revisions) or [BASE]
+        edges.extend((parent, script.revision) for parent in parents)
+    edges.sort(key=lambda edge: edge[0] not in recorded)
+    for parent, child in edges:
+        if parent not in fingerprints or child not in fingerprints:
+            continue
+        before, after = fingerprints[parent], fingerprints[child]
+        changes = diff(before, after)
+        if not changes:
+            continue
+        present = diff(before, live)
+        if not present:
+            continue
+        change_keys = {_key(d) for d in changes}
+        if not all(_key(d) in change_keys and _same_as(after, live, d) for d in present):
+            continue
+        remaining = diff(after, live)
+        if not remaining:
+            continue
+        applied = [d.describe() for d in present]
+        not_applied = [_describe_from(d, changes) for d in remaining]
+        return PartialApplication(
+            revision=child,
+            parent=parent,
+            applied=applied,
+            not_applied=not_applied,
+            evidence=(
+                f"{len(present)} of {len(changes)} changes of {child} are in the database,"
+                f" {len(remaining)} are not"
+            ),
+        )
+    return None
+
+
+def _key(difference: Difference) -> str:
+    return f"{difference.kind} {difference.name}"
+
+
+def _same_as(after: Fingerprint, live: Fingerprint, difference: Difference) -> bool:
+    key = _key(difference)
+    if difference.kind == "table":
+        # A table the child creates counts as present only with all of its objects.
+        prefix = difference.name + "."
+        return all(
+            live.objects.get(k) == v
+            for k, v in after.objects.items()
+            if k == key or k.split(" ", 1)[1].startswith(prefix)
+        ) and after.objects.get(key) == live.objects.get(key)
+    return after.objects.get(key) == live.objects.get(key)
+
+
+def _describe_from(remaining: Difference, changes: list[Difference]) -> str:
+    # Phrase what is still to do in the child's terms ("add column x"), not the live's.
+    for change in changes:
+        if _key(change) == _key(remaining):
+            return change.describe().replace("(in the database only)", "").strip()
+    return remaining.describe()
+
+
+# --------------------------------------------------------------------------- classify
+
+
+def _classify(
+    result: Diagnosis,
+    workspace: Workspace,
+    fingerprints: dict[str, Fingerprint],
+    distances: dict[str, list[Difference]],
+    replayed: Replayed,
+    rows: list[str],
+    live: Fingerprint,
+) -> None:
+    from abmigrate.replay import BASE
+
+    project = workspace.project
+    exact = result.exact_matches
+    # Several revisions can share a schema (data-only revisions, merges): the newest wins.
+    match = exact[-1] if exact else None
+    known_rows = [row for row in rows if row not in result.unknown]
+    recorded_match = len(known_rows) == 1 and known_rows[0] in exact and not result.unknown
+
+    if replayed.errors and not fingerprints.keys() - {BASE}:
+        first = next(iter(replayed.errors.items()))
+        result.state = "no_match"
+        result.recommendation = Recommendation(
+            f"the migrations cannot be replayed on an empty database ({first[0]}: {first[1]}),"
+            " so the schema cannot be matched to a revision",
+            ["abmigrate check"],
+        )
+        return
+
+    if not rows:
+        if match in (None, BASE) and not live.objects:
+            result.state = "uninitialized"
+            result.recommendation = Recommendation(
+                "the database is empty and records no revision: apply the migrations",
+                ["abmigrate upgrade"],
+            )
+            return
+        if match is not None and match != BASE:
+            result.state = "unstamped"
+            result.recommendation = Recommendation(
+                f"the schema matches {match} exactly but no revision is recorded:"
+                f" record it{_then_upgrade(project, match)}",
+                [f"abmigrate stamp {match}", *_upgrade_after(project, match)],
+            )
+            return
+    elif recorded_match:
+        current = known_rows[0]
+        if current in project.heads():
+            result.state = "up_to_date"
+            result.recommendation = Recommendation(
+                f"the schema matches the recorded revision {current} (head)", []
+            )
+        else:
+            result.state = "behind"
+            result.recommendation = Recommendation(
+                f"the schema matches the recorded revision {current}; newer revisions are pending",
+                ["abmigrate plan", "abmigrate upgrade"],
+            )
+        return
+    elif match is not None:
+        recorded_text = ", ".join(rows)
+        if result.unknown:
+            result.state = "unknown_revision"
+            summary = (
+                f"the database records {recorded_text}, which no script defines (renamed or"
+                f" deleted after it was applied); its schema matches {match} exactly"
+            )
+        else:
+            result.state = "wrong_stamp"
+            summary = f"the database records {recorded_text} but its schema matches {match} exactly"
+        result.recommendation = Recommendation(
+            summary
+            + f": record the revision the schema really is at{_then_upgrade(project, match)}",
+            [f"abmigrate stamp {match}", *_upgrade_after(project, match)],
+        )
+        return
+
+    partial = result.partial
+    if partial is not None:
+        result.state = "partially_applied"
+        restore = ["abmigrate backups", "abmigrate restore BACKUP_ID"]
+        result.recommendation = Recommendation(
+            f"revision {partial.revision} was applied only in part ({partial.evidence}):"
+            f" either finish it by hand (still to do: {'; '.join(partial.not_applied)}) and"
+            f" record it, or undo the part applied and record {partial.parent} and upgrade"
+            " again, or restore the last backup",
+            [
+                f"abmigrate stamp {partial.revision}   # after finishing it by hand",
+                f"abmigrate stamp {partial.parent} && abmigrate upgrade   # after undoing",
+                *restore,
+            ],
+        )
+        return
+
+    # No exact match: compare with what is recorded (or the nearest revision).
+    reference = known_rows[0] if len(known_rows) == 1 else None
+    if reference is None or reference not in distances:
+        reference = result.nearest[0].revision if result.nearest else None
+    differences = distances.get(reference, []) if reference else []
+    extra = [d for d in differences if d.change == "extra"]
+    if reference is not None and differences and len(extra) == len(differences):
+        result.state = "hand_changes"
+        objects = ", ".join(f"{d.kind} {d.name}" for d in extra)
+        stamp_note = "" if reference in known_rows else f" (the schema is {reference} plus these)"
+        result.recommendation = Recommendation(
+            f"{len(extra)} object(s) were created outside the migrations{stamp_note}: {objects}."
+            " Capture them in a revision (it will be recorded here without running, since"
+            " they already exist), or drop them",
+            [
+                *(
+                    []
+                    if reference in known_rows
+                    else [
+                        f"abmigrate stamp {reference} --force"
+                        " --reason 'schema is this revision plus hand-made objects'"
+                    ]
+                ),
+                'abmigrate diagnose --write-revision -m "capture hand-applied changes"',
+            ],
+        )
+        return
+    result.state = "no_match"
+    nearest = result.nearest[0] if result.nearest else None
+    where = (
+        f"; nearest is {nearest.revision} ({nearest.distance} object(s) differ)" if nearest else ""
+    )
+    result.recommendation = Recommendation(
+        f"the schema matches no revision{where}. Restore a backup taken at a known revision,"
+        " or capture the differences in a new revision",
+        [
+            "abmigrate backups",
+            "abmigrate restore BACKUP_ID",
+            'abmigrate diagnose --write-revision -m "capture hand-applied changes"',
+        ],
+    )
+
+
+def _then_upgrade(project: Any, revision: str) -> str:
+    return ", then upgrade" if revision not in project.heads() else ""
+
+
+def _upgrade_after(project: Any, revision: str) -> list[str]:
+    return ["abmigrate upgrade"] if revision not in project.heads() else []
+
+
+# --------------------------------------------------------------------------- extras
+
+
+def _unfinished_runs(url: str) -> list[dict[str, Any]]:
+    """Journal rows of runs that never finished (the journal table, when it exists)."""
+    from sqlalchemy import inspect, text
+
+    from abmigrate.database import connect, sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return []
+    with connect(url) as connection:
+        inspector = inspect(connection)
+        if not inspector.has_table("abmigrate_journal"):
+            return []
+        columns = {column["name"] for column in inspector.get_columns("abmigrate_journal")}
+        if not {"run_id", "finished_at", "outcome"} <= columns:
+            return []
+        wanted = [c for c in ("run_id", "started_at", "outcome", "in_flight") if c in columns]
+        rows = connection.execute(
+            text(
+                f"SELECT {', '.join(wanted)} FROM abmigrate_journal"
+                " WHERE finished_at IS NULL OR outcome = 'running'"
+            )
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def _model_drift(result: Diagnosis, workspace: Workspace) -> None:
+    from abmigrate.drift import compare_url_to_models
+    from abmigrate.errors import AbmigrateError
+    from abmigrate.models import load_models
+
+    try:
+        source = load_models(workspace)
+    except AbmigrateError as exc:
+        result.evidence.append(f"models not compared: {exc.message}")
+        return
+    if source is None:
+        return
+    result.models = source.origin
+    differences = compare_url_to_models(
+        workspace.url,
+        source.metadata,
+        include_object=source.include_object,
+        include_name=source.include_name,
+    )
+    result.model_drift = [d.to_record() for d in differences]
+    if differences and result.state == "up_to_date":
+        result.recommendation.summary += (
+            f"; the models differ from the database in {len(differences)} place(s):"
+            " generate a revision for them"
+        )
+        result.recommendation.commands.append(
+            'abmigrate revision --autogenerate -m "describe the model change"'
+        )

@@ -1,0 +1,91 @@
+"""Human renderings of ``diagnose`` and ``drift`` results (JSON is to_record())."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from abmigrate.diagnose import Diagnosis
+    from abmigrate.drift import DriftReport
+
+__all__ = ["render_diagnosis", "render_drift"]
+
+_STATE_STYLE = {
+    "up_to_date": "green",
+    "behind": "yellow",
+    "uninitialized": "yellow",
+}
+_LIMIT = 25
+
+
+def _revs(revisions: list[str] | None) -> str:
+    if revisions is None:
+        return "(no version table)"
+    return ", ".join(revisions) if revisions else "(none)"
+
+
+def _differences(out: Console, differences: list[dict[str, Any]], indent: str = "  ") -> None:
+    for record in differences[:_LIMIT]:
+        out.print(f"{indent}- {record['description']}", markup=False)
+    if len(differences) > _LIMIT:
+        out.print(f"{indent}  … and {len(differences) - _LIMIT} more (--format json lists all)")
+
+
+def render_diagnosis(result: Diagnosis, out: Console) -> None:
+    style = _STATE_STYLE.get(result.state, "red")
+    out.print(f"[bold]diagnose[/] {result.environment} {result.database} ({result.dialect})")
+    out.print(f"state: [{style}]{result.state}[/]")
+    out.print(f"\n[bold]graph[/]: heads {_revs(result.heads)}")
+    for problem in result.graph_problems:
+        out.print(f"  [yellow]- {problem['message']}[/]", markup=True)
+    if not result.graph_problems:
+        out.print("  no problems (single head, single root, parents exist, ids fit)")
+    out.print(f"\n[bold]recorded[/]: {_revs(result.recorded)}")
+    for revision in result.unknown:
+        out.print(f"  [red]- {revision}: no script defines this revision[/]")
+    if result.recorded and len(result.recorded) > 1:
+        out.print(f"  - {len(result.recorded)} rows in alembic_version")
+    out.print(
+        f"\n[bold]schema[/]: {result.tables} table(s), fingerprint {result.fingerprint[:12]}"
+        f" (replayed {result.replayed} revision(s), {result.cached} from cache)"
+    )
+    if result.exact_matches:
+        out.print(f"  matches exactly: {', '.join(result.exact_matches)}")
+    else:
+        out.print("  matches no revision exactly; nearest:")
+        for match in result.nearest:
+            out.print(f"  {match.revision}: {match.distance} object(s) differ")
+            _differences(out, match.differences, "    ")
+    for revision, error in result.replay_errors.items():
+        out.print(f"  [yellow]replay failed at {revision}: {error}[/]")
+    if result.partial is not None:
+        partial = result.partial
+        out.print(f"\n[bold red]partially applied[/]: {partial.revision} ({partial.evidence})")
+        for line in partial.applied:
+            out.print(f"  applied:     {line}", markup=False)
+        for line in partial.not_applied:
+            out.print(f"  not applied: {line}", markup=False)
+    for line in result.evidence:
+        out.print(f"[yellow]evidence: {line}[/]")
+    if result.models is not None:
+        drift = result.model_drift or []
+        pending = " (expected: revisions are pending)" if result.state == "behind" else ""
+        out.print(f"\n[bold]models[/] ({result.models}): {len(drift)} difference(s){pending}")
+        _differences(out, drift)
+    out.print(f"\n[bold]recommendation[/]: {result.recommendation.summary}", markup=True)
+    for command in result.recommendation.commands:
+        out.print(f"  $ {command}", markup=False)
+
+
+def render_drift(result: DriftReport, out: Console) -> None:
+    against = result.against
+    if not result.differences:
+        out.print(f"[green]no drift[/]: {result.environment} matches {against} ({result.source})")
+        return
+    out.print(
+        f"[red]drift[/]: {result.environment} differs from {against} ({result.source})"
+        f" in {len(result.differences)} place(s):"
+    )
+    _differences(out, result.differences, "")

@@ -1,0 +1,298 @@
+"""Expected fingerprints: the schema each revision produces, by replaying the migrations.
+
+The project's migrations run, one revision at a time, through its own ``env.py`` into a
+scratch database of the target's dialect (:mod:`abmigrate.scratch`: a fresh PostgreSQL
+database on the same server, a scratch MariaDB schema, a temporary SQLite file), and the
+schema is fingerprinted after each one. On a branched graph a revision whose ancestors are
+not exactly what the replay has applied so far is replayed on its own.
+
+Results are cached on disk, keyed by the content of the revision's script and of all its
+ancestors (plus env.py, the dialect and the server's version), so a second call replays
+nothing and an edited script invalidates only itself and its descendants. The cache lives in
+``.abmigrate/fingerprints/`` next to the configuration file (or alembic.ini), or in
+``$ABMIGRATE_CACHE_DIR``.
+
+Usage::
+
+    from abmigrate.replay import expected_fingerprints, expected_fingerprint
+    replayed = expected_fingerprints(workspace)       # every revision
+    replayed.fingerprints["4f2a9c1e7b30"].digest
+    replayed.errors                                   # {revision: "why it failed to replay"}
+    expected_fingerprint(workspace, "head")           # one revision (raises if it cannot)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from abmigrate.errors import AbmigrateError, MigrationFailed, RevisionError
+from abmigrate.fingerprint import FORMAT_VERSION, Fingerprint, fingerprint_url
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+
+    from abmigrate.workspace import Workspace
+
+__all__ = [
+    "Replayed",
+    "cache_dir",
+    "expected_fingerprint",
+    "expected_fingerprints",
+    "resolve_revision",
+]
+
+BASE = "base"
+
+ReplayProgress = Callable[[str], None]
+
+
+@dataclass
+class Replayed:
+    """Expected fingerprints per revision ("base" = the empty schema) and replay failures."""
+
+    dialect: str
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    replayed: list[str] = field(default_factory=list)  # migration steps run this time
+    computed: list[str] = field(default_factory=list)  # fingerprints not found in the cache
+    cached: int = 0
+
+
+def cache_dir(workspace: Workspace) -> Path:
+    override = os.environ.get("ABMIGRATE_CACHE_DIR")
+    if override:
+        return Path(override)
+    settings = workspace.settings
+    anchor = settings.config_path.parent if settings.config_path else settings.alembic_ini.parent
+    return anchor / ".abmigrate" / "fingerprints"
+
+
+def expected_fingerprint(workspace: Workspace, revision: str) -> Fingerprint:
+    """The schema the migrations produce at ``revision`` (an id, prefix, ``head`` or ``base``)."""
+    resolved = resolve_revision(workspace, revision)
+    if resolved == BASE:
+        return Fingerprint(_dialect_name(workspace.url), {})
+    replayed = expected_fingerprints(workspace, [resolved])
+    if resolved in replayed.errors:
+        raise MigrationFailed(
+            f"cannot replay the migrations up to {resolved}: {replayed.errors[resolved]}",
+            hint="the migrations fail on an empty database; fix them, then retry",
+            revision=resolved,
+        )
+    return replayed.fingerprints[resolved]
+
+
+def expected_fingerprints(
+    workspace: Workspace,
+    revisions: Iterable[str] | None = None,
+    *,
+    progress: ReplayProgress | None = None,
+) -> Replayed:
+    """Expected fingerprints for ``revisions`` (default: all), from the cache or a replay."""
+    project = workspace.project
+    scripts = list(reversed(project.revisions()))  # oldest first
+    by_id = {script.revision: script for script in scripts}
+    wanted = list(by_id) if revisions is None else [r for r in revisions if r != BASE]
+    for revision in wanted:
+        if revision not in by_id:
+            raise RevisionError(f"unknown revision {revision!r}")
+    environment_key = _environment_key(workspace)
+    keys = _merkle_keys(scripts, environment_key)
+    folder = cache_dir(workspace) / _dialect_name(workspace.url)
+    result = Replayed(_dialect_name(workspace.url))
+    result.fingerprints[BASE] = Fingerprint(result.dialect, {})
+    missing = []
+    for revision in wanted:
+        cached = _read_cache(folder / f"{keys[revision]}.json")
+        if cached is None:
+            missing.append(revision)
+        else:
+            result.fingerprints[revision] = cached
+            result.cached += 1
+    if missing:
+        needed = _ancestry(by_id, missing)
+        _replay(workspace, scripts, needed, keys, folder, result, progress)
+    for revision in list(result.fingerprints):
+        if revision != BASE and revision not in wanted:
+            del result.fingerprints[revision]
+    return result
+
+
+# --------------------------------------------------------------------------- keys & cache
+
+
+def _dialect_name(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).get_backend_name()
+
+
+def _environment_key(workspace: Workspace) -> str:
+    """What besides the scripts decides the replayed schema: dialect, server version, env.py."""
+    from abmigrate.database import connect
+
+    url = workspace.url
+    dialect = _dialect_name(url)
+    if dialect == "sqlite":
+        import sqlite3
+
+        version = sqlite3.sqlite_version
+    else:
+        with connect(url) as connection:
+            info = connection.dialect.server_version_info or ()
+            version = ".".join(str(part) for part in info)
+    env_py = Path(workspace.project.script.dir) / "env.py"
+    env_hash = hashlib.sha256(env_py.read_bytes()).hexdigest() if env_py.is_file() else ""
+    return f"{FORMAT_VERSION}:{dialect}:{version}:{env_hash}"
+
+
+def _merkle_keys(scripts: list[Script], environment_key: str) -> dict[str, str]:
+    # A revision's key covers its own file and, through its parents' keys, all its ancestors.
+    keys: dict[str, str] = {}
+    for script in scripts:  # oldest first: parents come before children
+        digest = hashlib.sha256(environment_key.encode())
+        digest.update(script.revision.encode())
+        digest.update(Path(script.path).read_bytes())
+        for parent in sorted(script._normalized_down_revisions):
+            digest.update(keys.get(parent, f"dangling:{parent}").encode())
+        keys[script.revision] = digest.hexdigest()
+    return keys
+
+
+def _read_cache(path: Path) -> Fingerprint | None:
+    try:
+        return Fingerprint.from_record(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(path: Path, fingerprint: Fingerprint) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(fingerprint.to_record(), sort_keys=True))
+        partial.replace(path)
+    except OSError:
+        pass  # a read-only checkout only loses the cache, never the answer
+
+
+def _ancestry(by_id: dict[str, Script], revisions: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    pending = list(revisions)
+    while pending:
+        revision = pending.pop()
+        if revision in found or revision not in by_id:
+            continue
+        found.add(revision)
+        pending.extend(by_id[revision]._normalized_down_revisions)
+    return found
+
+
+# --------------------------------------------------------------------------- replaying
+
+
+def _replay(
+    workspace: Workspace,
+    scripts: list[Script],
+    needed: set[str],
+    keys: dict[str, str],
+    folder: Path,
+    result: Replayed,
+    progress: ReplayProgress | None,
+) -> None:
+    from abmigrate.alembic_bridge import AlembicProject
+    from abmigrate.scratch import scratch_database
+
+    by_id = {script.revision: script for script in scripts}
+    order = [script.revision for script in scripts if script.revision in needed]
+    pending = [revision for revision in order if revision not in result.fingerprints]
+    # One pass in topological order records every revision whose ancestry is exactly what
+    # has been applied so far; on a branched graph the others are replayed on their own.
+    with scratch_database(workspace.url, label="replay") as scratch:
+        scratch_url = scratch.url
+        project = AlembicProject(workspace.project.alembic_ini, scratch_url)
+        applied: set[str] = set()
+        for revision in order:
+            if _run_to(project, revision, sorted(_heads_of(by_id, applied)), result):
+                break
+            applied.add(revision)
+            if revision in pending and _ancestry(by_id, [revision]) == applied:
+                _record(revision, scratch_url, keys, folder, result, progress)
+    for revision in pending:
+        if revision in result.fingerprints or revision in result.errors:
+            continue
+        if any(parent in result.errors for parent in _ancestry(by_id, [revision]) - {revision}):
+            result.errors[revision] = "an ancestor failed to replay"
+            continue
+        with scratch_database(workspace.url, label="replay") as scratch:
+            scratch_url = scratch.url
+            project = AlembicProject(workspace.project.alembic_ini, scratch_url)
+            if not _run_to(project, revision, [], result):
+                _record(revision, scratch_url, keys, folder, result, progress)
+
+
+def _heads_of(by_id: dict[str, Script], applied: set[str]) -> set[str]:
+    parents: set[str] = set()
+    for revision in applied:
+        parents |= set(by_id[revision]._normalized_down_revisions)
+    return applied - parents
+
+
+def _run_to(project: Any, revision: str, current: list[str], result: Replayed) -> bool:
+    """Upgrade the scratch database from ``current`` to ``revision``; True if it failed."""
+    from abmigrate.alembic_bridge import step_revision
+
+    try:
+        steps = project.upgrade_steps(revision, current)
+        for step in steps:
+            project.run_steps([step])
+            result.replayed.append(step_revision(step))
+    except AbmigrateError as exc:
+        result.errors[revision] = exc.message
+        return True
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        result.errors[revision] = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+        return True
+    return False
+
+
+def _record(
+    revision: str,
+    scratch_url: str,
+    keys: dict[str, str],
+    folder: Path,
+    result: Replayed,
+    progress: ReplayProgress | None,
+) -> None:
+    fingerprint = fingerprint_url(scratch_url)
+    result.fingerprints[revision] = fingerprint
+    result.computed.append(revision)
+    _write_cache(folder / f"{keys[revision]}.json", fingerprint)
+    if progress:
+        progress(revision)
+
+
+def resolve_revision(workspace: Workspace, revision: str) -> str:
+    """A full revision id (or ``base``) for an id, a unique prefix, ``head`` or ``base``."""
+    if revision == BASE:
+        return BASE
+    project = workspace.project
+    if revision in ("head", "heads"):
+        heads = project.heads()
+        if len(heads) != 1:
+            from abmigrate.errors import GraphError
+
+            raise GraphError(
+                f"several head revisions: {', '.join(heads)}; `{revision}` is ambiguous here",
+                hint="name one head by its id",
+                heads=heads,
+            )
+        return heads[0]
+    return str(project.get(project.resolve_target(revision)).revision)

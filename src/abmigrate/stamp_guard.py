@@ -1,0 +1,89 @@
+"""The guard in front of ``stamp``: the live schema must be the revision's schema.
+
+``alembic stamp`` writes ``alembic_version`` on faith. Here the live fingerprint is compared
+with the fingerprint the migrations produce at the target revision (replayed in a scratch
+database, cached): a difference refuses the stamp with the list of differences. ``--force``
+with a reason stamps anyway, and the reason and the differences are recorded in the journal
+(the ``abmigrate_journal`` table when abmigrate's journal is installed, and the local log).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from abmigrate.errors import AbmigrateError, GuardRefused
+
+if TYPE_CHECKING:
+    from abmigrate.results import StampResult
+    from abmigrate.workspace import Workspace
+
+__all__ = ["check_stamp", "record_forced_stamp"]
+
+_SHOWN = 20
+
+
+def check_stamp(workspace: Workspace, revision: str, *, force: bool) -> list[str]:
+    """The differences between the live schema and ``revision``'s; refuses unless ``force``."""
+    from abmigrate.drift import compare_to_revision
+
+    try:
+        differences = [d.describe() for d in compare_to_revision(workspace, revision)]
+    except AbmigrateError as exc:
+        if not force:
+            raise GuardRefused(
+                f"cannot check that the schema matches {revision}: {exc.message}",
+                hint="fix that first, or stamp with --force --reason TEXT",
+                reasons=[exc.message],
+            ) from None
+        return [f"not compared: {exc.message}"]
+    if differences and not force:
+        shown = differences[:_SHOWN]
+        if len(differences) > _SHOWN:
+            shown.append(f"… and {len(differences) - _SHOWN} more")
+        raise GuardRefused(
+            f"refusing to stamp {revision}: the live schema differs from it in"
+            f" {len(differences)} place(s)",
+            hint="run `abmigrate diagnose` to find the revision the schema matches;"
+            " to stamp anyway: --force --reason TEXT",
+            reasons=shown,
+        )
+    return differences
+
+
+def record_forced_stamp(workspace: Workspace, result: StampResult) -> None:
+    """Write a forced stamp to the journal (its table if installed) and the local log."""
+    import importlib
+
+    started = datetime.now(UTC).isoformat(timespec="microseconds")
+    record = {
+        "run_id": datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-stamp",
+        "direction": "stamp",
+        "environment": result.environment,
+        "database": result.database,
+        "started_at": started,
+        "finished_at": started,
+        "outcome": "forced_stamp",
+        "from_revisions": result.before,
+        "to_revisions": result.after,
+        "reason": result.reason,
+        "differences": result.differences,
+    }
+    try:
+        journal_module = importlib.import_module("abmigrate.journal")
+        journal = journal_module.Journal(workspace)
+        record["run_id"] = journal_module.new_run_id()
+        journal.start(record)
+        journal.finish(record)
+        return
+    except (ImportError, AttributeError):
+        pass
+    # Without abmigrate's journal module the local log still keeps the record.
+    path = workspace.settings.journal_log
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"event": "finish", **record}, default=str) + "\n")
+    except OSError:
+        pass

@@ -1,0 +1,326 @@
+"""`diagnose`, `drift` and the guarded `stamp` on the states real teams end up in.
+
+Each scenario builds its database state with the real CLI plus hand-made SQL, then checks
+that `diagnose` names the true state and the right command, and that `stamp` refuses the
+wrong revision and accepts the right one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+R1, R2, R3, R4 = "5a1e00000001", "5a1e00000002", "5a1e00000003", "5a1e00000004"
+
+
+def execute(url: str, statements: Sequence[str]) -> None:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def version_rows(url: str) -> list[str]:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return sorted(
+                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def table_names(url: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return set(sa.inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite_url", "pg_url"], ids=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(request.param))
+
+
+Cli = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+def replay_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Replays are keyed by script contents, env.py, dialect and server version: sharing the
+    # cache between these tests is what a team sharing a checkout gets, and saves time.
+    return tmp_path_factory.mktemp("replay-cache")
+
+
+def make_cli(copy_scenario: Any, run_cli: Any, url: str, cache: Path | None = None) -> Cli:
+    project = copy_scenario("state_shop")
+    env = {"ABMIGRATE_CACHE_DIR": str(cache) if cache else None}
+
+    def cli(*args: str) -> Any:
+        return run_cli(
+            "--alembic-ini", project / "alembic.ini", "--url", url, *args, cwd=project, env=env
+        )
+
+    cli.project = project  # type: ignore[attr-defined]
+    return cli
+
+
+@pytest.fixture
+def shop(copy_scenario: Any, run_cli: Any, db_url: str, replay_cache: Path) -> Cli:
+    return make_cli(copy_scenario, run_cli, db_url, replay_cache)
+
+
+def diagnosis(cli: Cli) -> tuple[int, dict[str, Any]]:
+    result = cli("diagnose", "--format", "json")
+    assert result.exit_code in (0, 1), result
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_renamed_revision_is_matched_and_restamped(shop: Cli, db_url: str) -> None:
+    assert shop("upgrade", R3).exit_code == 0
+    # The script of R3 was renamed after this database applied it under its old id.
+    execute(db_url, ["UPDATE alembic_version SET version_num = '0ld1d0000003'"])
+
+    code, report = diagnosis(shop)
+    assert code == 1
+    assert report["state"] == "unknown_revision"
+    assert report["unknown"] == ["0ld1d0000003"]
+    assert report["exact_matches"] == [R3]
+    assert report["recommendation"]["commands"] == [f"abmigrate stamp {R3}", "abmigrate upgrade"]
+
+    wrong = shop("stamp", R2)
+    assert wrong.exit_code == 1, wrong
+    assert "refusing to stamp" in wrong.stderr
+    assert "extra column customers.email" in wrong.stderr
+    assert version_rows(db_url) == ["0ld1d0000003"]
+
+    right = shop("stamp", R3)
+    assert right.exit_code == 0, right
+    assert "matches it exactly" in right.stdout
+    assert version_rows(db_url) == [R3]
+    code, report = diagnosis(shop)
+    assert (code, report["state"]) == (0, "behind")
+
+
+def test_objects_made_by_hand_are_listed(shop: Cli, db_url: str) -> None:
+    assert shop("upgrade").exit_code == 0
+    execute(
+        db_url,
+        [
+            "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, note VARCHAR(200))",
+            "ALTER TABLE customers ADD COLUMN phone VARCHAR(30)",
+            "CREATE INDEX ix_orders_total ON orders (total)",
+        ],
+    )
+    code, report = diagnosis(shop)
+    assert code == 1
+    assert report["state"] == "hand_changes"
+    summary = report["recommendation"]["summary"]
+    for name in ("table audit_log", "column customers.phone", "index orders.ix_orders_total"):
+        assert name in summary
+    assert report["nearest"][0]["revision"] == R4
+    described = [d["description"] for d in report["model_drift"]]
+    assert any(line.startswith("extra column customers.phone") for line in described)
+
+    refused = shop("stamp", "head")
+    assert refused.exit_code == 1
+    assert "extra table audit_log" in refused.stderr
+    assert "extra column customers.phone: VARCHAR(30) NULL" in refused.stderr
+
+    for against in ("models", "head", R4):
+        drift = shop("drift", "--against", against, "--format", "json")
+        assert drift.exit_code == 1, drift
+        names = {d["name"] for d in json.loads(drift.stdout)["differences"]}
+        assert {"audit_log", "customers.phone", "orders.ix_orders_total"} <= names
+
+    forced = shop("stamp", "head", "--force", "--reason", "hotfix index, ticket 42")
+    assert forced.exit_code == 0, forced
+    assert "forced: hotfix index, ticket 42" in forced.stdout
+    log = shop.project / ".abmigrate" / "journal.jsonl"  # type: ignore[attr-defined]
+    journal_text = log.read_text() if log.exists() else ""
+    if not journal_text:  # the journal module writes its local log where settings say
+        journal_text = "\n".join(
+            p.read_text()
+            for p in Path(shop.project).rglob("*.jsonl")  # type: ignore[attr-defined]
+        )
+    assert "hotfix index, ticket 42" in journal_text
+
+    no_reason = shop("stamp", "head", "--force")
+    assert no_reason.exit_code == 2
+    assert "--reason" in no_reason.stderr
+
+
+def test_database_at_one_revision_stamped_at_another(shop: Cli, db_url: str) -> None:
+    assert shop("upgrade", R2).exit_code == 0
+    execute(db_url, [f"UPDATE alembic_version SET version_num = '{R4}'"])
+
+    code, report = diagnosis(shop)
+    assert code == 1
+    assert report["state"] == "wrong_stamp"
+    assert report["exact_matches"] == [R2]
+    assert report["recommendation"]["commands"] == [f"abmigrate stamp {R2}", "abmigrate upgrade"]
+
+    refused = shop("stamp", R4)
+    assert refused.exit_code == 1
+    assert "missing column customers.email" in refused.stderr
+    assert shop("stamp", R2).exit_code == 0
+    assert version_rows(db_url) == [R2]
+    assert shop("upgrade").exit_code == 0
+    code, report = diagnosis(shop)
+    assert (code, report["state"], report["model_drift"]) == (0, "up_to_date", [])
+
+
+def test_schema_matching_no_revision(shop: Cli, db_url: str) -> None:
+    assert shop("upgrade").exit_code == 0
+    execute(
+        db_url,
+        [
+            "DROP INDEX ix_customers_email" + (" ON customers" if "mysql" in db_url else ""),
+            "CREATE TABLE legacy_notes (id INTEGER PRIMARY KEY)",
+        ],
+    )
+    code, report = diagnosis(shop)
+    assert code == 1
+    assert report["state"] == "no_match"
+    assert report["exact_matches"] == []
+    nearest = report["nearest"][0]
+    assert nearest["revision"] == R4
+    described = [d["description"] for d in nearest["differences"]]
+    assert any(line.startswith("missing index customers.ix_customers_email") for line in described)
+    assert any(line.startswith("extra table legacy_notes") for line in described)
+    assert "abmigrate restore BACKUP_ID" in report["recommendation"]["commands"]
+    assert shop("stamp", R4).exit_code == 1
+    assert shop("stamp", R3).exit_code == 1
+
+
+def test_unstamped_and_uninitialized(shop: Cli, db_url: str, tmp_path: Path) -> None:
+    code, report = diagnosis(shop)
+    assert (code, report["state"]) == (0, "uninitialized")
+    assert report["recommendation"]["commands"] == ["abmigrate upgrade"]
+    if db_url.startswith("sqlite"):
+        assert not (tmp_path / "test.db").exists()  # diagnose did not create the file
+
+    assert shop("upgrade").exit_code == 0
+    execute(db_url, ["DROP TABLE alembic_version"])
+    code, report = diagnosis(shop)
+    assert report["state"] == "unstamped"
+    assert report["recommendation"]["commands"] == [f"abmigrate stamp {R4}"]
+    assert shop("stamp", R3).exit_code == 1
+    assert shop("stamp", R4).exit_code == 0
+
+
+def test_second_diagnose_uses_the_cache(copy_scenario: Any, run_cli: Any, db_url: str) -> None:
+    shop = make_cli(copy_scenario, run_cli, db_url)  # its own cache, in the project folder
+    assert shop("upgrade").exit_code == 0
+    _, first = diagnosis(shop)
+    assert first["replayed"] == 4
+    _, second = diagnosis(shop)
+    assert (second["replayed"], second["cached"]) == (0, 4)
+    assert second["state"] == "up_to_date"
+    # Editing a script invalidates it (and its descendants) only.
+    script = shop.project / "migrations" / "versions" / f"{R4}.py"  # type: ignore[attr-defined]
+    script.write_text(script.read_text() + "\n# edited\n")
+    _, third = diagnosis(shop)
+    assert (third["replayed"], third["cached"]) == (1, 3)
+
+
+def test_diagnose_and_drift_write_nothing_sqlite(
+    copy_scenario: Any, run_cli: Any, sqlite_url: str, replay_cache: Path
+) -> None:
+    shop = make_cli(copy_scenario, run_cli, sqlite_url, replay_cache)
+    assert shop("upgrade", R3).exit_code == 0
+    execute(sqlite_url, ["ALTER TABLE customers ADD COLUMN phone VARCHAR(30)"])
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    for args in (
+        ("diagnose",),
+        ("drift",),
+        ("drift", "--against", "head"),
+        ("drift", "--against", R3),
+        ("stamp", R4),
+    ):
+        assert shop(*args).exit_code == 1
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_diagnose_and_drift_write_nothing_postgresql(
+    copy_scenario: Any, run_cli: Any, pg_url: str, replay_cache: Path
+) -> None:
+    cli = make_cli(copy_scenario, run_cli, pg_url, replay_cache)
+    assert cli("upgrade", R3).exit_code == 0
+    execute(
+        pg_url,
+        [
+            "INSERT INTO customers (name) VALUES ('ada')",
+            "ALTER TABLE customers ADD COLUMN phone VARCHAR(30)",
+        ],
+    )
+
+    def snapshot() -> tuple[Any, ...]:
+        engine = sa.create_engine(pg_url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                stats = connection.execute(
+                    sa.text(
+                        "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)"
+                        " FROM pg_stat_user_tables"
+                    )
+                ).scalar()
+                rows = connection.execute(sa.text("SELECT * FROM customers")).all()
+                return stats, rows, sorted(sa.inspect(connection).get_table_names())
+        finally:
+            engine.dispose()
+
+    execute(pg_url, ["SELECT pg_stat_force_next_flush()"])
+    before = snapshot()
+    for args in (("diagnose",), ("drift",), ("drift", "--against", "head"), ("stamp", R4)):
+        assert cli(*args).exit_code == 1
+    assert version_rows(pg_url) == [R3]
+    assert snapshot() == before
+
+
+def test_partially_applied_mariadb_revision(
+    copy_scenario: Any, run_cli: Any, mariadb_url: str, replay_cache: Path
+) -> None:
+    cli = make_cli(copy_scenario, run_cli, mariadb_url, replay_cache)
+    assert cli("upgrade", R3).exit_code == 0
+    execute(mariadb_url, ["INSERT INTO customers (name) VALUES ('ada'), ('ada')"])
+    failed = cli("upgrade")
+    assert failed.exit_code == 1, failed  # the unique constraint meets the duplicates
+    assert version_rows(mariadb_url) == [R3]
+
+    code, report = diagnosis(cli)
+    assert code == 1
+    assert report["state"] == "partially_applied"
+    partial = report["partial"]
+    assert (partial["revision"], partial["parent"]) == (R4, R3)
+    assert any("column orders.status" in line for line in partial["applied"])
+    assert any("index orders.ix_orders_status" in line for line in partial["applied"])
+    assert any("uq_customers_name" in line for line in partial["not_applied"])
+    assert (
+        f"abmigrate stamp {R3} && abmigrate upgrade   # after undoing"
+        in (report["recommendation"]["commands"])
+    )
+    assert cli("stamp", R3).exit_code == 1
+    assert cli("stamp", R4).exit_code == 1
+
+    # Undo the part applied, as the recommendation says: R3 then matches again.
+    execute(
+        mariadb_url,
+        ["DROP INDEX ix_orders_status ON orders", "ALTER TABLE orders DROP COLUMN status"],
+    )
+    code, report = diagnosis(cli)
+    assert (code, report["state"]) == (0, "behind")
