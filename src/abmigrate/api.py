@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from abmigrate.diagnose import Diagnosis
     from abmigrate.drift import DriftReport
     from abmigrate.lint import LintResult
+    from abmigrate.rehearse import Rehearsal, StepProgress
 
 __all__ = [
     "ConfirmCallback",
@@ -52,6 +53,7 @@ __all__ = [
     "lint",
     "merge",
     "plan",
+    "rehearse",
     "revision",
     "stamp",
     "status",
@@ -341,3 +343,25 @@ def drift(workspace: Workspace, against: str = "models") -> DriftReport:
     from abmigrate.drift import drift_report
 
     return drift_report(workspace, against)
+
+
+def rehearse(
+    workspace: Workspace,
+    target: str = "head",
+    *,
+    from_backup: str | None = None,
+    clone: bool = False,
+    scale_rows: int | None = None,
+    progress: StepProgress | None = None,
+) -> Rehearsal:
+    """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade."""
+    from abmigrate.rehearse import rehearse as run_rehearsal
+
+    return run_rehearsal(
+        workspace,
+        target,
+        from_backup=from_backup,
+        clone=clone,
+        scale_rows=scale_rows,
+        progress=progress,
+    )

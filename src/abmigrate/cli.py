@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "lint": "abmigrate.cli_lint:lint",
     "diagnose": "abmigrate.cli_state:diagnose",
     "drift": "abmigrate.cli_state:drift",
+    "rehearse": "abmigrate.cli_state:rehearse",
 }
 
 

@@ -6,7 +6,7 @@ import click
 
 from abmigrate.cli import CliState, common_options, emit, open_workspace, pass_state
 
-__all__ = ["diagnose", "drift"]
+__all__ = ["diagnose", "drift", "rehearse"]
 
 
 @click.command()
@@ -43,4 +43,57 @@ def drift(state: CliState, against: str) -> None:
     result = api.drift(open_workspace(state), against)
     emit(state, result)
     if result.drifted:
+        click.get_current_context().exit(1)
+
+
+@click.command()
+@click.argument("target", default="head")
+@click.option(
+    "--from-backup",
+    "from_backup",
+    metavar="ID",
+    help="Rehearse on this backup (an id, or 'latest'). Default: the latest backup, if any.",
+)
+@click.option("--clone", is_flag=True, help="Rehearse on a fresh copy of the database.")
+@click.option(
+    "--scale-rows",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Rehearse on the schema plus N synthetic rows per table (no backup needed).",
+)
+@common_options()
+@pass_state
+def rehearse(
+    state: CliState, target: str, from_backup: str | None, clone: bool, scale_rows: int | None
+) -> None:
+    """Apply the pending revisions to a scratch copy and measure each one.
+
+    Per revision: duration, strongest lock per table, tables rewritten, rows touched; then
+    downgrade and upgrade again. The scratch database is always dropped. Exit 1 on failure.
+    """
+    from abmigrate import api
+    from abmigrate.render import console
+
+    if sum(bool(option) for option in (from_backup, clone, scale_rows)) > 1:
+        raise click.UsageError("choose one of --from-backup, --clone and --scale-rows")
+    err = console(stderr=True)
+
+    def report(event: str, what: str, elapsed: float | None) -> None:
+        if event == "start":
+            err.print(f"→ {what} …")
+        elif event == "done":
+            err.print(f"[green]✓[/] {what}  ({elapsed or 0:.2f}s)")
+        else:
+            err.print(f"[red]✗[/] {what}  ({elapsed or 0:.2f}s)")
+
+    result = api.rehearse(
+        open_workspace(state),
+        target,
+        from_backup=from_backup,
+        clone=clone,
+        scale_rows=scale_rows,
+        progress=report,
+    )
+    emit(state, result)
+    if not result.ok:
         click.get_current_context().exit(1)

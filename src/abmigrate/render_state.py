@@ -1,4 +1,4 @@
-"""Human renderings of ``diagnose`` and ``drift`` results (JSON is to_record())."""
+"""Human renderings of ``diagnose``, ``drift`` and ``rehearse`` results (JSON: to_record())."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ if TYPE_CHECKING:
 
     from abmigrate.diagnose import Diagnosis
     from abmigrate.drift import DriftReport
+    from abmigrate.rehearse import Rehearsal
 
-__all__ = ["render_diagnosis", "render_drift"]
+__all__ = ["render_diagnosis", "render_drift", "render_rehearsal"]
 
 _STATE_STYLE = {
     "up_to_date": "green",
@@ -89,3 +90,38 @@ def render_drift(result: DriftReport, out: Console) -> None:
         f" in {len(result.differences)} place(s):"
     )
     _differences(out, result.differences, "")
+
+
+def render_rehearsal(result: Rehearsal, out: Console) -> None:
+    out.print(
+        f"[bold]rehearse[/] {result.environment} on a scratch copy: {result.source};"
+        f" {_revs(result.start)} → {result.target}, down again and up again"
+    )
+    if not result.steps:
+        out.print("nothing to rehearse: no pending revision")
+    for step in result.steps:
+        mark = "[green]✓[/]" if step.ok else "[red]✗[/]"
+        out.print(
+            f"{mark} {step.direction:<10} {step.revision}  {step.elapsed_s:8.3f}s  {step.message}"
+        )
+        details = []
+        if step.locks:
+            locks = ", ".join(
+                f"{table} {mode.removesuffix('Lock')}" for table, mode in step.locks.items()
+            )
+            details.append(f"locks: {locks}")
+        if step.rewritten:
+            details.append(f"rewritten: {', '.join(step.rewritten)}")
+        if step.rows_touched:
+            rows = ", ".join(f"{table} {count}" for table, count in step.rows_touched.items())
+            details.append(f"rows: {rows}")
+        for detail in details:
+            out.print(f"      {detail}", markup=False)
+        if step.error:
+            out.print(f"      [red]failed: {step.error}[/]")
+    verdict = "[green]rehearsal passed[/]" if result.ok else "[red]rehearsal failed[/]"
+    out.print(
+        f"{verdict} in {result.elapsed_s:.2f}s; scratch database {result.scratch_database} dropped"
+    )
+    for warning in result.warnings:
+        out.print(f"[yellow]warning: {warning}[/]")
