@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfirmCallback",
+    "capture",
     "check",
     "current",
     "diagnose",
@@ -365,3 +366,10 @@ def rehearse(
         scale_rows=scale_rows,
         progress=progress,
     )
+
+
+def capture(workspace: Workspace, message: str) -> RevisionCreated:
+    """Write a revision capturing the objects made by hand on a database recorded at head."""
+    from abmigrate.capture import write_capture_revision
+
+    return write_capture_revision(workspace, message)

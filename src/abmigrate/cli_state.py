@@ -11,16 +11,32 @@ __all__ = ["diagnose", "drift", "rehearse"]
 
 @click.command()
 @click.option("--no-models", is_flag=True, help="Do not compare with the models.")
+@click.option(
+    "--write-revision",
+    is_flag=True,
+    help="Write a revision capturing the objects made by hand (database recorded at head).",
+)
+@click.option("-m", "--message", help="Message of the revision --write-revision writes.")
 @common_options()
 @pass_state
-def diagnose(state: CliState, no_models: bool) -> None:
+def diagnose(state: CliState, no_models: bool, write_revision: bool, message: str | None) -> None:
     """Which revision the schema really matches, with evidence and the command to fix it.
 
     Reads the database only; the revisions are replayed in scratch databases (cached).
     Exit 1 when the state needs action (anything but up to date, behind or empty).
+    With --write-revision, writes a revision file capturing hand-made changes instead.
     """
     from abmigrate import api
 
+    if write_revision:
+        created = api.capture(open_workspace(state), message or "capture hand-applied changes")
+        emit(state, created)
+        click.echo(
+            f"next: review it, then record it here (its objects exist already):"
+            f" abmigrate stamp {created.revision}",
+            err=True,
+        )
+        return
     result = api.diagnose(open_workspace(state), with_models=not no_models)
     emit(state, result)
     if not result.healthy:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.fingerprint import Difference, Fingerprint, diff, distance
+from abmigrate.fingerprint import Difference, Fingerprint, changed_keys, diff
 from abmigrate.results import Record
 
 if TYPE_CHECKING:
@@ -153,9 +153,11 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     order = [BASE, *(script.revision for script in reversed(project.revisions()))]
     fingerprints = {r: replayed.fingerprints[r] for r in order if r in replayed.fingerprints}
     result.exact_matches = [r for r, fp in fingerprints.items() if fp.digest == live.digest]
-    distances = {r: diff(fp, live) for r, fp in fingerprints.items()}
-    counts = {r: distance(fp, live) for r, fp in fingerprints.items()}
-    ranked = sorted(distances, key=lambda r: (counts[r], -order.index(r)))
+    # Counting differing objects is cheap; listing them is done for the few that are shown.
+    counts = {r: len(changed_keys(fp, live)) for r, fp in fingerprints.items()}
+    position = {r: index for index, r in enumerate(order)}
+    ranked = sorted(counts, key=lambda r: (counts[r], -position[r]))
+    distances = _Differences(fingerprints, live)
     result.nearest = [
         RevisionMatch(r, counts[r], [d.to_record() for d in distances[r]]) for r in ranked[:NEAREST]
     ]
@@ -180,6 +182,19 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
 # --------------------------------------------------------------------------- partial
 
 
+class _Differences(dict[str, list[Difference]]):
+    """diff(revision's fingerprint, live), computed on first use."""
+
+    def __init__(self, fingerprints: dict[str, Fingerprint], live: Fingerprint) -> None:
+        super().__init__()
+        self.fingerprints = fingerprints
+        self.live = live
+
+    def __missing__(self, revision: str) -> list[Difference]:
+        self[revision] = diff(self.fingerprints[revision], self.live)
+        return self[revision]
+
+
 def find_partial(
     workspace: Workspace,
     fingerprints: dict[str, Fingerprint],
@@ -188,8 +203,8 @@ def find_partial(
 ) -> PartialApplication | None:
     """A revision C whose parent P's schema plus *some* of C's changes is the live schema.
 
-    Every object where live differs from P must be in the state C gives it, and at least
-    one of C's changes must be absent. Edges starting at a recorded revision come first.
+    Every object where live differs from P must be one C changes, in the state C gives it,
+    and at least one of C's changes must be absent. Edges from a recorded revision first.
     """
     from abmigrate.replay import BASE
 
@@ -203,18 +218,17 @@ def find_partial(
         if parent not in fingerprints or child not in fingerprints:
             continue
         before, after = fingerprints[parent], fingerprints[child]
-        changes = diff(before, after)
-        if not changes:
+        present_keys = changed_keys(before, live)
+        if not present_keys:
             continue
-        present = diff(before, live)
-        if not present:
+        change_keys = changed_keys(before, after)
+        if not present_keys <= change_keys:
             continue
-        change_keys = {_key(d) for d in changes}
-        if not all(_key(d) in change_keys and _same_as(after, live, d) for d in present):
+        if any(after.objects.get(key) != live.objects.get(key) for key in present_keys):
             continue
-        remaining = diff(after, live)
-        if not remaining:
-            continue
+        if present_keys == change_keys:
+            continue  # all of it is there: that is C itself, not a partial C
+        changes, present, remaining = diff(before, after), diff(before, live), diff(after, live)
         applied = [d.describe() for d in present]
         not_applied = [_describe_from(d, changes) for d in remaining]
         return PartialApplication(
@@ -234,19 +248,6 @@ def _key(difference: Difference) -> str:
     return f"{difference.kind} {difference.name}"
 
 
-def _same_as(after: Fingerprint, live: Fingerprint, difference: Difference) -> bool:
-    key = _key(difference)
-    if difference.kind == "table":
-        # A table the child creates counts as present only with all of its objects.
-        prefix = difference.name + "."
-        return all(
-            live.objects.get(k) == v
-            for k, v in after.objects.items()
-            if k == key or k.split(" ", 1)[1].startswith(prefix)
-        ) and after.objects.get(key) == live.objects.get(key)
-    return after.objects.get(key) == live.objects.get(key)
-
-
 def _describe_from(remaining: Difference, changes: list[Difference]) -> str:
     # Phrase what is still to do in the child's terms ("add column x"), not the live's.
     for change in changes:
@@ -262,7 +263,7 @@ def _classify(
     result: Diagnosis,
     workspace: Workspace,
     fingerprints: dict[str, Fingerprint],
-    distances: dict[str, list[Difference]],
+    distances: _Differences,
     replayed: Replayed,
     rows: list[str],
     live: Fingerprint,
@@ -353,9 +354,9 @@ def _classify(
 
     # No exact match: compare with what is recorded (or the nearest revision).
     reference = known_rows[0] if len(known_rows) == 1 else None
-    if reference is None or reference not in distances:
+    if reference is None or reference not in fingerprints:
         reference = result.nearest[0].revision if result.nearest else None
-    differences = distances.get(reference, []) if reference else []
+    differences = distances[reference] if reference else []
     extra = [d for d in differences if d.change == "extra"]
     if reference is not None and differences and len(extra) == len(differences):
         result.state = "hand_changes"

@@ -47,6 +47,7 @@ __all__ = [
     "TABLE_CHILD_KINDS",
     "Difference",
     "Fingerprint",
+    "changed_keys",
     "diff",
     "distance",
     "excluded_table",
@@ -201,7 +202,7 @@ def diff(expected: Fingerprint, actual: Fingerprint) -> list[Difference]:
     the table's difference names its columns.
     """
     differences: list[Difference] = []
-    keys = sorted(set(expected.objects) | set(actual.objects))
+    keys = sorted(changed_keys(expected, actual))
     whole_tables: set[str] = set()
     for key in keys:
         if key.startswith("table ") and (key in expected.objects) != (key in actual.objects):
@@ -209,8 +210,6 @@ def diff(expected: Fingerprint, actual: Fingerprint) -> list[Difference]:
     for key in keys:
         kind, name = key.split(" ", 1)
         old, new = expected.objects.get(key), actual.objects.get(key)
-        if old == new:
-            continue
         if kind in TABLE_CHILD_KINDS and name.split(".", 1)[0] in whole_tables:
             continue
         if kind == "table" and name in whole_tables:
@@ -227,10 +226,17 @@ def diff(expected: Fingerprint, actual: Fingerprint) -> list[Difference]:
     return differences
 
 
+def changed_keys(expected: Fingerprint, actual: Fingerprint) -> set[str]:
+    """The "kind name" keys of every object that differs (cheaper than :func:`diff`)."""
+    old, new = expected.objects, actual.objects
+    keys = {key for key in old if new.get(key) != old[key]}
+    keys.update(key for key in new if key not in old)
+    return keys
+
+
 def distance(expected: Fingerprint, actual: Fingerprint) -> int:
     """How many objects differ (each column, index ... of a whole extra table counts)."""
-    keys = set(expected.objects) | set(actual.objects)
-    return sum(1 for key in keys if expected.objects.get(key) != actual.objects.get(key))
+    return len(changed_keys(expected, actual))
 
 
 def _columns_of(fingerprint: Fingerprint, table: str) -> list[str]:

@@ -6,8 +6,8 @@ For rehearsals and checks on a database that has no production data: every table
 - foreign keys pointing at rows that exist (several foreign keys of one table are combined
   so that a UNIQUE over them still holds: (warehouse, part) pairs are all distinct);
 - unique and primary-key columns distinct (values are derived from the row number);
-- enum columns cycling through the enum's values (PostgreSQL enum types, MySQL ENUM,
-  SQLAlchemy Enum with a CHECK);
+- enum columns cycling through the enum's values (PostgreSQL enum types, MySQL ENUM, and
+  ``CHECK (col IN ('a', 'b'))`` — how a non-native enum looks once reflected);
 - autoincrement/identity keys and columns with a server default left to the database;
 - values non-negative, so common CHECKs (quantity >= 0) hold.
 
@@ -27,6 +27,7 @@ fit), or taken from ``metadata`` when given.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -144,6 +145,7 @@ def _rows_for(
         fk_choices.append(choices)
         for position, column in enumerate(fk.columns):
             fk_columns[column.name] = (number, position)
+    allowed = _allowed_values(table)
     rows: list[dict[str, Any]] = []
     for index in range(count):
         # Mixed radix: foreign key k varies every product(len(choices of 0..k-1)) rows, so
@@ -164,9 +166,33 @@ def _rows_for(
             if column.foreign_keys and column.nullable:
                 row[column.name] = None
                 continue
+            if column.name in allowed:
+                values = allowed[column.name]
+                row[column.name] = values[index % len(values)]
+                continue
             row[column.name] = _value(column, index, dialect)
         rows.append(row)
     return rows
+
+
+_IN_LIST = re.compile(r"""^\(?\s*["`\[]?(\w+)["`\]]?\s+IN\s*\((.*)\)\s*\)?$""", re.I | re.S)
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _allowed_values(table: Table) -> dict[str, list[str]]:
+    """Columns restricted by ``CHECK (col IN ('a', 'b'))``: a non-native enum, reflected."""
+    from sqlalchemy import CheckConstraint
+
+    allowed: dict[str, list[str]] = {}
+    for constraint in table.constraints:
+        if not isinstance(constraint, CheckConstraint):
+            continue
+        match = _IN_LIST.match(str(constraint.sqltext).strip())
+        if match and match.group(1) in table.columns:
+            values = [value.replace("''", "'") for value in _QUOTED.findall(match.group(2))]
+            if values:
+                allowed[match.group(1)] = values
+    return allowed
 
 
 def _left_to_database(column: Column[Any]) -> bool:
