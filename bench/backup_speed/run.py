@@ -84,9 +84,7 @@ def mib(size: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.6, help="~620 MB of database per unit")
-    parser.add_argument(
-        "--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-options", action="store_true", help="skip the options table")
     parser.add_argument("--keep", action="store_true", help="keep the generated database")
     args = parser.parse_args()
@@ -139,7 +137,9 @@ def main() -> int:
         )
         db_size = int(psql(f"SELECT pg_database_size('{DB}')"))
         print(f"database: {mib(db_size)} ({time.perf_counter() - started:.1f}s to generate)")
-        print(f"pg_dump: {subprocess.run(['pg_dump', '--version'], capture_output=True, text=True).stdout.strip()}")
+        print(
+            f"pg_dump: {subprocess.run(['pg_dump', '--version'], capture_output=True, text=True).stdout.strip()}"
+        )
         print(f"server:  {psql('SHOW server_version')}; cores: {os.cpu_count()}\n", flush=True)
 
         sh("pg_dump > /dev/null", db_env)  # warm the cache so every method reads from memory
@@ -151,8 +151,11 @@ def main() -> int:
         gzip_s = sh(f"gzip {work}/f.sql", db_env)
         guide = dump_s + gzip_s
         rows.append(
-            (f"guide: pg_dump > f.sql ({dump_s:.1f}s) && gzip ({gzip_s:.1f}s)", guide,
-             size_of(work / "f.sql.gz"))
+            (
+                f"guide: pg_dump > f.sql ({dump_s:.1f}s) && gzip ({gzip_s:.1f}s)",
+                guide,
+                size_of(work / "f.sql.gz"),
+            )
         )
         custom = sh(f"pg_dump -Fc > {work}/f.dump", db_env)
         rows.append(("pg_dump -Fc > f.dump", custom, size_of(work / "f.dump")))
@@ -174,9 +177,7 @@ def main() -> int:
             print(made.stderr, file=sys.stderr)
             return 1
         record = json.loads(made.stdout)
-        rows.append(
-            ("abmigrate backup (dump + checksums + read-back)", ours, int(record["size"]))
-        )
+        rows.append(("abmigrate backup (dump + checksums + read-back)", ours, int(record["size"])))
 
         print(f"{'backup':58} {'seconds':>8} {'size':>12} {'vs guide':>9} {'vs limit':>9}")
         for name, seconds, size in rows:
@@ -199,13 +200,17 @@ def main() -> int:
         started = time.perf_counter()
         subprocess.run(
             [*abm, "restore", record["id"], "--target-url", target_url],
-            cwd=project, check=True, capture_output=True,
+            cwd=project,
+            check=True,
+            capture_output=True,
         )
         ours_restore = time.perf_counter() - started
         started = time.perf_counter()
         verified = subprocess.run(
             [*abm, "verify-backup", record["id"], "--restore-test"],
-            cwd=project, capture_output=True, text=True,
+            cwd=project,
+            capture_output=True,
+            text=True,
         )
         verify_s = time.perf_counter() - started
         for name, seconds in (
@@ -218,9 +223,14 @@ def main() -> int:
         print("restore test:", "passed" if verified.returncode == 0 else verified.stderr.strip())
 
         if not args.no_options:
-            print(f"\n{'pg_dump 15 option (dump only)':58} {'seconds':>8} {'size':>12} {'vs limit':>9}")
+            print(
+                f"\n{'pg_dump 15 option (dump only)':58} {'seconds':>8} {'size':>12} {'vs limit':>9}"
+            )
             options = [
-                ("-Fc -Z0 | zstd -T0 -1   (abmigrate's choice)", f"pg_dump -Fc -Z0 | zstd -q -T0 -1 > {work}/o1"),
+                (
+                    "-Fc -Z0 | zstd -T0 -1   (abmigrate's choice)",
+                    f"pg_dump -Fc -Z0 | zstd -q -T0 -1 > {work}/o1",
+                ),
                 ("-Fc -Z0 | zstd -T0 -3", f"pg_dump -Fc -Z0 | zstd -q -T0 -3 > {work}/o2"),
                 ("-Fc -Z0 | lz4 -1", f"pg_dump -Fc -Z0 | lz4 -q -1 > {work}/o3"),
                 ("plain | zstd -T0 -1", f"pg_dump | zstd -q -T0 -1 > {work}/o4"),
@@ -231,15 +241,25 @@ def main() -> int:
                 if shutil.which(command.split("|")[-1].split()[0]) is None:
                     continue
                 seconds = sh(command, db_env)
-                print(f"{name:58} {seconds:8.2f} {mib(size_of(work / f'o{number}')):>12}"
-                      f" {seconds / limit:8.2f}x")
+                print(
+                    f"{name:58} {seconds:8.2f} {mib(size_of(work / f'o{number}')):>12}"
+                    f" {seconds / limit:8.2f}x"
+                )
     finally:
         for name in restored:
-            subprocess.run(["psql", "-X", "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
-                           env=env, check=False, capture_output=True)
+            subprocess.run(
+                ["psql", "-X", "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                env=env,
+                check=False,
+                capture_output=True,
+            )
         if not args.keep:
-            subprocess.run(["psql", "-X", "-q", "-c", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"],
-                           env=env, check=False, capture_output=True)
+            subprocess.run(
+                ["psql", "-X", "-q", "-c", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"],
+                env=env,
+                check=False,
+                capture_output=True,
+            )
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -207,11 +207,14 @@ def run_pipeline(
     stdout: IO[bytes] | int | None = None,
     what: str,
     secrets: Sequence[str] = (),
+    reader_may_stop_early: bool = False,
 ) -> bytes:
     """Run ``commands`` connected by pipes; raise one clear BackupError when any fails.
 
     Returns the last command's output when ``stdout`` is None. The error names the failing
-    tool and its first meaningful error line, with any of ``secrets`` blanked out.
+    tool and its first meaningful error line, with any of ``secrets`` blanked out. With
+    ``reader_may_stop_early`` (``pg_restore -l`` reads only the head of the archive), a writer
+    cut off by a broken pipe is not a failure when the last command succeeded.
     """
     processes: list[subprocess.Popen[bytes]] = []
     errors: list[IO[bytes]] = []
@@ -247,6 +250,8 @@ def run_pipeline(
             for argv, process, error_file in zip(commands, processes, errors, strict=True)
             if process.returncode != 0
         ]
+        if reader_may_stop_early and processes[-1].returncode == 0:
+            failures = [item for item in failures if item[1] != -signal.SIGPIPE]
         if failures:
             raise _pipeline_error(failures, what, secrets)
         return output

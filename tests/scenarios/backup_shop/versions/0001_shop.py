@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("joined", sa.DateTime),
         sa.Column("photo", sa.LargeBinary),
         sa.Column("score", sa.Float),
+        sa.Column("prefs", sa.JSON),  # json has no hash function in PostgreSQL
     )
     orders = op.create_table(
         "orders",
@@ -47,6 +48,7 @@ def upgrade() -> None:
                 "joined": datetime.datetime(2024, 1, 1, 12, 0) + datetime.timedelta(hours=i),
                 "photo": bytes([i % 256, 0, 255, 10]) * 3,
                 "score": i / 8,
+                "prefs": {"newsletter": i % 2 == 1, "tags": [i, "x"]} if i % 6 else None,
             }
             for i in range(1, 41)
         ],
