@@ -482,7 +482,7 @@ def _round_trip_differences(before: Any, after: Any) -> list[str]:
     return lines
 
 
-def _walk(context: CheckContext, check: str, hooks: Any = None) -> Outcome:
+def _walk(context: CheckContext, check: str) -> Outcome:
     from abmigrate.fingerprint import fingerprint_connection
     from abmigrate.roundtrip import walk_round_trip
 
@@ -493,8 +493,11 @@ def _walk(context: CheckContext, check: str, hooks: Any = None) -> Outcome:
             scratch,
             fingerprint=fingerprint_connection,
             differences=_round_trip_differences,
-            hooks=hooks,
         )
+    return _walk_outcome(context, check, report)
+
+
+def _walk_outcome(context: CheckContext, check: str, report: Any) -> Outcome:
     failures = [
         CheckFailure(
             check,
@@ -544,3 +547,19 @@ def round_trip(context: CheckContext) -> Outcome:
     NotImplementedError is found here, not during an incident when a rollback is needed.
     """
     return _walk(context, "round_trip")
+
+
+@register("data_round_trip", default=False, uses_database=True)
+def data_round_trip(context: CheckContext) -> Outcome:
+    """Every downgrade gives back the rows its upgrade was handed (opt-in).
+
+    Before each revision, rows generated from the schema are seeded; after upgrade and
+    downgrade, a table that lost rows, or a column that is gone or holds other values, is data
+    a rollback would destroy in production (a column dropped and re-added empty, a backfill
+    not reversed). Slower than round_trip: every step is its own run of env.py.
+    """
+    from abmigrate.datatrip import walk_data_round_trip
+
+    with context.scratch("data") as scratch:
+        report = walk_data_round_trip(context.project_on(scratch), scratch)
+    return _walk_outcome(context, "data_round_trip", report)

@@ -35,6 +35,7 @@ __all__ = [
     "DataHooks",
     "RevisionFailure",
     "WalkReport",
+    "attach_evidence",
     "run_one_step_at_a_time",
     "schema_digest",
     "topological_order",
@@ -220,7 +221,7 @@ def walk_round_trip(
             report.rebuilds += 1
             _rebuild(project, scratch, applied, None)
     for failure in report.failures:
-        _attach_evidence(project, failure, parents)
+        attach_evidence(project, failure, parents)
     return report
 
 
@@ -385,7 +386,7 @@ def _apply(
     return taken[0] if taken else None
 
 
-def _attach_evidence(
+def attach_evidence(
     project: AlembicProject, failure: RevisionFailure, parents: dict[str, tuple[str, ...]]
 ) -> None:
     """The failing revision's file and the SQL of the step that failed, rendered offline."""

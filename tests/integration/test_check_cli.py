@@ -345,3 +345,30 @@ def test_interrupted_check_drops_its_scratch_database(
             process.kill()
             process.communicate()
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_data_round_trip_names_the_downgrade_that_loses_rows(
+    run_cli: Callable[..., Any],
+    copy_scenario: Callable[..., Path],
+    backend: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    server_args = ["--url", request.getfixturevalue("pg_url")] if backend == "postgresql" else []
+    project = copy_scenario("check_data_loss")
+    # Opt-in: not among the default checks; round_trip sees no schema difference here.
+    result, data = run_check(run_cli, project, *server_args)
+    assert "data_round_trip" not in [c["name"] for c in data["checks"]]
+    result, data = run_check(
+        run_cli, project, "--checks", "round_trip,data_round_trip", *server_args
+    )
+    assert result.exit_code == 1, result
+    assert outcome(data, "round_trip")["status"] == "passed"
+    [failure] = outcome(data, "data_round_trip")["failures"]
+    assert failure["revision"] == "c6f0000000f2"
+    assert "the downgrade loses data" in failure["message"]
+    [lost] = failure["differences"]
+    assert lost.startswith("column items.price: 3 value(s) not given back by the downgrade")
+    assert "DROP TABLE prices" in failure["sql"]
+    assert outcome(data, "data_round_trip")["summary"] == "1 of 3 revision(s) fail"
+    assert "psycopg" not in result.stderr
