@@ -39,6 +39,13 @@ def _workspace(state: CliState) -> object:
     default=None,
     help="Output format (json: a list of findings; sarif: SARIF 2.1.0; github: annotations).",
 )
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "never"]),
+    default="error",
+    show_default=True,
+    help="Lowest severity that makes the command exit 1.",
+)
 @click.option("--env", "-e", "env", help="Environment (its lint configuration and policy).")
 @pass_state
 def lint(
@@ -47,6 +54,7 @@ def lint(
     since: str | None,
     changed_from: str | None,
     output_format: str | None,
+    fail_on: str,
     env: str | None,
 ) -> None:
     """Lint revisions, each on its own, for locks, data loss and breaking changes.
@@ -75,9 +83,11 @@ def lint(
             click.echo(text)
     else:
         output.render_human(result, console())
-    if result.errors:
+    failing = {"error": result.errors, "warning": result.findings, "never": []}[fail_on]
+    if failing:
+        what = "error(s)" if fail_on == "error" else "finding(s)"
         raise LintFailed(
-            f"lint found {len(result.errors)} error(s)",
+            f"lint found {len(failing)} {what}",
             hint="fix them, or suppress one with `# abmigrate: ignore[CODE] reason: ...`",
-            findings=[finding.to_record() for finding in result.errors],
+            findings=[finding.to_record() for finding in failing],
         )

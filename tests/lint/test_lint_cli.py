@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from importlib.resources import files
 from pathlib import Path
@@ -45,6 +46,14 @@ def test_errors_exit_1_and_suppressions_apply(run_cli, copy_scenario) -> None:
     assert by_code["AM001"]["revision"] == "c0ffee000003"
     assert by_code["AM604"]["revision"] == "c0ffee000003"
     assert by_code["AM107"]["location"] == "migrations/versions/c0ffee000002.py:23"
+
+
+def test_fail_on_chooses_the_severity_that_fails(run_cli) -> None:
+    args = ("--alembic-ini", ABPARTS_INI, "lint", "--format", "github")
+    assert run_cli(*args).exit_code == 0  # ABParts has warnings only
+    strict = run_cli(*args, "--fail-on", "warning")
+    assert strict.exit_code == 1 and re.search(r"lint found \d+ finding\(s\)", strict.stderr)
+    assert run_cli(*args, "--fail-on", "never").exit_code == 0
 
 
 def test_human_output_names_location_code_and_hint(run_cli, copy_scenario) -> None:
