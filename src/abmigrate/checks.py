@@ -357,6 +357,52 @@ def graph_integrity(context: CheckContext) -> Outcome:
     return Outcome(summary=f"{len(declared)} revisions, all parents known")
 
 
+# --------------------------------------------------------------------------- lint
+
+
+@register("lint")
+def lint(context: CheckContext) -> Outcome:
+    """No error-level lint finding in the revisions new since the base (``--since``).
+
+    The linter (``abmigrate lint``) catches locks on hot tables, destructive and backward
+    incompatible changes before they reach a database. Older revisions were already
+    applied and judged; ``--since`` (a revision id or a git ref such as origin/main)
+    limits the gate to what this change adds.
+    """
+    from abmigrate.lint import lint_workspace
+    from abmigrate.lint.selection import select_revisions
+
+    project = context.project
+    selected: set[str] | None = None
+    base = "every revision"
+    if context.since is not None:
+        if context.since == "base" or project.known(context.since):
+            selected = select_revisions(project, since=context.since)
+            base = f"revisions after {context.since}"
+        else:
+            selected = select_revisions(project, changed_from=context.since)
+            base = f"revision files changed since {context.since}"
+    result = lint_workspace(context.workspace(), selected, graph=False)
+    errors = result.errors
+    warnings = len(result.findings) - len(errors)
+    summary = f"{len(result.revisions)} revision(s) linted ({base}): {len(errors)} error(s), {warnings} warning(s)"
+    return Outcome(
+        [
+            CheckFailure(
+                "lint",
+                f"{finding.code} {finding.message}",
+                revision=finding.revision,
+                path=finding.path,
+                line=finding.line,
+                sql=finding.sql,
+                hint=finding.hint,
+            )
+            for finding in errors
+        ],
+        summary=summary,
+    )
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -418,52 +464,6 @@ def models_match_head(context: CheckContext) -> Outcome:
             )
         ],
         summary=f"{len(differences)} difference(s) from the models",
-    )
-
-
-# --------------------------------------------------------------------------- lint
-
-
-@register("lint")
-def lint(context: CheckContext) -> Outcome:
-    """No error-level lint finding in the revisions new since the base (``--since``).
-
-    The linter (``abmigrate lint``) catches locks on hot tables, destructive and backward
-    incompatible changes before they reach a database. Older revisions were already
-    applied and judged; ``--since`` (a revision id or a git ref such as origin/main)
-    limits the gate to what this change adds.
-    """
-    from abmigrate.lint import lint_workspace
-    from abmigrate.lint.selection import select_revisions
-
-    project = context.project
-    selected: set[str] | None = None
-    base = "every revision"
-    if context.since is not None:
-        if context.since == "base" or project.known(context.since):
-            selected = select_revisions(project, since=context.since)
-            base = f"revisions after {context.since}"
-        else:
-            selected = select_revisions(project, changed_from=context.since)
-            base = f"revision files changed since {context.since}"
-    result = lint_workspace(context.workspace(), selected, graph=False)
-    errors = result.errors
-    warnings = len(result.findings) - len(errors)
-    summary = f"{len(result.revisions)} revision(s) linted ({base}): {len(errors)} error(s), {warnings} warning(s)"
-    return Outcome(
-        [
-            CheckFailure(
-                "lint",
-                f"{finding.code} {finding.message}",
-                revision=finding.revision,
-                path=finding.path,
-                line=finding.line,
-                sql=finding.sql,
-                hint=finding.hint,
-            )
-            for finding in errors
-        ],
-        summary=summary,
     )
 
 

@@ -178,3 +178,48 @@ def test_scratch_databases_are_dropped_after_each_test(
     finally:
         engine.dispose()
     assert left == []
+
+
+def test_a_real_data_migration_tested_before_and_after_its_revision(
+    pytester: pytest.Pytester, url_args: list[str]
+) -> None:
+    # ABParts' 0b4d8f2c6e35 adds parts.unit_of_measure and backfills it from part_type.
+    abparts_ini = Path(__file__).resolve().parents[2] / "examples" / "abparts" / "alembic.ini"
+    pytester.makeini(f"[pytest]\nabmigrate_alembic_ini = {abparts_ini}\n")
+    pytester.makepyfile(
+        test_backfill="""
+        import uuid
+
+        import pytest
+        import sqlalchemy as sa
+
+        @pytest.mark.before_revision("0b4d8f2c6e35")
+        def test_backfill_measures_bulk_material_in_liters(before_revision, migrate):
+            parts = sa.Table("parts", sa.MetaData(), autoload_with=before_revision)
+            assert "unit_of_measure" not in parts.c
+            # SQLite stores the UUID as CHAR(32); PostgreSQL as a uuid.
+            new_id = (lambda: uuid.uuid4().hex) if before_revision.dialect.name == "sqlite" \
+                else uuid.uuid4
+            before_revision.execute(
+                parts.insert(),
+                [
+                    {"id": new_id(), "part_number": "P-1", "name": "oil",
+                     "part_type": "bulk_material"},
+                    {"id": new_id(), "part_number": "P-2", "name": "bolt",
+                     "part_type": "consumable"},
+                ],
+            )
+            migrate("0b4d8f2c6e35")
+            with migrate.connect() as connection:
+                rows = connection.execute(
+                    sa.text("SELECT name, unit_of_measure FROM parts")
+                ).all()
+            assert dict(rows) == {"oil": "liters", "bolt": "pieces"}
+            # and back: the downgrade removes the column, keeping the parts
+            migrate("-1")
+            with migrate.connect() as connection:
+                assert connection.execute(sa.text("SELECT count(*) FROM parts")).scalar() == 2
+        """
+    )
+    result = pytester.runpytest_subprocess(*url_args)
+    result.assert_outcomes(passed=1)
