@@ -66,6 +66,8 @@ class PreflightCheck:
 
 def checks_for(statements: list[Statement], *, direction: str) -> Iterator[PreflightCheck]:
     """The checks a revision's statements call for, in statement order."""
+    # Columns this revision adds or backfills: their live values say nothing about what
+    # SET NOT NULL will find, so that check is left out.
     added_columns: set[tuple[str, str]] = set()
     for statement in statements:
         if statement.node is None:
@@ -83,6 +85,10 @@ def checks_for(statements: list[Statement], *, direction: str) -> Iterator[Prefl
                 yield _duplicates(table_of(statement.node) or "", columns, "unique index")
         elif kind == "AlterTableStmt":
             yield from _alter_checks(statement, added_columns)
+        elif kind == "UpdateStmt":
+            table = table_of(statement.node) or ""
+            for target in statement.node.targetList or ():
+                added_columns.add((table, str(target.name)))
     del direction
 
 

@@ -154,3 +154,21 @@ def test_plan_on_a_missing_sqlite_file_creates_nothing(
     assert plan["steps"][0]["preflight"] == []
     assert plan["steps"][1]["findings"]
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_a_backfill_before_set_not_null_is_not_predicted_to_fail() -> None:
+    from abmigrate.lint.model import Statement
+    from abmigrate.lint.sql import parse_statements
+    from abmigrate.preflight import checks_for
+
+    sql = (
+        "UPDATE parts SET name = 'unnamed' WHERE name IS NULL;"
+        "ALTER TABLE parts ALTER COLUMN name SET NOT NULL;"
+        "ALTER TABLE parts ALTER COLUMN code SET NOT NULL"
+    )
+    statements = [
+        Statement(index, text, node, None, True)
+        for index, (text, node, _) in enumerate(parse_statements(sql))
+    ]
+    checks = list(checks_for(statements, direction="upgrade"))
+    assert [(c.check, c.columns) for c in checks] == [("not_null", ["code"])]
