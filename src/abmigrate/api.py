@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from abmigrate.checks import CheckContext, CheckReport, run_checks
-from abmigrate.database import read_version_rows
+from abmigrate.database import read_version_rows, sqlite_path
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
 from abmigrate.plan import build_plan, message_of, unknown_revisions
 from abmigrate.results import (
@@ -239,7 +239,10 @@ def _migrate(
         if not confirm(built):
             raise GuardRefused("not confirmed; nothing was changed", reasons=["not confirmed"])
     backup_record = None
-    if built.steps and workspace.environment.policy.require_backup:
+    sqlite_file = sqlite_path(workspace.url)
+    # A SQLite database that does not exist yet holds nothing to lose (and nothing to dump).
+    nothing_to_lose = sqlite_file is not None and not sqlite_file.exists()
+    if built.steps and workspace.environment.policy.require_backup and not nothing_to_lose:
         if no_backup:
             raise GuardRefused(
                 f"--no-backup refused: {workspace.environment.name}'s policy requires a backup"

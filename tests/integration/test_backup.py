@@ -296,3 +296,17 @@ def _which(tool: str) -> str:
     found = shutil.which(tool)
     assert found, f"{tool} must be installed for the PostgreSQL backup tests"
     return found
+
+
+def test_production_upgrade_of_a_sqlite_file_that_does_not_exist_yet(  # type: ignore[no-untyped-def]
+    copy_scenario, run_cli, sqlite_url
+) -> None:
+    project = copy_scenario("backup_shop")
+    write_config(project, sqlite_url)
+    result = run_cli("upgrade", "0001_shop", "--yes", "--format", "json", cwd=project)
+    assert result.exit_code == 0, result  # nothing existed, so nothing needed backing up
+    assert json.loads(result.stdout)["backup"] is None
+    # From now on there is something to lose: the next change is backed up first.
+    result = run_cli("upgrade", "--yes", "--format", "json", cwd=project)
+    assert result.exit_code == 0, result
+    assert json.loads(result.stdout)["backup"]["revisions"] == ["0001_shop"]
