@@ -46,6 +46,7 @@ def _workspace(state: CliState) -> object:
     show_default=True,
     help="Lowest severity that makes the command exit 1.",
 )
+@click.option("--explain", metavar="CODE", help="Show a rule's documentation and exit.")
 @click.option("--env", "-e", "env", help="Environment (its lint configuration and policy).")
 @pass_state
 def lint(
@@ -55,6 +56,7 @@ def lint(
     changed_from: str | None,
     output_format: str | None,
     fail_on: str,
+    explain: str | None,
     env: str | None,
 ) -> None:
     """Lint revisions, each on its own, for locks, data loss and breaking changes.
@@ -68,6 +70,9 @@ def lint(
     from abmigrate.lint.registry import all_rules
     from abmigrate.render import console
 
+    if explain is not None:
+        _explain(explain)
+        return
     if env is not None:
         state.env = env
     fmt = output_format or state.output_format
@@ -91,3 +96,20 @@ def lint(
             hint="fix them, or suppress one with `# abmigrate: ignore[CODE] reason: ...`",
             findings=[finding.to_record() for finding in failing],
         )
+
+
+def _explain(code: str) -> None:
+    import inspect
+
+    from abmigrate.errors import RevisionError
+    from abmigrate.lint.registry import rule_by_code
+
+    rules = rule_by_code()
+    rule = rules.get(code.upper())
+    if rule is None:
+        raise RevisionError(f"no rule {code!r}", hint="rule codes: " + ", ".join(rules))
+    click.echo(
+        f"{rule.code} {rule.name} ({rule.severity}{', destructive' if rule.destructive else ''})\n"
+    )
+    click.echo(inspect.getdoc(rule) or "")
+    click.echo(f"\nFix: {rule.hint}")

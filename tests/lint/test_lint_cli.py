@@ -184,3 +184,12 @@ def test_a_revision_file_that_does_not_import_is_a_clear_error(run_cli, copy_sce
     assert result.exit_code == 2, result
     assert "cannot load the revision files: SyntaxError" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_explain_prints_the_rule_documentation(run_cli, tmp_path: Path) -> None:
+    result = run_cli("lint", "--explain", "am103", cwd=tmp_path)
+    assert result.exit_code == 0, result
+    assert result.stdout.startswith("AM103 concurrently-in-transaction (error)")
+    assert "### Why is this bad?" in result.stdout
+    unknown = run_cli("lint", "--explain", "AM999", cwd=tmp_path)
+    assert unknown.exit_code == 2 and "no rule 'AM999'" in unknown.stderr
