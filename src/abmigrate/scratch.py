@@ -198,6 +198,9 @@ def _create_postgres(connection: Connection, name: str) -> None:
     for attempt in range(5):
         try:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
+            # Nothing in a scratch database needs to survive a crash: commits need not
+            # wait for the WAL flush (projects committing per migration run much faster).
+            connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
             return
         except DBAPIError as exc:
             message = str(exc.orig)
