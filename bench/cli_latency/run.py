@@ -1,0 +1,505 @@
+"""CLI latency: abmigrate's read-only commands against their alembic counterparts.
+
+Generates an Alembic project of N revisions (default 300: create table / add column /
+create index, each with its downgrade) in a temporary folder, migrates a SQLite database
+(and, when reachable, a fresh PostgreSQL database) to head, then times each command as a
+fresh subprocess, median of --runs runs, alembic and abmigrate interleaved so that machine
+noise hits both alike:
+
+    alembic --version          abmigrate --version          (start-up)
+    alembic current            abmigrate status             (database at head)
+    alembic history            abmigrate history            (database at head)
+    alembic heads              abmigrate heads
+    alembic upgrade head --sql abmigrate plan --sql         (empty database: all revisions)
+
+Run:  .venv/bin/python bench/cli_latency/run.py [--runs 7] [--revisions 300] [--no-postgres]
+
+The goal (issue #2): every abmigrate command within 1.2x of its alembic counterpart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+GOAL = 1.2
+DEFAULT_PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+ALEMBIC_INI = """\
+[alembic]
+script_location = {script_location}
+sqlalchemy.url = {url}
+
+[loggers]
+keys = root,sqlalchemy,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARN
+handlers = console
+qualname =
+
+[logger_sqlalchemy]
+level = WARN
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
+"""
+
+# Alembic's "generic" template, as most projects have it: the URL comes from alembic.ini.
+ENV_PY = """\
+from logging.config import fileConfig
+
+from sqlalchemy import engine_from_config, pool
+
+from alembic import context
+
+config = context.config
+
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name)
+
+target_metadata = None
+
+
+def run_migrations_offline() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    context.configure(
+        url=url,
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connectable = engine_from_config(
+        config.get_section(config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+    )
+    with connectable.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
+"""
+
+SCRIPT_MAKO = '''\
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+
+"""
+from alembic import op
+import sqlalchemy as sa
+${imports if imports else ""}
+
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = ${repr(branch_labels)}
+depends_on = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    ${downgrades if downgrades else "pass"}
+'''
+
+REVISION = '''\
+"""{message}
+
+Revision ID: {revision}
+Revises: {down_revision}
+Create Date: 2026-01-01 00:00:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = {revision!r}
+down_revision = {down_revision_repr}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+{upgrade}
+
+
+def downgrade() -> None:
+{downgrade}
+'''
+
+
+def _revision_body(index: int) -> tuple[str, str, str]:
+    """(message, upgrade body, downgrade body) for the index-th revision, cycling 3 kinds."""
+    table = f"item_{index // 3:03d}"
+    kind = index % 3
+    if kind == 0:
+        return (
+            f"create {table}",
+            f"""    op.create_table(
+        "{table}",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(), server_default=sa.func.now(), nullable=False),
+    )""",
+            f'    op.drop_table("{table}")',
+        )
+    if kind == 1:
+        return (
+            f"add {table}.status",
+            f'    op.add_column("{table}", sa.Column("status", sa.String(length=20), nullable=True))',
+            f'    op.drop_column("{table}", "status")',
+        )
+    return (
+        f"index {table}.status",
+        f'    op.create_index("ix_{table}_status", "{table}", ["status"])',
+        f'    op.drop_index("ix_{table}_status", table_name="{table}")',
+    )
+
+
+def generate_project(root: Path, count: int) -> Path:
+    """An Alembic script directory with ``count`` linear revisions; returns its folder."""
+    scripts = root / "migrations"
+    versions = scripts / "versions"
+    versions.mkdir(parents=True)
+    (scripts / "env.py").write_text(ENV_PY)
+    (scripts / "script.py.mako").write_text(SCRIPT_MAKO)
+    rng = random.Random(2)
+    down: str | None = None
+    for index in range(count):
+        revision = f"{rng.getrandbits(48):012x}"
+        message, upgrade, downgrade = _revision_body(index)
+        slug = message.replace(" ", "_").replace(".", "_")
+        (versions / f"{revision}_{slug}.py").write_text(
+            REVISION.format(
+                message=message,
+                revision=revision,
+                down_revision=down or "",
+                down_revision_repr=repr(down),
+                upgrade=upgrade,
+                downgrade=downgrade,
+            )
+        )
+        down = revision
+    return scripts
+
+
+def write_ini(root: Path, name: str, scripts: Path, url: str) -> Path:
+    ini = root / f"{name}.ini"
+    ini.write_text(ALEMBIC_INI.format(script_location=scripts, url=url.replace("%", "%%")))
+    return ini
+
+
+@dataclass
+class Tool:
+    """How to start a command line tool as a fresh process."""
+
+    argv: list[str]
+
+    @classmethod
+    def find(cls, name: str) -> Tool:
+        # The console script next to this interpreter is what a user runs; `-m` otherwise.
+        script = Path(sys.executable).parent / name
+        if script.is_file() and os.access(script, os.X_OK):
+            return cls([str(script)])
+        return cls([sys.executable, "-m", name])
+
+
+@dataclass
+class Pair:
+    label: str
+    alembic: list[str]
+    abmigrate: list[str]
+    check: Callable[[str], bool] = lambda output: True
+
+
+@dataclass
+class Row:
+    label: str
+    alembic_ms: float
+    abmigrate_ms: float
+    alembic_cpu_ms: float
+    abmigrate_cpu_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.abmigrate_ms / self.alembic_ms
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.abmigrate_cpu_ms / self.alembic_cpu_ms
+
+
+def bench_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Nothing from the caller's shell may change the policy or the output.
+    for name in ("ABMIGRATE_ENV", "ENVIRONMENT", "DATABASE_URL", "PYTHONPROFILEIMPORTTIME"):
+        env.pop(name, None)
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "200"
+    return env
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall ms, CPU ms, stdout) of one run. CPU time suffers less from a busy machine."""
+    cpu_before = _children_cpu_s()
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = (time.perf_counter() - started) * 1000
+    cpu = (_children_cpu_s() - cpu_before) * 1000
+    if done.returncode != 0:
+        raise SystemExit(
+            f"command failed (exit {done.returncode}): {' '.join(argv)}\n{done.stderr[-2000:]}"
+        )
+    return elapsed, cpu, done.stdout
+
+
+def time_pair(pair: Pair, runs: int, cwd: Path, env: dict[str, str]) -> Row:
+    walls: dict[str, list[float]] = {"alembic": [], "abmigrate": []}
+    cpus: dict[str, list[float]] = {"alembic": [], "abmigrate": []}
+    # One untimed warm-up each, so the first measured run does not pay for a cold file cache.
+    run_once(pair.alembic, cwd, env)
+    _, _, output = run_once(pair.abmigrate, cwd, env)
+    if not pair.check(output):
+        raise SystemExit(f"unexpected output from {' '.join(pair.abmigrate)}:\n{output[:2000]}")
+    for index in range(runs):
+        # Alternate which goes first, so slow drift of the machine hits both alike.
+        order = [("alembic", pair.alembic), ("abmigrate", pair.abmigrate)]
+        if index % 2:
+            order.reverse()
+        for tool, argv in order:
+            wall, cpu, _ = run_once(argv, cwd, env)
+            walls[tool].append(wall)
+            cpus[tool].append(cpu)
+    median = statistics.median
+    return Row(
+        pair.label,
+        median(walls["alembic"]),
+        median(walls["abmigrate"]),
+        median(cpus["alembic"]),
+        median(cpus["abmigrate"]),
+    )
+
+
+def pairs_for(
+    backend: str,
+    alembic: Tool,
+    abmigrate: Tool,
+    head_ini: Path,
+    head_url: str,
+    empty_ini: Path,
+    empty_url: str,
+    count: int,
+) -> list[Pair]:
+    def ab(ini: Path, url: str, *command: str) -> list[str]:
+        return [*abmigrate.argv, "--alembic-ini", str(ini), "--url", url, *command]
+
+    def al(ini: Path, *command: str) -> list[str]:
+        return [*alembic.argv, "-c", str(ini), *command]
+
+    return [
+        Pair(
+            f"{backend}: current / status",
+            al(head_ini, "current"),
+            ab(head_ini, head_url, "status"),
+            lambda output: "up_to_date" in output or "up to date" in output,
+        ),
+        Pair(
+            f"{backend}: history / history",
+            al(head_ini, "history"),
+            ab(head_ini, head_url, "history"),
+            lambda output: output.count("item_") >= count,
+        ),
+        Pair(
+            f"{backend}: heads / heads",
+            al(head_ini, "heads"),
+            ab(head_ini, head_url, "heads"),
+        ),
+        Pair(
+            f"{backend}: upgrade head --sql / plan --sql",
+            al(empty_ini, "upgrade", "head", "--sql"),
+            ab(empty_ini, empty_url, "plan", "--sql"),
+            # Every revision rendered: one CREATE/ALTER/INDEX statement each.
+            lambda output: (
+                sum(output.count(word) for word in ("CREATE TABLE", "ADD COLUMN"))
+                + output.count("CREATE INDEX")
+                >= count
+            ),
+        ),
+    ]
+
+
+def postgres_databases(server_url: str, names: Sequence[str], create: bool) -> bool:
+    """Create (or drop) throwaway databases; False when the server is not reachable."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            for name in names:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                if create:
+                    connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        print(f"PostgreSQL not reachable, skipped: {str(exc.orig).strip()}", file=sys.stderr)
+        return False
+    finally:
+        engine.dispose()
+    return True
+
+
+def database_url(server_url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def print_table(rows: Sequence[Row], runs: int) -> None:
+    header = (
+        f"{'command pair (alembic / abmigrate)':<45} {'alembic ms':>10} {'abmigrate ms':>12}"
+        f" {'ratio':>6}   {'CPU ms (alembic / abmigrate)':>28} {'ratio':>6}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        mark = "" if row.ratio <= GOAL else "  > goal"
+        cpu = f"{row.alembic_cpu_ms:.0f} / {row.abmigrate_cpu_ms:.0f}"
+        print(
+            f"{row.label:<45} {row.alembic_ms:>10.0f} {row.abmigrate_ms:>12.0f}"
+            f" {row.ratio:>5.2f}x   {cpu:>28} {row.cpu_ratio:>5.2f}x{mark}"
+        )
+    print()
+    print(
+        f"median of {runs} runs each, a fresh process per run; wall-clock ratio goal <= {GOAL}x"
+        " (CPU time: user+system of the process, less sensitive to a busy machine)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per command (median)")
+    parser.add_argument("--revisions", type=int, default=300, help="revisions in the project")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--pg-server-url",
+        default=os.environ.get("ABMIGRATE_TEST_PG_URL", DEFAULT_PG_SERVER),
+        help="PostgreSQL maintenance-database URL used to create/drop the bench databases",
+    )
+    parser.add_argument("--only", help="time only the pairs whose label contains this text")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    args = parser.parse_args(argv)
+
+    alembic, abmigrate = Tool.find("alembic"), Tool.find("abmigrate")
+    env = bench_env()
+    root = Path(tempfile.mkdtemp(prefix="abmigrate-bench-latency-"))
+    pg_names = [f"abm_bench_latency_{os.getpid()}_head", f"abm_bench_latency_{os.getpid()}_empty"]
+    pg_created = False
+    started = time.perf_counter()
+    try:
+        scripts = generate_project(root, args.revisions)
+        print(f"project: {args.revisions} revisions in {scripts}", file=sys.stderr)
+        sqlite_head = f"sqlite:///{root / 'head.db'}"
+        sqlite_empty = f"sqlite:///{root / 'empty.db'}"
+        head_ini = write_ini(root, "sqlite_head", scripts, sqlite_head)
+        empty_ini = write_ini(root, "sqlite_empty", scripts, sqlite_empty)
+        run_once([*alembic.argv, "-c", str(head_ini), "upgrade", "head"], root, env)
+
+        pairs = [
+            Pair(
+                "start-up: --version", [*alembic.argv, "--version"], [*abmigrate.argv, "--version"]
+            )
+        ]
+        pairs += pairs_for(
+            "sqlite", alembic, abmigrate, head_ini, sqlite_head, empty_ini, sqlite_empty,
+            args.revisions,
+        )  # fmt: skip
+        if not args.no_postgres and postgres_databases(args.pg_server_url, pg_names, True):
+            pg_created = True
+            pg_head, pg_empty = (database_url(args.pg_server_url, name) for name in pg_names)
+            pg_head_ini = write_ini(root, "pg_head", scripts, pg_head)
+            pg_empty_ini = write_ini(root, "pg_empty", scripts, pg_empty)
+            run_once([*alembic.argv, "-c", str(pg_head_ini), "upgrade", "head"], root, env)
+            pairs += pairs_for(
+                "postgresql", alembic, abmigrate, pg_head_ini, pg_head, pg_empty_ini, pg_empty,
+                args.revisions,
+            )  # fmt: skip
+
+        if args.only:
+            pairs = [pair for pair in pairs if args.only in pair.label]
+        rows = []
+        for pair in pairs:
+            row = time_pair(pair, args.runs, root, env)
+            print(
+                f"  {row.label}: {row.alembic_ms:.0f} / {row.abmigrate_ms:.0f} ms", file=sys.stderr
+            )
+            rows.append(row)
+        print_table(rows, args.runs)
+        print(
+            f"python {platform.python_version()}, {os.cpu_count()} CPUs,"
+            f" total {time.perf_counter() - started:.0f}s"
+        )
+        return 0 if all(row.ratio <= GOAL for row in rows) else 1
+    finally:
+        if pg_created:
+            postgres_databases(args.pg_server_url, pg_names, False)
+        if args.keep:
+            print(f"kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
