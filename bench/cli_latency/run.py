@@ -281,6 +281,10 @@ def bench_env() -> dict[str, str]:
     # Nothing from the caller's shell may change the policy or the output.
     for name in ("ABMIGRATE_ENV", "ENVIRONMENT", "DATABASE_URL", "PYTHONPROFILEIMPORTTIME"):
         env.pop(name, None)
+    # Users run with cached bytecode (pip compiles it at install); without this, a shell
+    # that sets PYTHONDONTWRITEBYTECODE would make every run recompile abmigrate's sources
+    # (an editable install) and every revision file, for both tools.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "200"
     return env
