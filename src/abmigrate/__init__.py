@@ -4,7 +4,11 @@ The public API: open a :class:`Workspace` and call the functions of :mod:`abmigr
 every function returns a result record from :mod:`abmigrate.results`.
 """
 
-from abmigrate import api
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from abmigrate.errors import (
     AbmigrateError,
     ConfigError,
@@ -16,8 +20,11 @@ from abmigrate.errors import (
     MigrationFailed,
     RevisionError,
 )
-from abmigrate.settings import Environment, Policy, Settings, load_settings
-from abmigrate.workspace import Workspace
+
+if TYPE_CHECKING:
+    from abmigrate import api
+    from abmigrate.settings import Environment, Policy, Settings, load_settings
+    from abmigrate.workspace import Workspace
 
 __version__ = "0.1.0"
 
@@ -39,3 +46,28 @@ __all__ = [
     "api",
     "load_settings",
 ]
+
+# Loaded on first use: `import abmigrate` (which every `abmigrate` command does, --version
+# and --help included) must not pay for SQLAlchemy and Alembic before a command needs them.
+_LAZY = {
+    "api": "abmigrate.api",
+    "Environment": "abmigrate.settings",
+    "Policy": "abmigrate.settings",
+    "Settings": "abmigrate.settings",
+    "load_settings": "abmigrate.settings",
+    "Workspace": "abmigrate.workspace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'abmigrate' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name == f"abmigrate.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -28,6 +28,7 @@ from abmigrate.results import (
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 __all__ = ["console", "github_annotation", "render", "render_check_report", "render_json"]
 
@@ -127,7 +128,9 @@ def _history(result: Any, out: Console) -> None:
         tags = " ".join(
             tag for tag, on in (("(head)", entry.is_head), ("(merge)", entry.is_merge)) if on
         )
-        table.add_row(mark, entry.revision, _revs(entry.down_revisions), entry.message, tags)
+        # Markup parsed once here, not once when measuring and again when drawing each cell.
+        cells = (mark, entry.revision, _revs(entry.down_revisions), entry.message, tags)
+        table.add_row(*(out.render_str(cell, highlight=False) for cell in cells))
     if result.environment:
         out.print(f"[bold]{result.environment}[/] {result.database}  (✓ = applied)")
     out.print(table)
@@ -153,24 +156,32 @@ def _plan(result: Any, out: Console) -> None:
     if not result.steps:
         out.print("nothing to do: the database is already there")
         return
+    # The lines are printed at once: a print per line cost more than rendering the SQL
+    # (~900 prints for 300 revisions with --sql). Same text, same markup.
+    lines: list[Text] = []
+
+    def line(text: str, *, markup: bool = True) -> None:
+        lines.append(out.render_str(text, markup=markup))
+
     for number, step in enumerate(result.steps, 1):
-        out.print(f"  {number}. {step.direction} {step.revision}  {step.message}")
+        line(f"  {number}. {step.direction} {step.revision}  {step.message}")
         for finding in step.findings:
-            out.print(
+            line(
                 f"     [yellow]{finding.get('code')} {finding.get('severity')}:"
                 f" {finding.get('message')}[/]"
             )
         for check in step.preflight:
-            out.print(f"     preflight: {check.get('message')}")
+            line(f"     preflight: {check.get('message')}")
     for loss in result.data_loss:
-        out.print(f"[red]data loss: {loss.get('message')}[/]")
+        line(f"[red]data loss: {loss.get('message')}[/]")
     if any(step.sql is not None or step.sql_error for step in result.steps):
         for step in result.steps:
-            out.print(f"\n-- ===== {step.direction} {step.revision}: {step.message} =====")
+            line(f"\n-- ===== {step.direction} {step.revision}: {step.message} =====")
             if step.sql_error:
-                out.print(f"-- cannot render offline: {step.sql_error}")
+                line(f"-- cannot render offline: {step.sql_error}")
             elif step.sql:
-                out.print(step.sql, markup=False)
+                line(step.sql, markup=False)
+    out.print(*lines, sep="\n")
 
 
 def _run(result: Any, out: Console) -> None:
