@@ -275,7 +275,8 @@ def _classify(
     # Several revisions can share a schema (data-only revisions, merges): the newest wins.
     match = exact[-1] if exact else None
     known_rows = [row for row in rows if row not in result.unknown]
-    recorded_match = len(known_rows) == 1 and known_rows[0] in exact and not result.unknown
+    recorded = _recorded_fingerprint(workspace, fingerprints, known_rows, result)
+    recorded_match = not result.unknown and recorded is not None and recorded.digest == live.digest
 
     if replayed.errors and not fingerprints.keys() - {BASE}:
         first = next(iter(replayed.errors.items()))
@@ -304,8 +305,8 @@ def _classify(
             )
             return
     elif recorded_match:
-        current = known_rows[0]
-        if current in project.heads():
+        current = ", ".join(known_rows)
+        if set(known_rows) <= set(project.heads()) and not _pending(project, known_rows):
             result.state = "up_to_date"
             result.recommendation = Recommendation(
                 f"the schema matches the recorded revision {current} (head)", []
@@ -353,15 +354,18 @@ def _classify(
         return
 
     # No exact match: compare with what is recorded (or the nearest revision).
-    reference = known_rows[0] if len(known_rows) == 1 else None
-    if reference is None or reference not in fingerprints:
+    reference: str | None = ", ".join(known_rows) if recorded is not None else None
+    if reference is not None and recorded is not None:
+        differences = diff(recorded, live)
+    else:
         reference = result.nearest[0].revision if result.nearest else None
-    differences = distances[reference] if reference else []
+        differences = distances[reference] if reference else []
     extra = [d for d in differences if d.change == "extra"]
     if reference is not None and differences and len(extra) == len(differences):
         result.state = "hand_changes"
         objects = ", ".join(f"{d.kind} {d.name}" for d in extra)
-        stamp_note = "" if reference in known_rows else f" (the schema is {reference} plus these)"
+        from_recorded = recorded is not None
+        stamp_note = "" if from_recorded else f" (the schema is {reference} plus these)"
         result.recommendation = Recommendation(
             f"{len(extra)} object(s) were created outside the migrations{stamp_note}: {objects}."
             " Capture them in a revision (it will be recorded here without running, since"
@@ -369,7 +373,7 @@ def _classify(
             [
                 *(
                     []
-                    if reference in known_rows
+                    if from_recorded
                     else [
                         f"abmigrate stamp {reference} --force"
                         " --reason 'schema is this revision plus hand-made objects'"
@@ -393,6 +397,30 @@ def _classify(
             'abmigrate diagnose --write-revision -m "capture hand-applied changes"',
         ],
     )
+
+
+def _recorded_fingerprint(
+    workspace: Workspace,
+    fingerprints: dict[str, Fingerprint],
+    known_rows: list[str],
+    result: Diagnosis,
+) -> Fingerprint | None:
+    """The schema the recorded rows stand for (several rows: branches applied unmerged)."""
+    from abmigrate.errors import AbmigrateError
+    from abmigrate.replay import expected_state_fingerprint
+
+    if len(known_rows) == 1:
+        return fingerprints.get(known_rows[0])
+    if len(known_rows) > 1:
+        try:
+            return expected_state_fingerprint(workspace, known_rows)
+        except AbmigrateError as exc:
+            result.replay_errors[", ".join(known_rows)] = exc.message
+    return None
+
+
+def _pending(project: Any, rows: list[str]) -> bool:
+    return bool(project.upgrade_steps("heads", rows))
 
 
 def _then_upgrade(project: Any, revision: str) -> str:

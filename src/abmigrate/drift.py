@@ -143,9 +143,12 @@ class DriftReport(Record):
 
 def compare_to_revision(workspace: Workspace, revision: str) -> list[Difference]:
     """Differences between the live schema and the one the migrations produce at ``revision``."""
-    from abmigrate.replay import expected_fingerprint
+    from abmigrate.replay import expected_fingerprint, expected_state_fingerprint
 
-    expected = expected_fingerprint(workspace, revision)
+    if revision == "heads":  # every head applied, as `upgrade heads` leaves it
+        expected = expected_state_fingerprint(workspace, workspace.project.heads())
+    else:
+        expected = expected_fingerprint(workspace, revision)
     return diff(expected, fingerprint_url(workspace.url))
 
 
@@ -172,7 +175,8 @@ def drift_report(workspace: Workspace, against: str = "models") -> DriftReport:
     else:
         from abmigrate.replay import resolve_revision
 
-        revision = resolve_revision(workspace, against)
+        several = against == "heads" and len(workspace.project.heads()) > 1
+        revision = "heads" if several else resolve_revision(workspace, against)
         differences = compare_to_revision(workspace, revision)
         origin = f"the migrations replayed up to {revision}"
         against = revision if against in ("head", "heads") else against

@@ -44,6 +44,7 @@ __all__ = [
     "cache_dir",
     "expected_fingerprint",
     "expected_fingerprints",
+    "expected_state_fingerprint",
     "resolve_revision",
 ]
 
@@ -86,6 +87,41 @@ def expected_fingerprint(workspace: Workspace, revision: str) -> Fingerprint:
             revision=resolved,
         )
     return replayed.fingerprints[resolved]
+
+
+def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Fingerprint:
+    """The schema when exactly ``heads`` (and their ancestors) are applied: several rows of
+    ``alembic_version``, as after upgrading two branches that are not merged yet."""
+    resolved = sorted({resolve_revision(workspace, head) for head in heads} - {BASE})
+    if len(resolved) <= 1:
+        return expected_fingerprint(workspace, resolved[0] if resolved else BASE)
+    from abmigrate.alembic_bridge import AlembicProject
+    from abmigrate.scratch import scratch_database
+
+    scripts = list(reversed(workspace.project.revisions()))
+    keys = _merkle_keys(scripts, _environment_key(workspace))
+    state_key = hashlib.sha256("+".join(keys[head] for head in resolved).encode()).hexdigest()
+    path = cache_dir(workspace) / _dialect_name(workspace.url) / f"{state_key}.json"
+    cached = _read_cache(path)
+    if cached is not None:
+        return cached
+    by_id = {script.revision: script for script in scripts}
+    result = Replayed(_dialect_name(workspace.url))
+    with scratch_database(workspace.url, label="replay") as scratch:
+        project = AlembicProject(workspace.project.alembic_ini, scratch.url)
+        current: list[str] = []
+        for head in resolved:
+            if _run_to(project, head, current, result):
+                raise MigrationFailed(
+                    f"cannot replay the migrations up to {', '.join(resolved)}:"
+                    f" {result.errors[head]}",
+                    hint="the migrations fail on an empty database; fix them, then retry",
+                    revision=head,
+                )
+            current = sorted(_heads_of(by_id, _ancestry(by_id, [*current, head])))
+        fingerprint = fingerprint_url(scratch.url)
+    _write_cache(path, fingerprint)
+    return fingerprint
 
 
 def expected_fingerprints(

@@ -354,3 +354,27 @@ def test_capture_revision_for_hand_made_objects(shop: Cli, db_url: str, tmp_path
     assert code == 1
     assert {d["name"] for d in report["model_drift"]} >= {"audit_log", "customers.phone"}
     assert shop("diagnose", "--no-models").exit_code == 0
+
+
+def test_two_unmerged_heads_applied(copy_scenario: Any, run_cli: Any, sqlite_url: str) -> None:
+    project = copy_scenario("two_heads")
+
+    def cli(*args: str) -> Any:
+        return run_cli("--alembic-ini", project / "alembic.ini", "--url", sqlite_url, *args)
+
+    assert cli("upgrade", "heads").exit_code == 0
+    assert version_rows(sqlite_url) == ["b200000left1", "b20000right1"]
+    report = json.loads(cli("diagnose", "--format", "json").stdout)
+    assert report["state"] == "up_to_date"  # both rows, and the schema is both branches
+    assert report["exact_matches"] == []  # no single revision has both branches' objects
+    assert {p["code"] for p in report["graph_problems"]} == {"multiple_heads"}
+    assert cli("drift", "--against", "heads").exit_code == 0
+    assert cli("stamp", "heads").exit_code == 0
+
+    execute(sqlite_url, ["ALTER TABLE tags ADD COLUMN label VARCHAR(20)"])
+    report = json.loads(cli("diagnose", "--format", "json").stdout)
+    assert report["state"] == "hand_changes"
+    assert "column tags.label" in report["recommendation"]["summary"]
+    refused = cli("stamp", "heads")
+    assert refused.exit_code == 1
+    assert "extra column tags.label" in refused.stderr
