@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from abmigrate.scratch import ScratchDatabase
 
 __all__ = [
-    "DataHooks",
     "RevisionFailure",
     "WalkReport",
     "attach_evidence",
@@ -68,17 +67,6 @@ class WalkReport:
     rebuilds: int = 0
 
 
-class DataHooks:
-    """Extra work around each round trip (data_round_trip seeds rows and compares them)."""
-
-    def before_upgrade(self, connection: Connection, revision: str) -> None:
-        """Called before ``revision`` is applied the first time."""
-
-    def after_downgrade(self, connection: Connection, revision: str) -> list[str]:
-        """Called once ``revision`` was undone; returns the differences found (or none)."""
-        return []
-
-
 def topological_order(project: AlembicProject) -> list[str]:
     """Every revision once, parents before children (Alembic's walk, oldest first)."""
     return [script.revision for script in reversed(project.revisions())]
@@ -90,7 +78,6 @@ class _Cursor:
 
     revision: str | None = None
     stage: Stage = "upgrade"
-    stopped: RevisionFailure | None = None
     suspect: Any = None  # the full fingerprint of a state the digest found changed
 
 
@@ -100,7 +87,6 @@ def walk_round_trip(
     *,
     fingerprint: Callable[[Connection], Any],
     differences: Callable[[Any, Any], list[str]],
-    hooks: DataHooks | None = None,
 ) -> WalkReport:
     """Round-trip every revision of ``project`` in the (empty) ``scratch`` database.
 
@@ -137,9 +123,6 @@ def walk_round_trip(
                         report.not_checked.append(revision)
                         continue
                     cursor.revision = revision
-                    if hooks is not None:
-                        cursor.stage = "data"
-                        hooks.before_upgrade(connection, revision)
                     cursor.stage = "upgrade"
                     between_steps(context)
                     yield project.revision_step(revision, upgrade=True)
@@ -153,18 +136,6 @@ def walk_round_trip(
                         # is rebuilt and described after this run.
                         cursor.suspect = fingerprint(connection)
                         return
-                    if hooks is not None:
-                        cursor.stage = "data"
-                        lost = hooks.after_downgrade(connection, revision)
-                        if lost:
-                            cursor.stopped = RevisionFailure(
-                                revision=revision,
-                                stage="data",
-                                message="the downgrade loses data",
-                                detail=f"{len(lost)} difference(s) in the seeded rows",
-                                differences=lost,
-                            )
-                            return
                     cursor.stage = "upgrade again"
                     between_steps(context)
                     yield project.revision_step(revision, upgrade=True)
@@ -173,7 +144,7 @@ def walk_round_trip(
                     cursor.revision = None
 
             error = _run(project, scratch.url, stepper)
-            failure = cursor.stopped
+            failure: RevisionFailure | None = None
             if error is not None:
                 if cursor.revision is None:
                     raise error
