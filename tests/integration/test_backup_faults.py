@@ -204,15 +204,22 @@ def test_restore_test_reports_data_that_differs(project: Path, run_cli) -> None:
     manifest = json.loads(manifest_path.read_text())
     manifest["tables"]["public.orders"]["rows"] = 119  # as if a row had been lost
     manifest_path.write_text(json.dumps(manifest))
+    before = _restore_test_databases(project)
     err = one_clear_error(run_cli("verify-backup", record["id"], "--restore-test", cwd=project), 1)
     assert "public.orders: 120 rows after restore, 119 at backup" in err
+    # The scratch database is gone even though the test failed.
+    assert _restore_test_databases(project) <= before
+
+
+def _restore_test_databases(project: Path) -> set[str]:
     engine = sa.create_engine(_admin(project))
     with engine.connect() as connection:
-        scratch = connection.execute(
-            sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE 'abm_scratch%'")
-        ).scalar()
+        names = connection.execute(
+            sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'abm_restore_test_%'")
+        ).scalars()
+        found = set(names)
     engine.dispose()
-    assert scratch == 0  # the scratch database is gone even though the test failed
+    return found
 
 
 def _admin(project: Path) -> str:

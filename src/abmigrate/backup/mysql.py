@@ -185,7 +185,7 @@ class MysqlBackend:
 
     @contextmanager
     def scratch(self, url: str) -> Iterator[str]:
-        name = "abm_scratch_" + secrets.token_hex(4)
+        name = "abm_restore_test_" + secrets.token_hex(4)
         with connect(url) as connection:
             try:
                 connection.exec_driver_sql(f"CREATE DATABASE {_quote(name)} CHARACTER SET utf8mb4")

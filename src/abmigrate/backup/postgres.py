@@ -238,7 +238,7 @@ class PostgresBackend:
 
     @contextmanager
     def scratch(self, url: str) -> Iterator[str]:
-        name = "abm_scratch_" + secrets.token_hex(4)
+        name = "abm_restore_test_" + secrets.token_hex(4)
         parsed = make_url(url)
         with connect(url) as connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
