@@ -101,7 +101,12 @@ class Diagnosis(Record):
     def healthy(self) -> bool:
         # Model drift is expected while revisions are pending; at head it needs a revision.
         drifted = self.state == "up_to_date" and bool(self.model_drift)
-        return self.state in HEALTHY_STATES and not self.graph_problems and not drifted
+        return (
+            self.state in HEALTHY_STATES
+            and not self.graph_problems
+            and not drifted
+            and not self.unfinished_runs
+        )
 
     def render_human(self, out: Console) -> None:
         from abmigrate.render_state import render_diagnosis
@@ -174,6 +179,12 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
             f" (outcome {run.get('outcome')}, in flight: {run.get('in_flight') or 'unknown'})"
         )
     _classify(result, workspace, fingerprints, distances, replayed, rows, live)
+    if result.unfinished_runs and result.state in HEALTHY_STATES:
+        result.recommendation.summary += (
+            f"; {len(result.unfinished_runs)} journal run(s) never finished (the process died?):"
+            " the schema shows no trace of a partial revision, but check the run"
+        )
+        result.recommendation.commands.append("abmigrate journal")
     if with_models and live.objects:
         _model_drift(result, workspace)
     return result

@@ -378,3 +378,28 @@ def test_two_unmerged_heads_applied(copy_scenario: Any, run_cli: Any, sqlite_url
     refused = cli("stamp", "heads")
     assert refused.exit_code == 1
     assert "extra column tags.label" in refused.stderr
+
+
+def test_unfinished_journal_run_is_evidence(shop: Cli, db_url: str) -> None:
+    assert shop("upgrade", R3).exit_code == 0
+    # The journal row a run writes when it starts, left as it is when the process dies.
+    execute(
+        db_url,
+        [
+            "CREATE TABLE abmigrate_journal (run_id VARCHAR(40) PRIMARY KEY, kind VARCHAR(16),"
+            " environment VARCHAR(64), started_at VARCHAR(40), finished_at VARCHAR(40),"
+            " outcome VARCHAR(24), in_flight VARCHAR(64), from_revisions VARCHAR(400),"
+            " to_revisions VARCHAR(400), record TEXT)",
+            "INSERT INTO abmigrate_journal (run_id, kind, environment, started_at, outcome,"
+            f" in_flight, record) VALUES ('20261125T120000-dead', 'upgrade', 'production',"
+            f" '2026-11-25T12:00:00', 'running', '{R4}', '{{}}')",
+        ],
+    )
+    code, report = diagnosis(shop)
+    assert code == 1
+    assert report["state"] == "behind"  # the journal table itself is not schema drift
+    assert report["unfinished_runs"][0]["in_flight"] == R4
+    assert any(
+        "20261125T120000-dead" in line and "never finished" in line and R4 in line
+        for line in report["evidence"]
+    )
