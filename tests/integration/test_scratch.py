@@ -130,8 +130,11 @@ def test_scratch_is_dropped_when_the_process_is_interrupted(
     script.write_text(
         textwrap.dedent(
             f"""
-            import sys, time
+            import signal, sys, time
             from sqlalchemy.engine import make_url
+            # A process started in the background inherits an ignored SIGINT; an interactive
+            # one (what this test is about) has Python's default handler.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             from abmigrate.scratch import scratch_database
             with scratch_database({pg_server_url!r}, label="sig") as scratch:
                 print(make_url(scratch.url).database, flush=True)
