@@ -23,6 +23,7 @@ import argparse
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -266,6 +267,8 @@ class Row:
     abmigrate_ms: float
     alembic_cpu_ms: float
     abmigrate_cpu_ms: float
+    alembic_instructions: int | None = None
+    abmigrate_instructions: int | None = None
 
     @property
     def ratio(self) -> float:
@@ -274,6 +277,12 @@ class Row:
     @property
     def cpu_ratio(self) -> float:
         return self.abmigrate_cpu_ms / self.alembic_cpu_ms
+
+    @property
+    def instruction_ratio(self) -> float | None:
+        if not self.alembic_instructions or self.abmigrate_instructions is None:
+            return None
+        return self.abmigrate_instructions / self.alembic_instructions
 
 
 def bench_env() -> dict[str, str]:
@@ -309,7 +318,26 @@ def run_once(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float
     return elapsed, cpu, done.stdout
 
 
-def time_pair(pair: Pair, runs: int, cwd: Path, env: dict[str, str]) -> Row:
+def count_instructions(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> int:
+    """Instructions executed by one run, under valgrind: the same on a busy machine as on an
+    idle one, where wall-clock and even CPU time are not."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"==\d+== Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"valgrind failed on {' '.join(argv)}:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def time_pair(
+    pair: Pair, runs: int, cwd: Path, env: dict[str, str], *, instructions: bool = False
+) -> Row:
     walls: dict[str, list[float]] = {"alembic": [], "abmigrate": []}
     cpus: dict[str, list[float]] = {"alembic": [], "abmigrate": []}
     # One untimed warm-up each, so the first measured run does not pay for a cold file cache.
@@ -327,13 +355,17 @@ def time_pair(pair: Pair, runs: int, cwd: Path, env: dict[str, str]) -> Row:
             walls[tool].append(wall)
             cpus[tool].append(cpu)
     median = statistics.median
-    return Row(
+    row = Row(
         pair.label,
         median(walls["alembic"]),
         median(walls["abmigrate"]),
         median(cpus["alembic"]),
         median(cpus["abmigrate"]),
     )
+    if instructions:
+        row.alembic_instructions = count_instructions(pair.alembic, cwd, env)
+        row.abmigrate_instructions = count_instructions(pair.abmigrate, cwd, env)
+    return row
 
 
 def pairs_for(
@@ -411,25 +443,48 @@ def database_url(server_url: str, name: str) -> str:
 
 
 def print_table(rows: Sequence[Row], runs: int) -> None:
-    header = (
-        f"{'command pair (alembic / abmigrate)':<45} {'alembic ms':>10} {'abmigrate ms':>12}"
-        f" {'ratio':>6}   {'CPU ms (alembic / abmigrate)':>28} {'ratio':>6}"
-    )
+    """A Markdown table (pasted as is into docs/performance.md)."""
+    with_instructions = any(row.instruction_ratio is not None for row in rows)
+    header = [
+        "command pair (alembic / abmigrate)",
+        "alembic ms",
+        "abmigrate ms",
+        "ratio",
+        "CPU ms (alembic / abmigrate)",
+        "CPU ratio",
+    ]
+    if with_instructions:
+        header += ["instructions, M (alembic / abmigrate)", "instr. ratio"]
     print()
-    print(header)
-    print("-" * len(header))
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if index == 0 else "--:" for index in range(len(header))) + "|")
     for row in rows:
-        mark = "" if row.ratio <= GOAL else "  > goal"
-        cpu = f"{row.alembic_cpu_ms:.0f} / {row.abmigrate_cpu_ms:.0f}"
-        print(
-            f"{row.label:<45} {row.alembic_ms:>10.0f} {row.abmigrate_ms:>12.0f}"
-            f" {row.ratio:>5.2f}x   {cpu:>28} {row.cpu_ratio:>5.2f}x{mark}"
-        )
+        cells = [
+            row.label,
+            f"{row.alembic_ms:.0f}",
+            f"{row.abmigrate_ms:.0f}",
+            _ratio(row.ratio),
+            f"{row.alembic_cpu_ms:.0f} / {row.abmigrate_cpu_ms:.0f}",
+            _ratio(row.cpu_ratio),
+        ]
+        if with_instructions:
+            ratio = row.instruction_ratio
+            cells += [
+                f"{(row.alembic_instructions or 0) / 1e6:.0f} / "
+                f"{(row.abmigrate_instructions or 0) / 1e6:.0f}",
+                "" if ratio is None else _ratio(ratio),
+            ]
+        print("| " + " | ".join(cells) + " |")
     print()
     print(
-        f"median of {runs} runs each, a fresh process per run; wall-clock ratio goal <= {GOAL}x"
-        " (CPU time: user+system of the process, less sensitive to a busy machine)"
+        f"Median of {runs} runs each, a fresh process per run; goal: ratio <= {GOAL}x"
+        " (** marks a ratio over it). CPU = user+system time of the process."
+        + (" Instructions: one run under valgrind (callgrind)." if with_instructions else "")
     )
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x" if value <= GOAL else f"**{value:.2f}x**"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -443,6 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="PostgreSQL maintenance-database URL used to create/drop the bench databases",
     )
     parser.add_argument("--only", help="time only the pairs whose label contains this text")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions under valgrind (slow; unaffected by other load)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
     args = parser.parse_args(argv)
 
@@ -485,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pairs = [pair for pair in pairs if args.only in pair.label]
         rows = []
         for pair in pairs:
-            row = time_pair(pair, args.runs, root, env)
+            row = time_pair(pair, args.runs, root, env, instructions=args.instructions)
             print(
                 f"  {row.label}: {row.alembic_ms:.0f} / {row.abmigrate_ms:.0f} ms", file=sys.stderr
             )
