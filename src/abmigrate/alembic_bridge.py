@@ -189,6 +189,15 @@ class AlembicProject:
             scripts = list(self.script.walk_revisions("base", "heads"))
         except (AlembicRevisionError, CommandError) as exc:
             return [GraphProblem("graph_broken", str(exc))]
+        except KeyError as exc:
+            # Alembic's revision map raises a bare KeyError for a parent no script defines.
+            return [
+                GraphProblem(
+                    "graph_broken",
+                    f"a revision names parent {exc}, which no script defines",
+                    (str(exc.args[0]),) if exc.args else (),
+                )
+            ]
         known = {script.revision for script in scripts}
         for script in scripts:
             for parent in script._normalized_down_revisions:

@@ -146,9 +146,11 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     )
     if any(p.code == "graph_broken" for p in problems):
         result.state = "graph_broken"
+        broken = next(p for p in problems if p.code == "graph_broken")
         result.recommendation = Recommendation(
-            "the revision graph cannot be read: fix the scripts first",
-            ["abmigrate history --no-db"],
+            f"the revision graph cannot be read ({broken.message}): fix the scripts'"
+            " down_revision first; nothing can be matched until then",
+            [],
         )
         return result
 

@@ -52,7 +52,9 @@ def render_diagnosis(result: Diagnosis, out: Console) -> None:
         f"\n[bold]schema[/]: {result.tables} table(s), fingerprint {result.fingerprint[:12]}"
         f" (replayed {result.replayed} revision(s), {result.cached} from cache)"
     )
-    if result.exact_matches:
+    if result.state == "graph_broken":
+        out.print("  not compared with any revision: the graph cannot be read")
+    elif result.exact_matches:
         out.print(f"  matches exactly: {', '.join(result.exact_matches)}")
     else:
         out.print("  matches no revision exactly; nearest:")

@@ -403,3 +403,29 @@ def test_unfinished_journal_run_is_evidence(shop: Cli, db_url: str) -> None:
         "20261125T120000-dead" in line and "never finished" in line and R4 in line
         for line in report["evidence"]
     )
+
+
+def test_graph_problems_are_reported(copy_scenario: Any, run_cli: Any, sqlite_url: str) -> None:
+    project = copy_scenario("state_shop")
+    script = project / "migrations" / "versions" / f"{R4}.py"
+    original = script.read_text()
+
+    def cli(*args: str) -> Any:
+        return run_cli("--alembic-ini", project / "alembic.ini", "--url", sqlite_url, *args)
+
+    # A down_revision naming a revision no script defines: reported, not a crash.
+    script.write_text(original.replace(f'down_revision = "{R3}"', 'down_revision = "5a1e0000000x"'))
+    broken = cli("diagnose", "--format", "json")
+    assert broken.exit_code == 1, broken
+    report = json.loads(broken.stdout)
+    assert report["state"] == "graph_broken"
+    assert "5a1e0000000x" in report["recommendation"]["summary"]
+
+    # An id longer than alembic_version.version_num holds.
+    long_id = R4 + "_much_too_long_for_the_column"
+    script.write_text(original.replace(R4, long_id))
+    result = cli("diagnose", "--format", "json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["state"] == "uninitialized"
+    assert [p["code"] for p in report["graph_problems"]] == ["id_too_long"]
