@@ -15,7 +15,8 @@
 and classifies it into one ``state`` with a :class:`Recommendation` naming the exact command.
 
 States: ``uninitialized``, ``up_to_date``, ``behind``, ``unstamped``, ``unknown_revision``,
-``wrong_stamp``, ``partially_applied``, ``hand_changes``, ``no_match``, ``graph_broken``.
+``wrong_stamp``, ``partially_applied``, ``hand_changes``, ``no_match``, ``graph_broken``,
+``not_compared`` (no scratch database could be created for the replay).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.errors import ConnectionFailed
 from abmigrate.fingerprint import Difference, Fingerprint, changed_keys, diff
 from abmigrate.results import Record
 
@@ -154,7 +156,20 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
         )
         return result
 
-    replayed = expected_fingerprints(workspace)
+    try:
+        replayed = expected_fingerprints(workspace)
+    except ConnectionFailed as exc:
+        # No scratch database (no CREATEDB right, say): what was gathered is still worth
+        # showing, but no revision can be matched.
+        result.state = "not_compared"
+        result.replay_errors["(scratch database)"] = exc.message
+        result.recommendation = Recommendation(
+            f"the migrations could not be replayed: {exc.message}",
+            [exc.hint] if exc.hint else [],
+        )
+        if with_models and live.objects:
+            _model_drift(result, workspace)
+        return result
     result.replay_errors = dict(replayed.errors)
     result.replayed, result.cached = len(replayed.computed), replayed.cached
     order = [BASE, *(script.revision for script in reversed(project.revisions()))]

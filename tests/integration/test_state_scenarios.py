@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 R1, R2, R3, R4 = "5a1e00000001", "5a1e00000002", "5a1e00000003", "5a1e00000004"
@@ -65,8 +66,14 @@ def replay_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("replay-cache")
 
 
-def make_cli(copy_scenario: Any, run_cli: Any, url: str, cache: Path | None = None) -> Cli:
-    project = copy_scenario("state_shop")
+def make_cli(
+    copy_scenario: Any,
+    run_cli: Any,
+    url: str,
+    cache: Path | None = None,
+    project: Path | None = None,
+) -> Cli:
+    project = project or copy_scenario("state_shop")
     env = {"ABMIGRATE_CACHE_DIR": str(cache) if cache else None}
 
     def cli(*args: str) -> Any:
@@ -429,3 +436,28 @@ def test_graph_problems_are_reported(copy_scenario: Any, run_cli: Any, sqlite_ur
     report = json.loads(result.stdout)
     assert report["state"] == "uninitialized"
     assert [p["code"] for p in report["graph_problems"]] == ["id_too_long"]
+
+
+def test_without_the_right_to_create_databases(
+    copy_scenario: Any, run_cli: Any, pg_url: str
+) -> None:
+    role = "abm_nocreatedb_" + make_url(pg_url).database.rsplit("_", 1)[-1]  # type: ignore[union-attr]
+    execute(pg_url, [f"CREATE ROLE {role} LOGIN NOCREATEDB"])
+    try:
+        cli = make_cli(copy_scenario, run_cli, pg_url)
+        assert cli("upgrade").exit_code == 0
+        execute(pg_url, [f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"])
+        limited_url = make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+        limited = make_cli(copy_scenario, run_cli, limited_url, project=cli.project)  # type: ignore[attr-defined]
+        result = limited("diagnose", "--format", "json")
+        assert result.exit_code == 1, result
+        report = json.loads(result.stdout)
+        assert report["state"] == "not_compared"
+        assert report["recorded"] == [R4]
+        assert "CREATEDB" in " ".join(report["recommendation"]["commands"])
+        assert report["model_drift"] == []  # still compared with the models
+        refused = limited("stamp", R4)
+        assert refused.exit_code == 1  # the guard cannot check, so it does not stamp
+        assert "cannot check" in refused.stderr
+    finally:
+        execute(pg_url, [f"DROP OWNED BY {role}", f"DROP ROLE {role}"])
