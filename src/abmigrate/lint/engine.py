@@ -70,7 +70,7 @@ def lint_project(
     assume = (
         config.assume_lock_timeout
         if config.assume_lock_timeout is not None
-        else (assume_lock_timeout)
+        else assume_lock_timeout
     )
     offline = OfflineContext()
     state = SchemaState()
@@ -83,11 +83,12 @@ def lint_project(
             capture = capture_revision(script, offline)
             unit = _unit(script, capture, state.copy(), assume)
             _advance(state, capture.statements)
-            wanted = revisions is None or script.revision in revisions
-            if not wanted or script.revision in config.exclude_revisions:
+            if revisions is not None and script.revision not in revisions:
+                continue
+            units[script.revision] = unit  # preflight needs it even where lint is excluded
+            if script.revision in config.exclude_revisions:
                 continue
             checked.append(script.revision)
-            units[script.revision] = unit
             hits = [
                 (rule, hit)
                 for rule in rules
