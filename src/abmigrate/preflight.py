@@ -82,7 +82,13 @@ def checks_for(statements: list[Statement], *, direction: str) -> Iterator[Prefl
         elif kind == "IndexStmt" and statement.node.unique:
             columns = [p.name for p in statement.node.indexParams or () if p.name]
             if columns and len(columns) == len(statement.node.indexParams):
-                yield _duplicates(table_of(statement.node) or "", columns, "unique index")
+                check = _duplicates(table_of(statement.node) or "", columns, "unique index")
+                if statement.node.whereClause is not None:  # a partial index: only its rows
+                    where = (
+                        deparse(statement.node.whereClause).replace("{", "{{").replace("}", "}}")
+                    )
+                    check.where += f" AND ({where})"
+                yield check
         elif kind == "AlterTableStmt":
             yield from _alter_checks(statement, added_columns)
         elif kind == "UpdateStmt":

@@ -172,3 +172,14 @@ def test_a_backfill_before_set_not_null_is_not_predicted_to_fail() -> None:
     ]
     checks = list(checks_for(statements, direction="upgrade"))
     assert [(c.check, c.columns) for c in checks] == [("not_null", ["code"])]
+
+
+def test_a_partial_unique_index_counts_only_its_rows() -> None:
+    from abmigrate.lint.model import Statement
+    from abmigrate.lint.sql import parse_statements
+    from abmigrate.preflight import checks_for
+
+    sql = "CREATE UNIQUE INDEX uq ON parts (code) WHERE qty > 0"
+    statements = [Statement(0, text, node, None, True) for text, node, _ in parse_statements(sql)]
+    (check,) = checks_for(statements, direction="upgrade")
+    assert check.where == "{col0} IS NOT NULL AND (qty > 0)"
