@@ -257,7 +257,7 @@ def find_partial(
         if present_keys == change_keys:
             continue  # all of it is there: that is C itself, not a partial C
         changes, present, remaining = diff(before, after), diff(before, live), diff(after, live)
-        applied = [d.describe() for d in present]
+        applied = [_as_change(d) for d in present]
         not_applied = [_describe_from(d, changes) for d in remaining]
         return PartialApplication(
             revision=child,
@@ -277,11 +277,23 @@ def _key(difference: Difference) -> str:
 
 
 def _describe_from(remaining: Difference, changes: list[Difference]) -> str:
-    # Phrase what is still to do in the child's terms ("add column x"), not the live's.
+    # Phrase what is still to do in the child's terms ("adds column x"), not the live's.
     for change in changes:
         if _key(change) == _key(remaining):
-            return change.describe().replace("(in the database only)", "").strip()
+            return _as_change(change)
     return remaining.describe()
+
+
+def _as_change(difference: Difference) -> str:
+    """A difference between a revision's parent and the revision, as what the revision does."""
+    text = difference.describe()
+    for suffix in (" (in the database only)", " (not in the database)"):
+        text = text.removesuffix(suffix)
+    if difference.change == "extra":
+        return "adds " + text.removeprefix("extra ")
+    if difference.change == "missing":
+        return "drops " + text.removeprefix("missing ")
+    return "changes " + text.removeprefix("changed ")
 
 
 # --------------------------------------------------------------------------- classify

@@ -196,7 +196,9 @@ def _convert(raw: Sequence[Any], dialect: Dialect) -> list[Difference]:
     differences: list[Difference] = []
     for item in raw:
         if isinstance(item, list):
-            differences.append(_column_change(item, dialect))
+            change = _column_change(item, dialect)
+            if change is not None:
+                differences.append(change)
         else:
             converted = _object_change(item, dialect)
             if converted is not None:
@@ -268,15 +270,29 @@ _ATTRIBUTE = {
 }
 
 
-def _column_change(changes: list[tuple[Any, ...]], dialect: Dialect) -> Difference:
+def _column_change(changes: list[tuple[Any, ...]], dialect: Dialect) -> Difference | None:
     expected: dict[str, Any] = {}
     actual: dict[str, Any] = {}
     _, _, table_name, column_name, *_ = changes[0]
     for operation, _, _, _, _, database_value, model_value in changes:
         attribute = _ATTRIBUTE.get(operation, operation)
-        expected[attribute] = _value(attribute, model_value, dialect)
-        actual[attribute] = _value(attribute, database_value, dialect)
+        model = _value(attribute, model_value, dialect)
+        database = _value(attribute, database_value, dialect)
+        if attribute == "default" and _same_number(model, database):
+            continue  # MySQL reports DEFAULT 0 of a NUMERIC(10, 2) as '0.00'
+        expected[attribute], actual[attribute] = model, database
+    if not expected:
+        return None
     return Difference("changed", "column", f"{table_name}.{column_name}", expected, actual)
+
+
+def _same_number(first: Any, second: Any) -> bool:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(str(first).strip("'\"")) == Decimal(str(second).strip("'\""))
+    except (InvalidOperation, ValueError):
+        return False
 
 
 def _value(attribute: str, value: Any, dialect: Dialect) -> Any:
