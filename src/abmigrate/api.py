@@ -9,13 +9,14 @@ The CLI is a thin layer over these; a Python user calls the same functions::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from abmigrate.checks import CheckContext, CheckReport, run_checks
-from abmigrate.database import read_version_rows, sqlite_path
+from abmigrate.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
+from abmigrate.pipeline import ConfirmCallback, RunOptions, run_pipeline
 from abmigrate.plan import build_plan, message_of, unknown_revisions
 from abmigrate.results import (
     CurrentResult,
@@ -23,6 +24,7 @@ from abmigrate.results import (
     HeadsResult,
     HistoryEntry,
     HistoryResult,
+    JournalResult,
     PendingRevision,
     Plan,
     RevisionCreated,
@@ -30,7 +32,7 @@ from abmigrate.results import (
     StampResult,
     Status,
 )
-from abmigrate.runner import ProgressCallback, apply_plan
+from abmigrate.runner import Notify, ProgressCallback
 from abmigrate.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfirmCallback",
+    "acknowledge_checksums",
     "capture",
     "check",
     "current",
@@ -51,6 +54,7 @@ __all__ = [
     "drift",
     "heads",
     "history",
+    "journal",
     "lint",
     "merge",
     "plan",
@@ -60,9 +64,6 @@ __all__ = [
     "status",
     "upgrade",
 ]
-
-# Asked before a guarded change; returns True to go on. None means "nobody to ask".
-ConfirmCallback = Callable[[Plan], bool]
 
 
 def current(workspace: Workspace) -> CurrentResult:
@@ -97,6 +98,7 @@ def status(workspace: Workspace) -> Status:
             state = "behind"
         else:
             state = "up_to_date"
+    last_run, warnings = _journal_view(workspace, current_revisions, unknown)
     return Status(
         environment=workspace.environment.name,
         database=workspace.environment.masked_url,
@@ -107,6 +109,8 @@ def status(workspace: Workspace) -> Status:
         state=state,  # type: ignore[arg-type]
         unknown=unknown,
         graph_problems=[problem.to_record() for problem in project.graph_problems()],
+        last_run=last_run,
+        warnings=warnings,
         last_backup=_last_backup(workspace),
     )
 
@@ -115,6 +119,46 @@ def _last_backup(workspace: Workspace) -> dict[str, object] | None:
     from abmigrate.backup import last_backup
 
     return last_backup(workspace.settings, workspace.environment.name)
+
+
+def _journal_view(
+    workspace: Workspace, current: list[str], unknown: list[str]
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The last run (summary) and the journal's warnings: changed scripts, partial runs."""
+    from abmigrate import journal as journal_module
+
+    runs = journal_module.read_runs(workspace.url)
+    migrations = [run for run in runs if run.get("direction") in ("upgrade", "downgrade")]
+    last_run = None
+    if migrations:
+        last = migrations[0]
+        last_run = {
+            key: last.get(key)
+            for key in (
+                "run_id",
+                "direction",
+                "outcome",
+                "started_at",
+                "finished_at",
+                "in_flight",
+                "error",
+            )
+        }
+        last_run["by"] = (last.get("actor") or {}).get("user")
+        last_run["revisions"] = len(last.get("applied") or [])
+    applied = workspace.project.applied_set([r for r in current if r not in unknown])
+    warnings = [
+        f"revision {revision}'s script changed after it was applied (journal sha256"
+        f" {recorded[:12]}, file {(now or 'missing')[:12]}); review it, then"
+        " `abmigrate journal --acknowledge-checksums --reason ...`"
+        for revision, (recorded, now) in sorted(
+            journal_module.checksum_mismatches(workspace, runs, applied).items()
+        )
+    ]
+    partial = journal_module.interrupted_or_partial(runs, workspace.environment.dialect, applied)
+    if partial:
+        warnings.append(partial)
+    return last_run, warnings
 
 
 def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResult:
@@ -197,10 +241,26 @@ def upgrade(
     *,
     confirm: ConfirmCallback | None = None,
     progress: ProgressCallback | None = None,
+    notify: Notify | None = None,
+    dry_run: bool = False,
+    override: str | None = None,
     no_backup: bool = False,
+    lock_wait_ms: int | None = None,
 ) -> RunResult:
+    """The guarded pipeline (see abmigrate.pipeline) up to ``target``."""
     return _migrate(
-        workspace, "upgrade", target, confirm=confirm, progress=progress, no_backup=no_backup
+        workspace,
+        "upgrade",
+        target,
+        RunOptions(
+            dry_run=dry_run,
+            override=override,
+            no_backup=no_backup,
+            lock_wait_ms=lock_wait_ms,
+            confirm=confirm,
+            progress=progress,
+            notify=notify,
+        ),
     )
 
 
@@ -210,54 +270,80 @@ def downgrade(
     *,
     confirm: ConfirmCallback | None = None,
     progress: ProgressCallback | None = None,
+    notify: Notify | None = None,
+    dry_run: bool = False,
+    override: str | None = None,
     no_backup: bool = False,
+    lock_wait_ms: int | None = None,
 ) -> RunResult:
+    """The guarded pipeline down to ``target``, with a data-loss estimate first."""
     return _migrate(
-        workspace, "downgrade", target, confirm=confirm, progress=progress, no_backup=no_backup
+        workspace,
+        "downgrade",
+        target,
+        RunOptions(
+            dry_run=dry_run,
+            override=override,
+            no_backup=no_backup,
+            lock_wait_ms=lock_wait_ms,
+            confirm=confirm,
+            progress=progress,
+            notify=notify,
+        ),
     )
 
 
 def _migrate(
-    workspace: Workspace,
-    direction: Direction,
-    target: str,
-    *,
-    confirm: ConfirmCallback | None,
-    progress: ProgressCallback | None,
-    no_backup: bool = False,
+    workspace: Workspace, direction: Direction, target: str, options: RunOptions
 ) -> RunResult:
-    # The SQL is rendered only where someone will be shown it before confirming.
-    needs_review = workspace.environment.policy.require_confirmation
-    built, steps = build_plan(workspace, direction, target, with_sql=needs_review)
-    if built.steps and workspace.environment.policy.require_confirmation:
-        if confirm is None:
-            raise GuardRefused(
-                f"{workspace.environment.name} requires confirmation and nobody can confirm",
-                hint="pass --yes to confirm non-interactively",
-                reasons=["confirmation required"],
-            )
-        if not confirm(built):
-            raise GuardRefused("not confirmed; nothing was changed", reasons=["not confirmed"])
-    backup_record = None
-    sqlite_file = sqlite_path(workspace.url)
-    # A SQLite database that does not exist yet holds nothing to lose (and nothing to dump).
-    nothing_to_lose = sqlite_file is not None and not sqlite_file.exists()
-    if built.steps and workspace.environment.policy.require_backup and not nothing_to_lose:
-        if no_backup:
-            raise GuardRefused(
-                f"--no-backup refused: {workspace.environment.name}'s policy requires a backup"
-                f" before {direction}",
-                hint="drop --no-backup (or set require_backup = false for this environment)",
-                reasons=["backup required by policy"],
-            )
-        from abmigrate.backup import backup_for_pipeline
+    if options.override is not None and not options.override.strip():
+        raise GuardRefused(
+            "an override needs a reason", hint="--override 'why this is safe'", reasons=[]
+        )
+    return run_pipeline(workspace, direction, target, options)
 
-        # A backup that cannot be taken or does not verify stops the run before any change.
-        backup_record = backup_for_pipeline(workspace, reason=f"pre-{direction}")
-    result = apply_plan(workspace, built, steps, progress=progress)
-    if backup_record is not None:
-        result.backup = backup_record.to_record()
-    return result
+
+def journal(workspace: Workspace, *, limit: int = 20, local: bool = False) -> JournalResult:
+    """The runs recorded for the environment (newest first)."""
+    from abmigrate import journal as journal_module
+
+    if local:
+        runs = journal_module.read_local_log(workspace.settings.journal_log, limit=limit)
+        source = str(workspace.settings.journal_log)
+    else:
+        runs = journal_module.read_runs(workspace.url, limit=limit)
+        source = journal_module.JOURNAL_TABLE
+    return JournalResult(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        source=source,
+        runs=runs,
+    )
+
+
+def acknowledge_checksums(workspace: Workspace, reason: str) -> JournalResult:
+    """Accept the current scripts of applied revisions whose checksum changed (recorded)."""
+    from abmigrate import journal as journal_module
+    from abmigrate.runner import script_sha256
+
+    if not reason.strip():
+        raise GuardRefused("acknowledging changed scripts needs a reason", reasons=[])
+    runs = journal_module.read_runs(workspace.url)
+    rows = read_version_rows(workspace.url) or []
+    applied = workspace.project.applied_set([r for r in rows if workspace.project.known(r)])
+    changed = journal_module.checksum_mismatches(workspace, runs, applied)
+    record = None
+    if changed:
+        digests = {
+            revision: script_sha256(workspace.project.get(revision).path) for revision in changed
+        }
+        record = journal_module.Journal(workspace).acknowledge(workspace, digests, reason)
+    return JournalResult(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        source=journal_module.JOURNAL_TABLE,
+        runs=[record] if record else [],
+    )
 
 
 def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) -> RevisionCreated:

@@ -34,6 +34,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "diagnose": "abmigrate.cli_state:diagnose",
     "drift": "abmigrate.cli_state:drift",
     "rehearse": "abmigrate.cli_state:rehearse",
+    "journal": "abmigrate.cli_journal:journal",
 }
 
 
@@ -137,6 +138,18 @@ def progress_printer(state: CliState) -> Callable[[str, Any, float | None], None
             err.print(f"→ {step.direction} {step.revision}  {step.message} …")
         elif event == "done":
             err.print(f"[green]✓[/] {step.direction} {step.revision}  ({elapsed or 0:.2f}s)")
+
+    return report
+
+
+def event_printer(state: CliState) -> Callable[[str, dict[str, Any]], None]:
+    """Progress of the pipeline on standard error (standard output keeps the result)."""
+    from abmigrate.render import console, render_event
+
+    err = console(stderr=True)
+
+    def report(event: str, details: dict[str, Any]) -> None:
+        render_event(event, details, err)
 
     return report
 
@@ -254,42 +267,95 @@ def plan(state: CliState, target: str | None, sql: bool, down: bool) -> None:
         emit(state, api.plan(workspace, target, direction="upgrade", sql=sql))
 
 
-@cli.command()
-@click.argument("target", default="head")
-@click.option("--no-backup", is_flag=True, help="Skip the backup (refused where policy requires).")
-@common_options(confirm=True)
-@pass_state
-def upgrade(state: CliState, target: str, no_backup: bool) -> None:
-    """Apply revisions up to TARGET (head, an id or prefix, +N)."""
-    from abmigrate import api
+def migrate_options(function: F) -> F:
+    """The options upgrade and downgrade share: what the pipeline may skip or override."""
+    for option in reversed(
+        [
+            click.option(
+                "--dry-run",
+                is_flag=True,
+                help="Run every check up to the apply (lock, plan, lint, gate), change nothing.",
+            ),
+            click.option(
+                "--override",
+                metavar="REASON",
+                help="Go on although the policy refuses (recorded in the journal with REASON).",
+            ),
+            click.option(
+                "--no-backup",
+                is_flag=True,
+                help="Skip the backup (refused where the policy requires one, unless overridden).",
+            ),
+            click.option(
+                "--lock-wait",
+                metavar="DURATION",
+                help="How long to wait for another runner's migration lock (e.g. 30s, 5min).",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
 
-    result = api.upgrade(
+
+def _run_migration(
+    state: CliState,
+    direction: str,
+    target: str,
+    dry_run: bool,
+    override: str | None,
+    no_backup: bool,
+    lock_wait: str | None,
+) -> None:
+    from abmigrate import api
+    from abmigrate.settings import parse_duration_ms
+
+    lock_wait_ms = None if lock_wait is None else parse_duration_ms(lock_wait, key="--lock-wait")
+    function = api.upgrade if direction == "upgrade" else api.downgrade
+    result = function(
         open_workspace(state),
         target,
         confirm=confirmer(state),
-        progress=progress_printer(state),
+        notify=event_printer(state),
+        dry_run=dry_run,
+        override=override,
         no_backup=no_backup,
+        lock_wait_ms=lock_wait_ms,
     )
     emit(state, result)
+
+
+@cli.command()
+@click.argument("target", default="head")
+@migrate_options
+@common_options(confirm=True)
+@pass_state
+def upgrade(
+    state: CliState,
+    target: str,
+    dry_run: bool,
+    override: str | None,
+    no_backup: bool,
+    lock_wait: str | None,
+) -> None:
+    """Apply revisions up to TARGET (head, an id or prefix, +N) through the guarded pipeline."""
+    _run_migration(state, "upgrade", target, dry_run, override, no_backup, lock_wait)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("target")
-@click.option("--no-backup", is_flag=True, help="Skip the backup (refused where policy requires).")
+@migrate_options
 @common_options(confirm=True)
 @pass_state
-def downgrade(state: CliState, target: str, no_backup: bool) -> None:
-    """Undo revisions down to TARGET (-N, an id, base)."""
-    from abmigrate import api
-
-    result = api.downgrade(
-        open_workspace(state),
-        target,
-        confirm=confirmer(state),
-        progress=progress_printer(state),
-        no_backup=no_backup,
-    )
-    emit(state, result)
+def downgrade(
+    state: CliState,
+    target: str,
+    dry_run: bool,
+    override: str | None,
+    no_backup: bool,
+    lock_wait: str | None,
+) -> None:
+    """Undo revisions down to TARGET (-N, an id, base), estimating the data lost first."""
+    _run_migration(state, "downgrade", target, dry_run, override, no_backup, lock_wait)
 
 
 @cli.command()

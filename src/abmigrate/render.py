@@ -17,6 +17,7 @@ from abmigrate.results import (
     CurrentResult,
     HeadsResult,
     HistoryResult,
+    JournalResult,
     Plan,
     Record,
     RestoreResult,
@@ -30,7 +31,14 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-__all__ = ["console", "github_annotation", "render", "render_check_report", "render_json"]
+__all__ = [
+    "console",
+    "github_annotation",
+    "render",
+    "render_check_report",
+    "render_event",
+    "render_json",
+]
 
 _STATE_STYLE = {
     "up_to_date": "green",
@@ -186,18 +194,184 @@ def _plan(result: Any, out: Console) -> None:
 
 def _run(result: Any, out: Console) -> None:
     assert isinstance(result, RunResult)
-    verb = "would apply" if result.dry_run else "applied"
+    for warning in result.warnings:
+        out.print(f"[yellow]warning: {warning}[/]")
+    for override in result.overrides:
+        out.print(
+            f"[yellow]override ({override.get('gate')}): {override.get('refused')}"
+            f" — reason: {override.get('reason')}[/]"
+        )
+    for loss in result.data_loss:
+        out.print(f"[red]data loss: {loss.get('message')}[/]")
     if not result.applied:
         out.print(f"nothing to do: {result.environment} is at {_revs(result.to_revisions)}")
         return
+    if result.dry_run:
+        out.print(
+            f"[bold]dry run[/]: would {result.direction} {len(result.applied)} revision(s)"
+            f" ({', '.join(step.revision for step in result.applied)}); nothing was changed."
+            f" {result.environment} would be at {_revs(result.to_revisions)}"
+        )
+        return
     out.print(
-        f"[green]{verb} {len(result.applied)} revision(s)[/] ({result.direction}) in"
+        f"[green]applied {len(result.applied)} revision(s)[/] ({result.direction}) in"
         f" {result.elapsed_s:.2f}s; {result.environment} is now at {_revs(result.to_revisions)}"
     )
     if result.backup:
         out.print(f"backup: {result.backup.get('id')} {result.backup.get('path', '')}")
-    for warning in result.warnings:
-        out.print(f"[yellow]warning: {warning}[/]")
+    health = (result.verification or {}).get("health") or {}
+    for check in health.get("checks", []):
+        out.print(f"health {check.get('kind')} {check.get('target')}: ok")
+    if result.run_id:
+        out.print(f"run {result.run_id} recorded in the journal")
+
+
+def _journal(result: Any, out: Console) -> None:
+    from rich.table import Table
+
+    assert isinstance(result, JournalResult)
+    out.print(f"[bold]{result.environment}[/] {result.database}  (from {result.source})")
+    if not result.runs:
+        out.print("no runs recorded")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("run", "started", "direction", "from → to", "revisions", "outcome", "by"):
+        table.add_column(column)
+    for run in result.runs:
+        if run.get("direction") == "acknowledge":
+            table.add_row(
+                str(run.get("run_id")),
+                str(run.get("started_at", ""))[:19],
+                "acknowledge",
+                ", ".join(run.get("checksums") or {}),
+                "",
+                f"acknowledged: {run.get('reason')}",
+                str((run.get("actor") or {}).get("user", "")),
+            )
+            continue
+        outcome = str(run.get("outcome"))
+        style = {"succeeded": "green", "failed": "red", "running": "yellow"}.get(outcome, "white")
+        revisions = ", ".join(
+            f"{step.get('revision')} ({step.get('elapsed_s')}s)"
+            for step in run.get("applied") or []
+        )
+        if run.get("in_flight"):
+            revisions += f" [in flight: {run['in_flight']}]"
+        table.add_row(
+            str(run.get("run_id")),
+            str(run.get("started_at", ""))[:19],
+            str(run.get("direction")),
+            f"{_revs(run.get('from_revisions') or [])} → {_revs(run.get('to_revisions') or [])}",
+            revisions,
+            f"[{style}]{outcome}[/]" + (f": {run['error']}" if run.get("error") else ""),
+            str((run.get("actor") or {}).get("user", "")),
+        )
+    out.print(table)
+
+
+def _blockers(blockers: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"pid {b.get('pid')} {b.get('user') or ''} {b.get('state') or ''}"
+        f" for {b.get('transaction_s')}s: {b.get('query')}"
+        for b in blockers[:3]
+    )
+
+
+def render_event(event: str, details: dict[str, Any], out: Console) -> None:
+    """One line of pipeline progress (standard error)."""
+    if event == "target":
+        policy = details.get("policy", {})
+        rules = ", ".join(
+            name
+            for name, on in (
+                ("backup", policy.get("require_backup")),
+                ("confirmation", policy.get("require_confirmation")),
+                ("no destructive changes", not policy.get("allow_destructive", True)),
+            )
+            if on
+        )
+        timeouts = ", ".join(
+            f"{key.removesuffix('_ms')}={policy[key] / 1000:g}s"
+            for key in ("lock_timeout_ms", "statement_timeout_ms")
+            if policy.get(key) is not None
+        )
+        out.print(
+            f"[bold]{details.get('name')}[/] {details.get('database')}"
+            f"  policy: {rules or 'development (no guards)'}"
+            + (f"; {timeouts}" if timeouts else "")
+        )
+    elif event == "lock_wait":
+        holder = details.get("holder") or {}
+        who = ", ".join(
+            f"{k} {holder[k]}" for k in ("pid", "host", "user", "since") if holder.get(k)
+        )
+        out.print(
+            f"[yellow]waiting up to {details.get('wait_s'):g}s for the migration lock,"
+            f" held by {who or 'another session'}[/]"
+        )
+    elif event == "step_start":
+        out.print(
+            f"→ {details.get('direction')} {details.get('revision')}  {details.get('message')} …"
+        )
+    elif event == "statement":
+        out.print(f"   [dim]{details.get('sql')}[/]", markup=True)
+    elif event == "blocked":
+        out.print(
+            f"   [yellow]{details.get('revision')} waiting {details.get('waiting_s')}s for a lock,"
+            f" blocked by {_blockers(details.get('blockers') or [])}[/]"
+        )
+    elif event == "waiting":
+        out.print(
+            f"   [yellow]waiting (up to {details.get('budget_s')}s, taking no lock) for"
+            f" {_blockers(details.get('blockers') or [])}[/]"
+        )
+    elif event == "retry":
+        blockers = _blockers(details.get("blockers") or [])
+        out.print(
+            f"   [yellow]lock timeout ({details.get('lock_timeout_ms')}ms) on attempt"
+            f" {details.get('attempt')}/{details.get('of')}; retrying in {details.get('delay_s')}s"
+            + (f"; blocked by {blockers}" if blockers else "")
+            + "[/]"
+        )
+    elif event == "index_progress":
+        out.print(
+            f"   {details.get('phase')}: blocks {details.get('blocks_done')}/"
+            f"{details.get('blocks_total')}, {details.get('running_s')}s"
+        )
+    elif event == "step_done":
+        attempts = details.get("attempts") or 1
+        out.print(
+            f"[green]✓[/] {details.get('direction')} {details.get('revision')}"
+            f" ({details.get('elapsed_s', 0):.2f}s"
+            + (f", {attempts} attempts" if attempts > 1 else "")
+            + ")"
+        )
+    elif event == "backfill":
+        out.print(
+            f"   backfill {details.get('table')}: batch {details.get('batch')},"
+            f" {details.get('rows')} rows, {details.get('elapsed_s')}s"
+        )
+    elif event == "invalid_index_dropped":
+        out.print(
+            f"   [yellow]dropped invalid index {details.get('index')} left by an earlier try[/]"
+        )
+    elif event == "backup_start":
+        out.print("backing up …")
+    elif event == "backup_done":
+        backup = details.get("backup") or {}
+        out.print(f"[green]✓[/] backup {backup.get('id')} {backup.get('path', '')}")
+    elif event == "verified":
+        if details.get("ok"):
+            out.print(
+                "[green]✓[/] verified: at the target revision"
+                + (", health check ok" if (details.get("health") or {}).get("checks") else "")
+            )
+        else:
+            for problem in details.get("problems", []):
+                out.print(f"[red]verification: {problem}[/]")
+    elif event == "override":
+        for override in details.get("overrides", []):
+            out.print(f"[yellow]override ({override.get('gate')}): {override.get('refused')}[/]")
 
 
 def _created(result: Any, out: Console) -> None:
@@ -385,6 +559,7 @@ _RENDERERS = {
     HeadsResult: _heads,
     Plan: _plan,
     RunResult: _run,
+    JournalResult: _journal,
     RevisionCreated: _created,
     StampResult: _stamp,
     CheckReport: _check_report,

@@ -14,6 +14,7 @@ __all__ = [
     "HeadsResult",
     "HistoryEntry",
     "HistoryResult",
+    "JournalResult",
     "PendingRevision",
     "Plan",
     "Record",
@@ -152,6 +153,8 @@ class AppliedStep(Record):
     direction: Direction
     elapsed_s: float
     script_sha256: str | None = None
+    attempts: int = 1
+    waited_s: float = 0.0
 
 
 @dataclass
@@ -168,6 +171,11 @@ class RunResult(Record):
     backup: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     verification: dict[str, Any] = field(default_factory=dict)
+    target: str | None = None
+    overrides: list[dict[str, str]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    data_loss: list[dict[str, Any]] = field(default_factory=list)
+    journal: str | None = None
 
 
 @dataclass
@@ -248,3 +256,11 @@ class RestoreResult(Record):
     revisions: list[str]
     elapsed_s: float
     pre_restore_backup: dict[str, Any] | None = None
+
+
+@dataclass
+class JournalResult(Record):
+    environment: str
+    database: str
+    source: str
+    runs: list[dict[str, Any]]

@@ -1,13 +1,27 @@
 """Executes a Plan, one revision per run of ``env.py`` (one transaction each where the
-dialect has transactional DDL), reporting progress between revisions."""
+dialect has transactional DDL), with PostgreSQL lock/statement timeouts, retries with
+backoff on lock timeout, and progress between and during revisions.
+
+How the timeouts reach ``env.py``: abmigrate does not own the connection a project's
+``env.py`` opens, so for the duration of the apply it sets libpq's ``PGOPTIONS``
+(``-c lock_timeout=… -c statement_timeout=… -c application_name=abmigrate-migration``) in
+its own process. Every libpq connection opened meanwhile — whether ``env.py`` builds its own
+engine from ``sqlalchemy.url``, from ``DATABASE_URL`` or uses one handed over — starts with
+those settings, and no migration statement can escape them. The application name lets the
+progress monitor find the migration's session in ``pg_stat_activity``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import random
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from abmigrate.database import read_version_rows, scrub
 from abmigrate.errors import AbmigrateError, MigrationFailed
@@ -16,13 +30,32 @@ from abmigrate.results import AppliedStep, Plan, RunResult, Step
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
+    from sqlalchemy import Connection
 
+    from abmigrate.settings import Policy
     from abmigrate.workspace import Workspace
 
-__all__ = ["ProgressCallback", "apply_plan", "script_sha256"]
+__all__ = [
+    "MIGRATION_APPLICATION_NAME",
+    "Notify",
+    "ProgressCallback",
+    "apply_plan",
+    "is_lock_timeout",
+    "script_sha256",
+]
 
 # Called with ("start", step, None) before a revision and ("done", step, seconds) after it.
 ProgressCallback = Callable[[str, Step, float | None], None]
+# Called with an event name and its details: step_start, statement, blocked, waiting,
+# retry, index_progress, step_done.
+Notify = Callable[[str, dict[str, Any]], None]
+
+MIGRATION_APPLICATION_NAME = "abmigrate-migration"
+LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
+_BACKOFF_BASE_S = 0.25
+_BACKOFF_CAP_S = 30.0
+_POLL_S = 0.1
 
 
 def script_sha256(path: str | None) -> str | None:
@@ -34,60 +67,423 @@ def script_sha256(path: str | None) -> str | None:
         return None
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        orig = getattr(seen, "orig", None)
+        for candidate in (orig, seen):
+            code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+            if code:
+                return str(code)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    return _sqlstate(exc) == LOCK_NOT_AVAILABLE
+
+
+def _failed_statement(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        statement = getattr(seen, "statement", None)
+        if isinstance(statement, str):
+            return statement
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@contextlib.contextmanager
+def pg_session_settings(policy: Policy) -> Iterator[None]:
+    """Set PGOPTIONS for every libpq connection opened inside the block (see module doc)."""
+    options = [f"-c application_name={MIGRATION_APPLICATION_NAME}"]
+    if policy.lock_timeout_ms is not None:
+        options.append(f"-c lock_timeout={policy.lock_timeout_ms}")
+    if policy.statement_timeout_ms is not None:
+        options.append(f"-c statement_timeout={policy.statement_timeout_ms}")
+    previous = os.environ.get("PGOPTIONS")
+    os.environ["PGOPTIONS"] = " ".join([*([previous] if previous else []), *options])
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PGOPTIONS", None)
+        else:
+            os.environ["PGOPTIONS"] = previous
+
+
+@contextlib.contextmanager
+def _ops_progress(notify: Notify | None) -> Iterator[None]:
+    """Let abmigrate.ops report progress (backfill batches, index cleanup) while applying."""
+    from abmigrate import ops
+
+    previous = ops.progress_hook
+    ops.progress_hook = notify
+    try:
+        yield
+    finally:
+        ops.progress_hook = previous
+
+
+@contextlib.contextmanager
+def _statement_events(notify: Notify | None, current: dict[str, Any]) -> Iterator[None]:
+    """Report each statement env.py runs (any dialect, any engine it creates)."""
+    if notify is None:
+        yield
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    main = threading.main_thread()
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.current_thread() is not main or not current.get("revision"):
+            return
+        first = " ".join(statement.split())[:160]
+        # Alembic's own bookkeeping and dialect introspection are noise in a progress view.
+        if "alembic_version" in first or first.upper().startswith(("PRAGMA", "SHOW", "SELECT")):
+            return
+        notify("statement", {"revision": current["revision"], "sql": first})
+
+    event.listen(Engine, "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+
+
+class _PgMonitor:
+    """A background look at the migration's session: blockers and index/cluster progress."""
+
+    def __init__(self, url: str, notify: Notify | None, interval_s: float = 1.0) -> None:
+        self.url = url
+        self.notify = notify
+        self.interval_s = interval_s
+        self.revision: str | None = None
+        self.blockers: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="abmigrate-monitor", daemon=True)
+
+    def __enter__(self) -> _PgMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        from abmigrate.database import make_engine
+
+        engine = make_engine(self.url)
+        try:
+            with engine.connect() as raw:
+                connection = raw.execution_options(isolation_level="AUTOCOMMIT")
+                while not self._stop.wait(self.interval_s):
+                    with contextlib.suppress(Exception):
+                        self._poll(connection)
+        except Exception:
+            return  # progress is a courtesy: never let it break a migration
+        finally:
+            engine.dispose()
+
+    def _poll(self, connection: Connection) -> None:
+        from sqlalchemy import text
+
+        rows = connection.execute(
+            text(
+                "SELECT a.pid, a.wait_event_type, a.query,"
+                " extract(epoch FROM now() - a.query_start)::float AS running_s,"
+                " i.phase AS index_phase, i.blocks_done, i.blocks_total,"
+                " i.tuples_done, i.tuples_total, c.phase AS cluster_phase,"
+                " c.heap_blks_scanned, c.heap_blks_total"
+                " FROM pg_stat_activity a"
+                " LEFT JOIN pg_stat_progress_create_index i ON i.pid = a.pid"
+                " LEFT JOIN pg_stat_progress_cluster c ON c.pid = a.pid"
+                " WHERE a.application_name = :name AND a.state = 'active'"
+                " AND a.datname = current_database() AND a.pid <> pg_backend_pid()"
+            ),
+            {"name": MIGRATION_APPLICATION_NAME},
+        ).mappings()
+        for row in rows:
+            if row["wait_event_type"] == "Lock":
+                blockers = [
+                    dict(blocker)
+                    for blocker in connection.execute(
+                        text(
+                            "SELECT pid, usename AS user, state,"
+                            " left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query,"
+                            " round(extract(epoch FROM now() - coalesce(xact_start,"
+                            " query_start))::numeric, 2)::float AS transaction_s"
+                            " FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(:pid))"
+                        ),
+                        {"pid": row["pid"]},
+                    ).mappings()
+                ]
+                if blockers:
+                    self.blockers = blockers
+                    if self.notify:
+                        self.notify(
+                            "blocked",
+                            {
+                                "revision": self.revision,
+                                "waiting_s": round(float(row["running_s"] or 0), 1),
+                                "blockers": blockers,
+                            },
+                        )
+            elif self.notify and (row["index_phase"] or row["cluster_phase"]):
+                self.notify(
+                    "index_progress",
+                    {
+                        "revision": self.revision,
+                        "phase": row["index_phase"] or row["cluster_phase"],
+                        "blocks_done": row["blocks_done"] or row["heap_blks_scanned"],
+                        "blocks_total": row["blocks_total"] or row["heap_blks_total"],
+                        "tuples_done": row["tuples_done"],
+                        "tuples_total": row["tuples_total"],
+                        "running_s": round(float(row["running_s"] or 0), 1),
+                    },
+                )
+
+
+class _Gatekeeper:
+    """Before each attempt of a revision, wait (without taking any lock, so writers are not
+    stalled) until no long-running transaction holds a lock conflicting with its statements."""
+
+    def __init__(self, url: str, policy: Policy, notify: Notify | None) -> None:
+        self.url = url
+        self.policy = policy
+        self.notify = notify
+        self._engine: Any = None
+        self._connection: Any = None
+        # A transaction younger than this is a normal short writer: queueing behind it costs
+        # milliseconds. Older ones are what an ALTER would wait behind for lock_timeout.
+        self.min_age_ms = min(max((policy.lock_timeout_ms or 400) // 2, 20), 500)
+
+    def holders(self, needs: dict[str, str]) -> list[dict[str, Any]]:
+        from abmigrate.pg_locks import conflicting_holders
+
+        if not needs:
+            return []
+        try:
+            if self._connection is None:
+                from abmigrate.database import make_engine
+
+                self._engine = make_engine(self.url)
+                raw = self._engine.connect()
+                self._connection = raw.execution_options(isolation_level="AUTOCOMMIT")
+            return conflicting_holders(self._connection, needs, min_age_ms=self.min_age_ms)
+        except Exception:
+            return []
+
+    def wait_clear(self, revision: str, needs: dict[str, str], budget_s: float) -> float:
+        """Wait up to ``budget_s`` for the blockers to go; returns the seconds waited."""
+        started = time.monotonic()
+        announced = False
+        while time.monotonic() - started < budget_s:
+            holders = self.holders(needs)
+            if not holders:
+                break
+            if not announced and self.notify:
+                self.notify(
+                    "waiting",
+                    {"revision": revision, "blockers": holders, "budget_s": round(budget_s, 1)},
+                )
+                announced = True
+            time.sleep(_POLL_S)
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
 def apply_plan(
     workspace: Workspace,
     plan: Plan,
     steps: Sequence[RevisionStep],
     *,
     progress: ProgressCallback | None = None,
+    notify: Notify | None = None,
+    applied: list[AppliedStep] | None = None,
+    on_step: Callable[[str, Step], None] | None = None,
 ) -> RunResult:
-    """Apply ``steps`` in order; on failure raise MigrationFailed saying where the DB stands."""
-    project = workspace.project
+    """Apply ``steps`` in order; on failure raise MigrationFailed saying where the DB stands.
+
+    ``applied`` (if given) is filled as revisions complete, so a caller still knows what was
+    done when this raises; ``on_step("start"|"done", step)`` lets it journal each revision.
+    """
+    policy = workspace.environment.policy
+    is_pg = workspace.environment.dialect == "postgresql"
     started = time.monotonic()
-    applied: list[AppliedStep] = []
+    done: list[AppliedStep] = applied if applied is not None else []
     current = list(plan.current)
-    for record, step in zip(plan.steps, steps, strict=True):
-        if progress:
-            progress("start", record, None)
-        step_started = time.monotonic()
-        try:
-            project.run_steps([step], expected_current=current)
-        except AbmigrateError:
-            raise
-        except Exception as exc:
-            raise _failure(workspace, record, exc) from exc
-        elapsed = time.monotonic() - step_started
-        current = heads_after(project, current, [step])
-        applied.append(
-            AppliedStep(
-                revision=record.revision,
-                message=record.message,
-                direction=plan.direction,
-                elapsed_s=round(elapsed, 4),
-                script_sha256=script_sha256(step.revision.path),
+    in_flight: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_statement_events(notify, in_flight))
+        stack.enter_context(_ops_progress(notify))
+        monitor: _PgMonitor | None = None
+        gatekeeper: _Gatekeeper | None = None
+        if is_pg:
+            stack.enter_context(pg_session_settings(policy))
+            monitor = stack.enter_context(_PgMonitor(workspace.url, notify))
+            gatekeeper = _Gatekeeper(workspace.url, policy, notify)
+            stack.callback(gatekeeper.close)
+        for record, step in zip(plan.steps, steps, strict=True):
+            if monitor is not None:
+                monitor.revision, monitor.blockers = record.revision, []
+            if on_step:
+                on_step("start", record)
+            if progress:
+                progress("start", record, None)
+            if notify:
+                notify(
+                    "step_start",
+                    {
+                        "revision": record.revision,
+                        "message": record.message,
+                        "direction": record.direction,
+                    },
+                )
+            in_flight["revision"] = record.revision
+            step_started = time.monotonic()
+            attempts, waited = _run_with_retries(
+                workspace, record, step, current, policy, notify, monitor, gatekeeper
             )
-        )
-        if progress:
-            progress("done", record, elapsed)
+            in_flight["revision"] = None
+            elapsed = time.monotonic() - step_started
+            current = heads_after(workspace.project, current, [step])
+            done.append(
+                AppliedStep(
+                    revision=record.revision,
+                    message=record.message,
+                    direction=plan.direction,
+                    elapsed_s=round(elapsed, 4),
+                    script_sha256=script_sha256(step.revision.path),
+                    attempts=attempts,
+                    waited_s=round(waited, 3),
+                )
+            )
+            if on_step:
+                on_step("done", record)
+            if progress:
+                progress("done", record, elapsed)
+            if notify:
+                notify(
+                    "step_done",
+                    {
+                        "revision": record.revision,
+                        "direction": record.direction,
+                        "elapsed_s": elapsed,
+                        "attempts": attempts,
+                    },
+                )
     return RunResult(
         environment=plan.environment,
         database=plan.database,
         direction=plan.direction,
         from_revisions=list(plan.current),
         to_revisions=read_version_rows(workspace.url) or [],
-        applied=applied,
+        applied=list(done),
         elapsed_s=round(time.monotonic() - started, 4),
     )
 
 
-def _failure(workspace: Workspace, record: Step, exc: BaseException) -> MigrationFailed:
-    lines = str(exc).strip().splitlines()
-    detail = scrub(f"{type(exc).__name__}: {lines[0] if lines else ''}", workspace.url)
+def _run_with_retries(
+    workspace: Workspace,
+    record: Step,
+    step: RevisionStep,
+    current: list[str],
+    policy: Policy,
+    notify: Notify | None,
+    monitor: _PgMonitor | None,
+    gatekeeper: _Gatekeeper | None,
+) -> tuple[int, float]:
+    """Run one revision; on lock timeout retry with backoff + jitter. Returns (attempts, s
+    spent waiting for blockers)."""
+    from abmigrate.pg_locks import lock_needs
+
+    needs = lock_needs(record.sql) if gatekeeper is not None and record.sql else {}
+    budget_s = policy.lock_wait_ms / 1000
+    waited = 0.0
+    attempt = 0
+    while True:
+        attempt += 1
+        if gatekeeper is not None and needs:
+            waited += gatekeeper.wait_clear(record.revision, needs, budget_s)
+        try:
+            workspace.project.run_steps([step], expected_current=current)
+            return attempt, waited
+        except AbmigrateError:
+            raise
+        except Exception as exc:
+            if not is_lock_timeout(exc):
+                raise _failure(workspace, record, exc, policy) from exc
+            statement = _failed_statement(exc)
+            if gatekeeper is not None and statement:
+                # What actually blocked us beats what the offline SQL predicted.
+                needs = {**needs, **lock_needs(statement)}
+            blockers = (monitor.blockers if monitor else []) or (
+                gatekeeper.holders(needs) if gatekeeper else []
+            )
+            if attempt > policy.lock_retries:
+                raise _lock_failure(workspace, record, attempt, blockers) from exc
+            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1))
+            delay = random.uniform(delay / 2, delay)
+            if notify:
+                notify(
+                    "retry",
+                    {
+                        "revision": record.revision,
+                        "attempt": attempt,
+                        "of": policy.lock_retries + 1,
+                        "delay_s": round(delay, 2),
+                        "lock_timeout_ms": policy.lock_timeout_ms,
+                        "statement": " ".join((statement or "").split())[:160],
+                        "blockers": blockers,
+                    },
+                )
+            time.sleep(delay)
+
+
+def _where(workspace: Workspace) -> tuple[list[str], str]:
     try:
         now = read_version_rows(workspace.url) or []
-        where = ", ".join(now) or "no revision (empty)"
+        return now, ", ".join(now) or "no revision (empty)"
     except AbmigrateError:
-        now, where = [], "unknown (the database could not be read)"
+        return [], "unknown (the database could not be read)"
+
+
+def _lock_failure(
+    workspace: Workspace, record: Step, attempts: int, blockers: list[dict[str, Any]]
+) -> MigrationFailed:
+    now, where = _where(workspace)
+    who = "; ".join(
+        f"pid {b.get('pid')} ({b.get('state')}, {b.get('transaction_s')}s: {b.get('query')})"
+        for b in blockers[:3]
+    )
+    return MigrationFailed(
+        f"{record.direction} of revision {record.revision} could not take its locks in"
+        f" {attempts} attempts (lock_timeout reached each time)"
+        + (f"; blocked by {who}" if who else ""),
+        hint=f"the database still records {where}. End or wait out the blocking session(s),"
+        f" then run `abmigrate {record.direction}` again",
+        revision=record.revision,
+        current=now,
+    )
+
+
+def _failure(
+    workspace: Workspace, record: Step, exc: BaseException, policy: Policy
+) -> MigrationFailed:
+    lines = str(exc).strip().splitlines()
+    detail = scrub(f"{type(exc).__name__}: {lines[0] if lines else ''}", workspace.url)
+    if _sqlstate(exc) == QUERY_CANCELED and policy.statement_timeout_ms is not None:
+        detail += f" (statement_timeout is {policy.statement_timeout_ms / 1000:g}s)"
+    now, where = _where(workspace)
     partial = ""
     if workspace.environment.dialect in ("sqlite", "mysql", "mariadb"):
         partial = (

@@ -115,7 +115,10 @@ def test_confirmation_required_and_nobody_to_ask_is_refused(  # type: ignore[no-
     prod_url = f"sqlite:///{tmp_path / 'prod.db'}"
     env = {"PROD_URL": prod_url}
     (configured / "abmigrate.toml").write_text(
-        (configured / "abmigrate.toml").read_text() + "require_backup = false\n"
+        # allow_destructive: the linear scenario's plain CREATE INDEX is a lint error that
+        # production's default policy refuses; this test is about confirmation only.
+        (configured / "abmigrate.toml").read_text()
+        + "require_backup = false\nallow_destructive = true\n"
     )
     refused = run_cli("upgrade", "--env", "production", cwd=configured, env=env)
     err = one_clear_error(refused, 1)

@@ -1,0 +1,168 @@
+"""PostgreSQL table locks: which lock a migration statement needs, and who is in its way.
+
+Used by the runner to report the sessions blocking a revision (pid, query, state, for how
+long) and, before trying a revision again, to wait until no long-running transaction holds
+a conflicting lock on its tables: every attempt that finds the lock still taken makes every
+writer queue behind the waiting ALTER for up to ``lock_timeout``, so a blind retry is not free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+__all__ = ["CONFLICTS", "LockNeed", "conflicting_holders", "lock_needs"]
+
+# PostgreSQL's table-level lock conflict matrix (docs: "Explicit Locking", table 13.2).
+_ORDER = [
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+]
+_CONFLICT_ROWS = {
+    "AccessShareLock": {"AccessExclusiveLock"},
+    "RowShareLock": {"ExclusiveLock", "AccessExclusiveLock"},
+    "RowExclusiveLock": {
+        "ShareLock",
+        "ShareRowExclusiveLock",
+        "ExclusiveLock",
+        "AccessExclusiveLock",
+    },
+    "ShareUpdateExclusiveLock": {
+        "ShareUpdateExclusiveLock",
+        "ShareLock",
+        "ShareRowExclusiveLock",
+        "ExclusiveLock",
+        "AccessExclusiveLock",
+    },
+    "ShareLock": {
+        "RowExclusiveLock",
+        "ShareUpdateExclusiveLock",
+        "ShareRowExclusiveLock",
+        "ExclusiveLock",
+        "AccessExclusiveLock",
+    },
+    "ShareRowExclusiveLock": set(_ORDER[2:]),
+    "ExclusiveLock": set(_ORDER[1:]),
+    "AccessExclusiveLock": set(_ORDER),
+}
+CONFLICTS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in _CONFLICT_ROWS.items()}
+
+LockNeed = dict[str, str]  # table name -> strongest lock mode the statements take on it
+
+
+def _stronger(a: str | None, b: str) -> str:
+    if a is None:
+        return b
+    return a if _ORDER.index(a) >= _ORDER.index(b) else b
+
+
+def lock_needs(sql: str | Iterable[str]) -> LockNeed:
+    """Tables the statements lock, with the strongest mode each needs (best effort).
+
+    Statements pglast cannot parse are skipped; an unknown statement kind on a table counts
+    as ACCESS EXCLUSIVE, the safe assumption for waiting.
+    """
+    from pglast import parse_sql
+    from pglast.enums import AlterTableType
+    from pglast.visitors import Visitor
+
+    texts = [sql] if isinstance(sql, str) else list(sql)
+    needs: LockNeed = {}
+
+    class Tables(Visitor):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def visit_RangeVar(self, ancestors: Any, node: Any) -> None:
+            self.names.append(str(node.relname))
+
+    for text in texts:
+        try:
+            statements = parse_sql(text)
+        except Exception:
+            continue
+        for raw in statements:
+            statement: Any = raw.stmt
+            kind = type(statement).__name__
+            tables = Tables()
+            tables(raw)
+            if not tables.names:
+                continue
+            if kind == "IndexStmt":
+                mode = "ShareUpdateExclusiveLock" if statement.concurrent else "ShareLock"
+                names = tables.names[:1]
+            elif kind == "AlterTableStmt":
+                subtypes = {command.subtype for command in statement.cmds or ()}
+                if subtypes == {AlterTableType.AT_ValidateConstraint}:
+                    mode = "ShareUpdateExclusiveLock"
+                else:
+                    mode = "AccessExclusiveLock"
+                if subtypes == {AlterTableType.AT_AddConstraint} and len(tables.names) > 1:
+                    # A foreign key also takes SHARE ROW EXCLUSIVE on the table it references.
+                    needs[tables.names[1]] = _stronger(
+                        needs.get(tables.names[1]), "ShareRowExclusiveLock"
+                    )
+                names = tables.names[:1]
+            elif kind in ("SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"):
+                mode = "AccessShareLock" if kind == "SelectStmt" else "RowExclusiveLock"
+                names = tables.names
+            elif kind in ("CreateStmt", "CreateTableAsStmt", "ViewStmt"):
+                continue  # a new table: nobody else can hold it yet
+            else:
+                mode = "AccessExclusiveLock"
+                names = tables.names
+            for name in names:
+                needs[name] = _stronger(needs.get(name), mode)
+    needs.pop("alembic_version", None)
+    return needs
+
+
+def conflicting_holders(
+    connection: Connection, needs: LockNeed, *, min_age_ms: int = 0
+) -> list[dict[str, Any]]:
+    """Sessions holding a lock that conflicts with ``needs``, in a transaction at least
+    ``min_age_ms`` old: pid, user, state, query, how long, table and mode."""
+    from sqlalchemy import text
+
+    if not needs:
+        return []
+    holders: dict[int, dict[str, Any]] = {}
+    rows = connection.execute(
+        text(
+            "SELECT l.pid, l.mode, c.relname, a.usename, a.state, a.query,"
+            " extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::float AS age_s,"
+            " extract(epoch FROM now() - a.state_change)::float AS state_s"
+            " FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.granted AND l.pid <> pg_backend_pid()"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND c.relname = ANY(:names)"
+            " AND coalesce(a.xact_start, a.query_start) <= now() - make_interval(secs => :age)"
+        ),
+        {"names": list(needs), "age": min_age_ms / 1000},
+    ).mappings()
+    for row in rows:
+        if row["mode"] not in CONFLICTS[needs[row["relname"]]]:
+            continue
+        holder = holders.setdefault(
+            int(row["pid"]),
+            {
+                "pid": int(row["pid"]),
+                "user": row["usename"],
+                "state": row["state"],
+                "query": " ".join(str(row["query"] or "").split())[:200],
+                "transaction_s": round(float(row["age_s"] or 0), 2),
+                "locks": [],
+            },
+        )
+        holder["locks"].append(f"{row['mode']} on {row['relname']}")
+    return list(holders.values())

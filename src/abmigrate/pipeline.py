@@ -1,0 +1,540 @@
+"""The guarded pipeline behind ``upgrade`` and ``downgrade``, in every environment:
+
+resolve environment → show target and policy → migration lock → graph and state checks →
+plan (lint findings and preflight where available; data-loss estimate for downgrades) →
+policy gate → typed confirmation → backup → apply → verify → journal, and on failure an
+incident report.
+
+The policy decides which steps bite. An environment is *guarded* when its policy requires
+confirmation or forbids destructive changes (production and staging by default): there,
+lint errors, changed scripts and partially applied revisions refuse the run instead of
+warning. Every refusal can be overridden with ``override=REASON``, which is recorded in the
+journal and the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from abmigrate.database import read_version_rows, scrub
+from abmigrate.errors import (
+    AbmigrateError,
+    GraphError,
+    GuardRefused,
+    MigrationFailed,
+)
+from abmigrate.plan import build_plan
+from abmigrate.results import AppliedStep, Direction, Plan, RunResult, Step
+
+if TYPE_CHECKING:
+    from alembic.runtime.migration import RevisionStep
+
+    from abmigrate.runner import Notify, ProgressCallback
+    from abmigrate.workspace import Workspace
+
+__all__ = ["ConfirmCallback", "RunOptions", "run_pipeline"]
+
+# Asked before a guarded change; returns True to go on. None means "nobody to ask".
+ConfirmCallback = Callable[[Plan], bool]
+
+_BLOCKING_GRAPH_PROBLEMS = frozenset({"dangling_parent", "id_too_long", "graph_broken"})
+
+
+@dataclass
+class RunOptions:
+    dry_run: bool = False
+    override: str | None = None  # the reason: overrides every refusal of the policy gate
+    no_backup: bool = False
+    lock_wait_ms: int | None = None
+    confirm: ConfirmCallback | None = None
+    progress: ProgressCallback | None = None
+    notify: Notify | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("abmigrate", "alembic", "sqlalchemy"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[package] = version(package)
+    return found
+
+
+def guarded(workspace: Workspace) -> bool:
+    policy = workspace.environment.policy
+    return policy.require_confirmation or not policy.allow_destructive
+
+
+def run_pipeline(
+    workspace: Workspace, direction: Direction, target: str, options: RunOptions
+) -> RunResult:
+    from dataclasses import replace
+
+    from abmigrate.lock import MigrationLock
+
+    if options.lock_wait_ms is not None:
+        # --lock-wait bounds every wait for a lock: the migration lock and the table locks.
+        policy = replace(workspace.environment.policy, lock_wait_ms=options.lock_wait_ms)
+        workspace = replace(workspace, environment=replace(workspace.environment, policy=policy))
+    environment = workspace.environment
+    notify = options.notify or (lambda event, details: None)
+    if environment.policy.require_confirmation and options.confirm is None and not options.dry_run:
+        # Refused before anything else: a run nobody can confirm must not even take the lock.
+        raise _nobody_to_confirm(direction, environment.name)
+    wait_ms = (
+        options.lock_wait_ms
+        if options.lock_wait_ms is not None
+        else environment.policy.lock_wait_ms
+    )
+
+    def waiting(holder: dict[str, Any]) -> None:
+        notify("lock_wait", {"holder": holder, "wait_s": wait_ms / 1000})
+
+    with MigrationLock(workspace.url, wait_ms=wait_ms, on_wait=waiting) as lock:
+        notify("locked", {"waited_s": round(lock.waited_s, 2)})
+        return _locked(workspace, direction, target, options, notify)
+
+
+def _locked(
+    workspace: Workspace,
+    direction: Direction,
+    target: str,
+    options: RunOptions,
+    notify: Notify,
+) -> RunResult:
+    from abmigrate import journal
+
+    environment = workspace.environment
+    policy = environment.policy
+    project = workspace.project
+    warnings = list(options.warnings)
+    refusals: list[tuple[str, str]] = []
+    strict = guarded(workspace)
+
+    # -- graph and state checks ------------------------------------------------------
+    problems = project.graph_problems()
+    blocking = [p for p in problems if p.code in _BLOCKING_GRAPH_PROBLEMS]
+    if blocking:
+        raise GraphError(
+            f"the revision graph is broken: {blocking[0].message}",
+            hint="run `abmigrate status` for every problem; fix the scripts first",
+            heads=project.heads(),
+        )
+    current = read_version_rows(workspace.url) or []
+    runs = journal.read_runs(workspace.url)
+    known = [revision for revision in current if project.known(revision)]
+    applied_set = project.applied_set(known)
+    changed = journal.checksum_mismatches(workspace, runs, applied_set)
+    for revision in sorted(changed):
+        message = (
+            f"revision {revision}'s script changed after it was applied"
+            " (its sha256 differs from the journal's)"
+        )
+        warnings.append(message)
+        if strict:
+            refusals.append(("checksum", message))
+    partial = journal.interrupted_or_partial(runs, environment.dialect, applied_set)
+    if partial:
+        warnings.append(partial)
+        if strict and "partially applied" in partial:
+            refusals.append(("partial", partial))
+
+    # -- plan, lint, preflight, data loss ----------------------------------------------
+    plan, steps = build_plan(workspace, direction, target, current=current, with_sql=True)
+    if not plan.steps:
+        return RunResult(
+            environment=environment.name,
+            database=environment.masked_url,
+            direction=direction,
+            from_revisions=current,
+            to_revisions=current,
+            applied=[],
+            elapsed_s=0.0,
+            dry_run=options.dry_run,
+            target=target,
+            warnings=warnings,
+        )
+    # Announced once there is something to do: an error (bad target, no connection) stays
+    # the first line a user reads.
+    notify("target", environment.to_record())
+    _analyse(workspace, plan, steps, warnings)
+    if direction == "downgrade":
+        from abmigrate.data_loss import estimate_data_loss
+
+        try:
+            plan.data_loss = estimate_data_loss(workspace, plan)
+        except AbmigrateError:
+            raise
+        except Exception as exc:
+            warnings.append(scrub(f"data-loss estimate failed: {exc}", workspace.url))
+    findings = [
+        {**finding, "revision": finding.get("revision", step.revision)}
+        for step in plan.steps
+        for finding in step.findings
+    ]
+
+    # -- policy gate ---------------------------------------------------------------------
+    if direction == "upgrade" and policy.maintenance_window:
+        from datetime import UTC, datetime
+
+        from abmigrate.window import in_window
+
+        if not in_window(policy.maintenance_window):
+            now = datetime.now(UTC).strftime("%a %H:%M UTC")
+            refusals.append(
+                (
+                    "maintenance_window",
+                    f"outside the maintenance window {policy.maintenance_window!r} (now {now})",
+                )
+            )
+    errors = [f for f in findings if f.get("severity") == "error"]
+    if errors and not policy.allow_destructive:
+        refusals.append(
+            (
+                "lint",
+                f"{len(errors)} error finding(s): "
+                + "; ".join(f"{f.get('revision')} {f.get('code')}" for f in errors[:5]),
+            )
+        )
+    destructive = [f for f in findings if f.get("destructive")]
+    if not policy.allow_destructive:
+        if destructive:
+            refusals.append(
+                (
+                    "destructive",
+                    f"{environment.name} forbids destructive changes: "
+                    + "; ".join(
+                        f"{f.get('revision')}: {f.get('message')}" for f in destructive[:5]
+                    ),
+                )
+            )
+        # A downgrade that drops tables or columns holding data destroys it; dropping
+        # empty ones (or indexes, constraints) loses nothing a backup would be needed for.
+        losing = [loss for loss in plan.data_loss if loss.get("rows") != 0]
+        if losing:
+            refusals.append(
+                (
+                    "destructive",
+                    f"{environment.name} forbids destructive changes and this downgrade"
+                    " destroys data: " + "; ".join(loss["message"] for loss in losing[:5]),
+                )
+            )
+    from abmigrate.database import sqlite_path
+
+    sqlite_file = sqlite_path(workspace.url)
+    # A SQLite database that does not exist yet holds nothing to lose (and nothing to dump).
+    nothing_to_lose = sqlite_file is not None and not sqlite_file.exists()
+    take_backup = policy.require_backup and not options.dry_run and not nothing_to_lose
+    if options.no_backup and policy.require_backup and not nothing_to_lose:
+        refusals.append(
+            (
+                "backup",
+                f"--no-backup refused: {environment.name}'s policy requires a backup"
+                f" before {direction}",
+            )
+        )
+        take_backup = False
+    overrides: list[dict[str, str]] = []
+    if refusals:
+        if not options.override:
+            raise GuardRefused(
+                f"{direction} of {environment.name} refused by its policy",
+                hint="fix the causes, or pass --override REASON to go on (the reason is"
+                " recorded in the journal)",
+                reasons=[message for _, message in refusals],
+            )
+        overrides = [
+            {"gate": gate, "refused": message, "reason": options.override}
+            for gate, message in refusals
+        ]
+        notify("override", {"overrides": overrides})
+
+    # -- confirmation ------------------------------------------------------------------
+    # Destroying data asks first in every environment; an empty table is no loss.
+    needs_confirmation = policy.require_confirmation or any(
+        loss.get("rows") != 0 for loss in plan.data_loss
+    )
+    if needs_confirmation and not options.dry_run:
+        if options.confirm is None:
+            raise _nobody_to_confirm(direction, environment.name)
+        if not options.confirm(plan):
+            raise GuardRefused("not confirmed; nothing was changed", reasons=["not confirmed"])
+
+    if options.dry_run:
+        return RunResult(
+            environment=environment.name,
+            database=environment.masked_url,
+            direction=direction,
+            from_revisions=current,
+            to_revisions=plan.target_revisions,
+            applied=[
+                AppliedStep(step.revision, step.message, direction, 0.0) for step in plan.steps
+            ],
+            elapsed_s=0.0,
+            dry_run=True,
+            target=target,
+            warnings=warnings,
+            overrides=overrides,
+            findings=findings,
+            data_loss=plan.data_loss,
+        )
+
+    # -- journal, backup, apply, verify --------------------------------------------------
+    from abmigrate.lock import actor
+
+    run: dict[str, Any] = {
+        "run_id": journal.new_run_id(),
+        "environment": environment.name,
+        "database": environment.masked_url,
+        "dialect": environment.dialect,
+        "direction": direction,
+        "target": target,
+        "from_revisions": current,
+        "to_revisions": current,
+        "planned": [step.revision for step in plan.steps],
+        "applied": [],
+        "in_flight": None,
+        "started_at": journal.now_iso(),
+        "finished_at": None,
+        "outcome": "running",
+        "error": None,
+        "backup": None,
+        "actor": actor(),
+        "versions": _versions(),
+        "overrides": overrides,
+        "warnings": warnings,
+        "data_loss": plan.data_loss,
+    }
+    book = journal.Journal(workspace)
+    book.start(run)
+    started = time.monotonic()
+    applied: list[AppliedStep] = []
+    failed_revision: str | None = None
+
+    def on_step(event: str, step: Step) -> None:
+        nonlocal failed_revision
+        if event == "start":
+            run["in_flight"] = failed_revision = step.revision
+        else:
+            run["in_flight"], failed_revision = None, None
+            run["applied"] = [item.to_record() for item in applied]
+        book.update(run)
+
+    try:
+        if take_backup:
+            notify("backup_start", {})
+            run["backup"] = _backup(workspace, direction)
+            notify("backup_done", {"backup": run["backup"]})
+            book.update(run)
+        result = _apply(workspace, plan, steps, options, notify, applied, on_step)
+        run["applied"] = [item.to_record() for item in applied]
+        verification = _verify(workspace, plan, notify)
+        run["verification"] = verification
+        if not verification["ok"]:
+            raise MigrationFailed(
+                f"{direction} applied, but verification failed: "
+                + "; ".join(verification["problems"]),
+                hint="see the incident report for the rollback command and the backup",
+                current=result.to_revisions,
+            )
+    except BaseException as exc:
+        _record_failure(workspace, run, book, applied, exc, failed_revision)
+        raise
+    run.update(
+        outcome="succeeded",
+        finished_at=journal.now_iso(),
+        to_revisions=result.to_revisions,
+        in_flight=None,
+    )
+    book.finish(run)
+    warnings.extend(book.errors)
+    result.elapsed_s = round(time.monotonic() - started, 4)
+    result.run_id = run["run_id"]
+    result.backup = run["backup"]
+    result.warnings = warnings
+    result.verification = verification
+    result.target = target
+    result.overrides = overrides
+    result.findings = findings
+    result.data_loss = plan.data_loss
+    result.journal = str(workspace.settings.journal_log)
+    return result
+
+
+def _nobody_to_confirm(direction: str, environment: str) -> GuardRefused:
+    return GuardRefused(
+        f"{direction} of {environment} requires confirmation and nobody can confirm",
+        hint="run it in a terminal and type the environment's name, or pass --yes",
+        reasons=["confirmation required"],
+    )
+
+
+def _analyse(
+    workspace: Workspace, plan: Plan, steps: list[RevisionStep], warnings: list[str]
+) -> None:
+    """Lint findings per step and data preflight against live data (abmigrate.lint)."""
+    from abmigrate.lint import analyse_plan
+
+    try:
+        analyse_plan(workspace, plan, steps)
+    except AbmigrateError:
+        raise
+    except Exception as exc:
+        warnings.append(scrub(f"lint/preflight could not run: {exc}", workspace.url))
+
+
+def _backup(workspace: Workspace, direction: Direction) -> dict[str, Any]:
+    from abmigrate.backup import backup_for_pipeline
+
+    # A backup that cannot be taken or does not verify raises BackupError: nothing changed.
+    return backup_for_pipeline(workspace, reason=f"pre-{direction}").to_record()
+
+
+def _apply(
+    workspace: Workspace,
+    plan: Plan,
+    steps: list[RevisionStep],
+    options: RunOptions,
+    notify: Notify,
+    applied: list[AppliedStep],
+    on_step: Callable[[str, Step], None],
+) -> RunResult:
+    from abmigrate.runner import apply_plan
+
+    return apply_plan(
+        workspace,
+        plan,
+        steps,
+        progress=options.progress,
+        notify=notify,
+        applied=applied,
+        on_step=on_step,
+    )
+
+
+def _verify(workspace: Workspace, plan: Plan, notify: Notify) -> dict[str, Any]:
+    """current == target, no drift against the models (if configured), the health check."""
+    from abmigrate.health import check_health
+
+    problems: list[str] = []
+    now = read_version_rows(workspace.url) or []
+    if sorted(now) != sorted(plan.target_revisions):
+        problems.append(
+            f"the database records {', '.join(now) or 'nothing'},"
+            f" expected {', '.join(plan.target_revisions) or 'nothing'}"
+        )
+    # The models describe the head: an upgrade to an older revision is not compared.
+    at_head = sorted(plan.target_revisions) == sorted(workspace.project.heads())
+    drift = _drift(workspace) if plan.direction == "upgrade" and at_head and not problems else None
+    if drift:
+        problems.append(f"schema differs from the models: {'; '.join(drift[:5])}")
+    health = check_health(workspace.environment)
+    for check in health["checks"]:
+        if not check["ok"]:
+            problems.append(f"health check {check['kind']} {check['target']}: {check.get('error')}")
+    verification = {
+        "ok": not problems,
+        "current": now,
+        "expected": plan.target_revisions,
+        "drift": drift,
+        "health": health,
+        "problems": problems,
+    }
+    notify("verified", verification)
+    return verification
+
+
+def _drift(workspace: Workspace) -> list[str] | None:
+    """Autogenerate's comparison of the project's models (configured ``models`` or env.py's
+    ``target_metadata``) with the live schema; None when the project has no models."""
+    from abmigrate.drift import compare_url_to_models
+    from abmigrate.models import load_models
+
+    try:
+        source = load_models(workspace)
+    except AbmigrateError as exc:
+        return [f"cannot load the models: {exc.message}"]
+    if source is None:
+        return None
+    differences = compare_url_to_models(
+        workspace.url,
+        source.metadata,
+        include_object=source.include_object,
+        include_name=source.include_name,
+    )
+    return [difference.describe() for difference in differences]
+
+
+def _record_failure(
+    workspace: Workspace,
+    run: dict[str, Any],
+    book: Any,
+    applied: list[AppliedStep],
+    exc: BaseException,
+    failed_revision: str | None,
+) -> None:
+    from abmigrate import journal
+    from abmigrate.incident import write_incident
+
+    if isinstance(exc, AbmigrateError):
+        error = exc.message + (f"\nhint: {exc.hint}" if exc.hint else "")
+    elif isinstance(exc, KeyboardInterrupt):
+        error = "interrupted (Ctrl-C)"
+    else:
+        error = scrub(f"{type(exc).__name__}: {exc}", workspace.url)
+    if isinstance(exc, MigrationFailed) and exc.revision:
+        failed_revision = exc.revision
+    try:
+        current: list[str] | None = read_version_rows(workspace.url) or []
+    except AbmigrateError:
+        current = None
+    dialect = workspace.environment.dialect
+    if failed_revision is None:
+        partial = "no revision was in flight: nothing was half applied"
+    elif dialect in journal.NON_TRANSACTIONAL_DDL:
+        partial = (
+            f"partially applied: {dialect} runs DDL outside transactions, so part of"
+            f" {failed_revision} may be in the database"
+        )
+    else:
+        partial = (
+            f"{failed_revision} was rolled back with its transaction (unless it used an"
+            " autocommit block, whose statements committed on their own)"
+        )
+    run.update(
+        outcome="failed",
+        finished_at=journal.now_iso(),
+        error=error.splitlines()[0] if error else None,
+        applied=[item.to_record() for item in applied],
+        to_revisions=current or [],
+        in_flight=failed_revision,
+    )
+    path = None
+    try:
+        path = write_incident(
+            workspace,
+            run,
+            error=error,
+            failed_revision=failed_revision,
+            current=current,
+            partial=partial,
+        )
+        run["incident_path"] = str(path)
+    except OSError:
+        pass
+    book.finish(run)
+    notes = []
+    if run.get("backup"):
+        notes.append(f"backup taken before the run: {run['backup'].get('id')}")
+    if path is not None:
+        notes.append(f"incident report: {path}")
+    if isinstance(exc, MigrationFailed) and path is not None:
+        exc.incident_path = str(path)
+    if isinstance(exc, AbmigrateError) and notes:
+        exc.hint = (exc.hint + " " if exc.hint else "") + "(" + "; ".join(notes) + ")"

@@ -1,0 +1,110 @@
+"""Shared helpers for the runner tests: a copy of the runner_chain scenario with a policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+ALL = ["r1", "r2", "r3", "r4", "r5"]
+
+
+def make_project(copy_scenario: Any, policies: dict[str, dict[str, Any]] | None = None) -> Path:
+    """runner_chain with abmigrate.toml rewritten: development + the given environments."""
+    root: Path = copy_scenario("runner_chain")
+    lines = ['alembic_ini = "alembic.ini"', 'default_env = "development"', ""]
+    environments = {"development": {}, **(policies or {})}
+    for name, policy in environments.items():
+        lines.append(f"[environments.{name}]")
+        lines.append('url_env = "DATABASE_URL"')
+        for key, value in policy.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+    (root / "abmigrate.toml").write_text("\n".join(lines), encoding="utf-8")
+    return root
+
+
+PRODUCTION = {
+    "require_backup": False,
+    "require_confirmation": True,
+    "allow_destructive": False,
+    "lock_timeout": "1s",
+    "lock_retries": 3,
+}
+
+
+def query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(sa.text(sql))]
+    finally:
+        engine.dispose()
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def versions(url: str) -> list[str]:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return []
+            return sorted(
+                str(v)
+                for v in connection.execute(
+                    sa.text("SELECT version_num FROM alembic_version")
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def schema_revision(url: str) -> str | None:
+    """Which revision the live schema matches exactly, or None if none does."""
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            tables = set(inspector.get_table_names()) - {"alembic_version", "abmigrate_journal"}
+            price = "items" in tables and "price" in {
+                c["name"] for c in inspector.get_columns("items")
+            }
+            index = "orders" in tables and any(
+                i["name"] == "ix_orders_item_id" for i in inspector.get_indexes("orders")
+            )
+    finally:
+        engine.dispose()
+    shapes = {
+        None: (set(), False, False),
+        "r1": ({"items"}, False, False),
+        "r2": ({"items", "orders"}, False, False),
+        "r3": ({"items", "orders"}, True, False),
+        "r4": ({"items", "orders"}, True, True),
+        "r5": ({"items", "orders", "notes"}, True, True),
+    }
+    for revision, shape in shapes.items():
+        if shape == (tables, price, index):
+            return revision or "base"
+    return None
+
+
+def journal_runs(url: str) -> list[dict[str, Any]]:
+    rows = query(url, "SELECT record, outcome FROM abmigrate_journal ORDER BY started_at")
+    runs = []
+    for record, outcome in rows:
+        run = json.loads(record)
+        run["outcome"] = outcome
+        runs.append(run)
+    return runs
