@@ -54,6 +54,8 @@ def render_diagnosis(result: Diagnosis, out: Console) -> None:
     )
     if result.state == "graph_broken":
         out.print("  not compared with any revision: the graph cannot be read")
+    elif result.state == "not_compared":
+        out.print("  not compared with any revision: the migrations could not be replayed")
     elif result.exact_matches:
         out.print(f"  matches exactly: {', '.join(result.exact_matches)}")
     else:
