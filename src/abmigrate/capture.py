@@ -41,9 +41,8 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
     from abmigrate.alembic_bridge import AlembicProject, _silenced_stdout
     from abmigrate.database import connect, read_version_rows
     from abmigrate.plan import message_of
-    from abmigrate.replay import expected_fingerprint
+    from abmigrate.replay import expected_fingerprint, isolated_scratch
     from abmigrate.results import RevisionCreated
-    from abmigrate.scratch import scratch_database
 
     project = workspace.project
     heads = project.heads()
@@ -71,7 +70,7 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
         live.reflect(connection, only=lambda name, _: not excluded_table(name))
 
     dialect = workspace.environment.dialect
-    with scratch_database(workspace.url, label="capture") as scratch:
+    with isolated_scratch(workspace.url, "capture") as scratch:
         replay = AlembicProject(project.alembic_ini, scratch.url)
         for step in replay.upgrade_steps(head, []):
             replay.run_steps([step])

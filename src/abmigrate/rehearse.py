@@ -114,7 +114,7 @@ def rehearse(
     from abmigrate.alembic_bridge import AlembicProject
     from abmigrate.database import read_version_rows
     from abmigrate.plan import unknown_revisions
-    from abmigrate.scratch import scratch_database
+    from abmigrate.replay import isolated_scratch
 
     started = time.monotonic()
     environment = workspace.environment
@@ -127,7 +127,7 @@ def rehearse(
             reasons=[f"unknown revision {revision}" for revision in unknown],
         )
     warnings: list[str] = []
-    with scratch_database(workspace.url, label="rehearse") as scratch:
+    with isolated_scratch(workspace.url, "rehearse") as scratch:
         source = _populate(workspace, scratch.url, current, from_backup, clone, scale_rows)
         project = AlembicProject(workspace.project.alembic_ini, scratch.url)
         start = read_version_rows(scratch.url) or []

@@ -23,10 +23,11 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from abmigrate.fingerprint import FORMAT_VERSION, Fingerprint, fingerprint_url
 if TYPE_CHECKING:
     from alembic.script import Script
 
+    from abmigrate.scratch import ScratchDatabase
     from abmigrate.workspace import Workspace
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "expected_fingerprint",
     "expected_fingerprints",
     "expected_state_fingerprint",
+    "isolated_scratch",
     "resolve_revision",
 ]
 
@@ -63,6 +66,28 @@ class Replayed:
     replayed: list[str] = field(default_factory=list)  # migration steps run this time
     computed: list[str] = field(default_factory=list)  # fingerprints not found in the cache
     cached: int = 0
+
+
+@contextlib.contextmanager
+def isolated_scratch(url: str, label: str) -> Iterator[ScratchDatabase]:
+    """A scratch database next to ``url`` that every ``env.py`` run inside the block uses.
+
+    The scratch URL goes to ``sqlalchemy.url`` (by the caller's AlembicProject) and also to
+    ``$DATABASE_URL``, which some env.py files read first: no replay can reach the real
+    database, whatever the env.py prefers.
+    """
+    from abmigrate.scratch import scratch_database
+
+    with scratch_database(url, label=label) as scratch:
+        saved = os.environ.get("DATABASE_URL")
+        os.environ["DATABASE_URL"] = scratch.url
+        try:
+            yield scratch
+        finally:
+            if saved is None:
+                os.environ.pop("DATABASE_URL", None)
+            else:
+                os.environ["DATABASE_URL"] = saved
 
 
 def cache_dir(workspace: Workspace) -> Path:
@@ -96,7 +121,6 @@ def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Finger
     if len(resolved) <= 1:
         return expected_fingerprint(workspace, resolved[0] if resolved else BASE)
     from abmigrate.alembic_bridge import AlembicProject
-    from abmigrate.scratch import scratch_database
 
     scripts = list(reversed(workspace.project.revisions()))
     keys = _merkle_keys(scripts, _environment_key(workspace))
@@ -107,7 +131,7 @@ def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Finger
         return cached
     by_id = {script.revision: script for script in scripts}
     result = Replayed(_dialect_name(workspace.url))
-    with scratch_database(workspace.url, label="replay") as scratch:
+    with isolated_scratch(workspace.url, "replay") as scratch:
         project = AlembicProject(workspace.project.alembic_ini, scratch.url)
         current: list[str] = []
         for head in resolved:
@@ -243,14 +267,13 @@ def _replay(
     progress: ReplayProgress | None,
 ) -> None:
     from abmigrate.alembic_bridge import AlembicProject
-    from abmigrate.scratch import scratch_database
 
     by_id = {script.revision: script for script in scripts}
     order = [script.revision for script in scripts if script.revision in needed]
     pending = [revision for revision in order if revision not in result.fingerprints]
     # One pass in topological order records every revision whose ancestry is exactly what
     # has been applied so far; on a branched graph the others are replayed on their own.
-    with scratch_database(workspace.url, label="replay") as scratch:
+    with isolated_scratch(workspace.url, "replay") as scratch:
         scratch_url = scratch.url
         project = AlembicProject(workspace.project.alembic_ini, scratch_url)
         applied: set[str] = set()
@@ -266,7 +289,7 @@ def _replay(
         if any(parent in result.errors for parent in _ancestry(by_id, [revision]) - {revision}):
             result.errors[revision] = "an ancestor failed to replay"
             continue
-        with scratch_database(workspace.url, label="replay") as scratch:
+        with isolated_scratch(workspace.url, "replay") as scratch:
             scratch_url = scratch.url
             project = AlembicProject(workspace.project.alembic_ini, scratch_url)
             if not _run_to(project, revision, [], result):

@@ -465,3 +465,53 @@ def test_without_the_right_to_create_databases(
         assert "cannot check" in refused.stderr
     finally:
         execute(pg_url, [f"DROP OWNED BY {role}", f"DROP ROLE {role}"])
+
+
+def test_replays_never_reach_a_database_url_env_py_prefers(
+    copy_scenario: Any, run_cli: Any, pg_url: str
+) -> None:
+    # An env.py that reads $DATABASE_URL before sqlalchemy.url (a common pattern).
+    project = copy_scenario("state_shop")
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text()
+        .replace("import sys\n", "import os\nimport sys\n", 1)
+        .replace(
+            "    connectable = engine_from_config(\n"
+            "        config.get_section(config.config_ini_section, {}),\n"
+            '        prefix="sqlalchemy.",\n',
+            "    section = config.get_section(config.config_ini_section, {})\n"
+            '    section["sqlalchemy.url"] = os.environ.get("DATABASE_URL") or section["sqlalchemy.url"]\n'
+            "    connectable = engine_from_config(\n"
+            "        section,\n"
+            '        prefix="sqlalchemy.",\n',
+        )
+    )
+    assert 'os.environ.get("DATABASE_URL")' in env_py.read_text()
+
+    def cli(*args: str) -> Any:
+        return run_cli(
+            "--alembic-ini",
+            project / "alembic.ini",
+            "--url",
+            pg_url,
+            *args,
+            cwd=project,
+            env={"DATABASE_URL": pg_url},
+        )
+
+    assert cli("upgrade", R2).exit_code == 0
+    execute(pg_url, ["INSERT INTO customers (name) VALUES ('ada')"])
+    code, report = diagnosis(cli)
+    assert (code, report["state"], report["exact_matches"]) == (0, "behind", [R2])
+    rehearsal = cli("rehearse", "--clone", "--format", "json")
+    assert rehearsal.exit_code == 0, rehearsal
+    assert version_rows(pg_url) == [R2]
+    # The real database is still at R2: no replay or rehearsal step ran against it.
+    assert table_names(pg_url) == {"alembic_version", "customers", "orders"}
+    engine = sa.create_engine(pg_url, poolclass=NullPool)
+    try:
+        columns = {column["name"] for column in sa.inspect(engine).get_columns("customers")}
+    finally:
+        engine.dispose()
+    assert "email" not in columns
