@@ -205,6 +205,11 @@ def test_production_upgrade_backs_up_first_and_refuses_no_backup(shop, db_url: s
 
     status = json.loads(shop("status", "--format", "json").stdout)
     assert status["last_backup"]["id"] == backups_of(shop)[0]["id"]
+    # The journal names each run's backup too.
+    journal = shop("journal", "--format", "json")
+    assert journal.exit_code == 0, journal
+    for backup_id in (b["id"] for b in backups_of(shop)):
+        assert backup_id in journal.stdout
 
 
 def test_upgrade_stops_before_any_change_when_the_backup_fails(shop, db_url: str) -> None:  # type: ignore[no-untyped-def]
