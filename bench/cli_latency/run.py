@@ -13,6 +13,7 @@ noise hits both alike:
     alembic upgrade head --sql abmigrate plan --sql         (empty database: all revisions)
 
 Run:  .venv/bin/python bench/cli_latency/run.py [--runs 7] [--revisions 300] [--no-postgres]
+      [--only TEXT] [--instructions]        (docs/performance.md has the figures)
 
 The goal (issue #2): every abmigrate command within 1.2x of its alembic counterpart.
 """
@@ -436,10 +437,15 @@ def postgres_databases(server_url: str, names: Sequence[str], create: bool) -> b
     return True
 
 
-def database_url(server_url: str, name: str) -> str:
+def database_url(server_url: str, name: str, env: dict[str, str]) -> str:
+    """The bench database's URL without its password, which goes to the children through
+    PGPASSWORD: never a password in a process's arguments."""
     from sqlalchemy.engine import make_url
 
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    url = make_url(server_url)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    return url.set(database=name, password=None).render_as_string(hide_password=False)
 
 
 def print_table(rows: Sequence[Row], runs: int) -> None:
@@ -532,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
         if not args.no_postgres and postgres_databases(args.pg_server_url, pg_names, True):
             pg_created = True
-            pg_head, pg_empty = (database_url(args.pg_server_url, name) for name in pg_names)
+            pg_head, pg_empty = (database_url(args.pg_server_url, name, env) for name in pg_names)
             pg_head_ini = write_ini(root, "pg_head", scripts, pg_head)
             pg_empty_ini = write_ini(root, "pg_empty", scripts, pg_empty)
             run_once([*alembic.argv, "-c", str(pg_head_ini), "upgrade", "head"], root, env)
