@@ -276,6 +276,44 @@ def test_killed_mid_backup_leaves_nothing_that_looks_like_a_backup(  # type: ign
     assert not partial[0].parent.exists()
 
 
+def test_sigterm_mid_backup_removes_the_partial_backup(  # type: ignore[no-untyped-def]
+    project: Path, tmp_path: Path
+) -> None:
+    shims = tmp_path / "shims"
+    shim(
+        shims,
+        "pg_dump",
+        f'if [ "$1" = "--version" ]; then exec {real("pg_dump")} --version; fi\n'
+        f'{real("pg_dump")} "$@"\nexec sleep 60\n',
+    )
+    env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "abmigrate", "backup"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if list((project / "backups").glob("production/.partial-*/data.*")):
+                break
+            time.sleep(0.1)
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)  # only abmigrate, as `kill PID` would
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert list((project / "backups").glob("production/.partial-*")) == []
+    no_backup_left(project)
+
+
 # --------------------------------------------------------------------------- credentials
 
 

@@ -208,13 +208,15 @@ def run_pipeline(
     what: str,
     secrets: Sequence[str] = (),
     reader_may_stop_early: bool = False,
+    started: list[subprocess.Popen[bytes]] | None = None,
 ) -> bytes:
     """Run ``commands`` connected by pipes; raise one clear BackupError when any fails.
 
     Returns the last command's output when ``stdout`` is None. The error names the failing
     tool and its first meaningful error line, with any of ``secrets`` blanked out. With
     ``reader_may_stop_early`` (``pg_restore -l`` reads only the head of the archive), a writer
-    cut off by a broken pipe is not a failure when the last command succeeded.
+    cut off by a broken pipe is not a failure when the last command succeeded. ``started``
+    receives the processes as they start, so another thread can stop them.
     """
     processes: list[subprocess.Popen[bytes]] = []
     errors: list[IO[bytes]] = []
@@ -239,6 +241,8 @@ def run_pipeline(
             if previous is not None and previous is not stdin:
                 previous.close()  # the child holds it now; EOF/SIGPIPE must reach the writer
             processes.append(process)
+            if started is not None:
+                started.append(process)
             previous = process.stdout
         output = b""
         if stdout is None and processes[-1].stdout is not None:

@@ -145,8 +145,8 @@ class Manifest:
         }
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def now_iso(*, precise: bool = False) -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds" if precise else "seconds")
 
 
 def new_backup_id() -> str:

@@ -41,6 +41,7 @@ from abmigrate.backup.retention import apply_retention
 from abmigrate.database import read_version_rows, scrub
 from abmigrate.errors import BackupError, GuardRefused
 from abmigrate.results import BackupList, BackupRecord, BackupVerification, RestoreResult
+from abmigrate.scratch import signals_raise
 from abmigrate.settings import mask_url
 
 if TYPE_CHECKING:
@@ -146,55 +147,58 @@ def take_backup(workspace: Workspace, *, reason: str = "manual") -> BackupRecord
             f"backup folder {env_dir} is not writable: {exc.strerror}",
             hint="fix its permissions or set backup_dir to a writable folder",
         ) from None
-    created_at = now_iso()
+    # Microseconds: two backups within one second still list in the order they were taken.
+    created_at = now_iso(precise=True)
     started = time.monotonic()
-    try:
-        with _database_errors(environment.url, "backup"):
-            outcome = backend.dump(environment.url, folder, compressor)
-        entries = []
-        for name in outcome.files:
-            path = folder / name
-            path.chmod(FILE_MODE)
-            entries.append(FileEntry(name, sha256_of(path), path.stat().st_size))
-        manifest = Manifest(
-            id=backup_id,
-            environment=environment.name,
-            database=environment.masked_url,
-            dialect=backend.dialect,
-            server_version=outcome.server_version,
-            format=outcome.format,
-            compression=compressor.name,
-            compression_level=compressor.level,
-            revisions=outcome.revisions,
-            files=entries,
-            tools=outcome.tools,
-            tables={name: stats.to_record() for name, stats in outcome.tables.items()},
-            checksum_method=outcome.checksum_method,
-            created_at=created_at,
-            duration_s=0.0,
-            reason=reason,
-            folder=folder,
-        )
-        # Read the archive back before calling it a backup.
-        _check_archive(backend, manifest, compressor)
-        manifest.verified = True
-        manifest.verified_at = now_iso()
-        manifest.duration_s = round(time.monotonic() - started, 3)
-        manifest.save()
-        final = env_dir / backup_id
-        os.rename(folder, final)
-        manifest.folder = final
-    except OSError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise BackupError(
-            f"backup of {environment.name} failed: {exc.strerror} ({exc.filename or folder})",
-            hint="check free space and permissions of the backup folder",
-        ) from None
-    except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        if isinstance(exc, BackupError):
-            exc.message = scrub(exc.message, environment.url)
-        raise
+    # SIGTERM/SIGHUP become KeyboardInterrupt here, so the partial folder is removed.
+    with signals_raise():
+        try:
+            with _database_errors(environment.url, "backup"):
+                outcome = backend.dump(environment.url, folder, compressor)
+            entries = []
+            for name in outcome.files:
+                path = folder / name
+                path.chmod(FILE_MODE)
+                entries.append(FileEntry(name, sha256_of(path), path.stat().st_size))
+            manifest = Manifest(
+                id=backup_id,
+                environment=environment.name,
+                database=environment.masked_url,
+                dialect=backend.dialect,
+                server_version=outcome.server_version,
+                format=outcome.format,
+                compression=compressor.name,
+                compression_level=compressor.level,
+                revisions=outcome.revisions,
+                files=entries,
+                tools=outcome.tools,
+                tables={name: stats.to_record() for name, stats in outcome.tables.items()},
+                checksum_method=outcome.checksum_method,
+                created_at=created_at,
+                duration_s=0.0,
+                reason=reason,
+                folder=folder,
+            )
+            # Read the archive back before calling it a backup.
+            _check_archive(backend, manifest, compressor)
+            manifest.verified = True
+            manifest.verified_at = now_iso()
+            manifest.duration_s = round(time.monotonic() - started, 3)
+            manifest.save()
+            final = env_dir / backup_id
+            os.rename(folder, final)
+            manifest.folder = final
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise BackupError(
+                f"backup of {environment.name} failed: {exc.strerror} ({exc.filename or folder})",
+                hint="check free space and permissions of the backup folder",
+            ) from None
+        except BaseException as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(exc, BackupError):
+                exc.message = scrub(exc.message, environment.url)
+            raise
     deleted = apply_retention(
         env_dir, list_manifests(backup_dir, environment.name), settings.keep_backups
     )
@@ -333,6 +337,7 @@ def verify_backup(
         started = time.monotonic()
         try:
             with (
+                signals_raise(),
                 _database_errors(restore_url, "restore test"),
                 backend.scratch(restore_url) as scratch_url,
             ):
@@ -425,7 +430,7 @@ def restore(
             pre_backup = take_backup(workspace, reason="pre-restore")
     started = time.monotonic()
     try:
-        with _database_errors(url, "restore"):
+        with signals_raise(), _database_errors(url, "restore"):
             backend.restore(manifest.folder, [f.name for f in manifest.files], compressor, url)
     except BackupError as exc:
         exc.message = scrub(exc.message, url)

@@ -33,6 +33,7 @@ from abmigrate.backup.base import (
     DumpOutcome,
     TableStats,
     child_env,
+    kill_quietly,
     require_tool,
     run_pipeline,
     tool_version,
@@ -150,6 +151,7 @@ class PostgresBackend:
                 snapshot = str(connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
                 revisions = _revisions(connection)
                 failure: list[BaseException] = []
+                processes: list[subprocess.Popen[bytes]] = []
 
                 def run_dump() -> None:
                     try:
@@ -163,6 +165,7 @@ class PostgresBackend:
                                 stdout=out,
                                 what="pg_dump",
                                 secrets=_password(url),
+                                started=processes,
                             )
                     except BaseException as exc:  # re-raised in the calling thread
                         failure.append(exc)
@@ -172,8 +175,13 @@ class PostgresBackend:
                 worker.start()
                 try:
                     tables = _table_stats(connection)
-                finally:
                     worker.join()
+                except BaseException:
+                    # Interrupted or failed: stop the dump rather than wait for it.
+                    for process in processes:
+                        kill_quietly(process)
+                    worker.join()
+                    raise
                 if failure:
                     raise failure[0]
         return DumpOutcome(
