@@ -361,3 +361,49 @@ def test_postgres_figures_match_the_dump_while_the_application_writes(  # type: 
     verified = run_cli("verify-backup", "latest", "--restore-test", "--format", "json", cwd=project)
     assert verified.exit_code == 0, verified
     assert json.loads(verified.stdout)["restore_test"]["mismatches"] == []
+
+
+def test_sqlite_backup_is_consistent_while_the_application_writes(  # type: ignore[no-untyped-def]
+    copy_scenario, run_cli, sqlite_url
+) -> None:
+    import sqlite3
+    import threading
+
+    project = copy_scenario("backup_shop")
+    write_config(project, sqlite_url)
+    assert run_cli("upgrade", "0001_shop", "--env", "development", cwd=project).exit_code == 0
+    path = sa.engine.make_url(sqlite_url).database
+    assert path
+    stop = threading.Event()
+    written = [0]
+
+    def write() -> None:
+        connection = sqlite3.connect(path, timeout=30)
+        try:
+            number = 10_000
+            while not stop.is_set():
+                number += 1
+                with connection:  # one transaction: a row and a matching update
+                    connection.execute("INSERT INTO orders VALUES (?, 1, 'live', 1)", (number,))
+                    connection.execute("UPDATE customers SET score = score + 1 WHERE id = 1")
+                written[0] += 1
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        made = run_cli("backup", "--format", "json", cwd=project)
+    finally:
+        stop.set()
+        writer.join()
+    assert made.exit_code == 0, made
+    assert written[0] > 0
+    verified = run_cli("verify-backup", "latest", "--restore-test", "--format", "json", cwd=project)
+    assert verified.exit_code == 0, verified
+    # The copy is one state: as many live orders as score increments, whichever moment it was.
+    target = f"sqlite:///{Path(path).parent / 'restored.db'}"
+    assert run_cli("restore", "latest", "--target-url", target, cwd=project).exit_code == 0
+    data = contents(target)
+    live = sum(1 for row in data["orders"] if row[2] == "live")
+    assert data["customers"][0][7] == 1 / 8 + live
