@@ -3,14 +3,12 @@
 ``alembic stamp`` writes ``alembic_version`` on faith. Here the live fingerprint is compared
 with the fingerprint the migrations produce at the target revision (replayed in a scratch
 database, cached): a difference refuses the stamp with the list of differences. ``--force``
-with a reason stamps anyway, and the reason and the differences are recorded in the journal
-(the ``abmigrate_journal`` table when abmigrate's journal is installed, and the local log).
+with a reason stamps anyway, and the reason, the differences and who did it are recorded in
+the journal (the ``abmigrate_journal`` table and the local log; see :mod:`abmigrate.journal`).
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from abmigrate.errors import AbmigrateError, GuardRefused
@@ -53,37 +51,26 @@ def check_stamp(workspace: Workspace, revision: str, *, force: bool) -> list[str
 
 
 def record_forced_stamp(workspace: Workspace, result: StampResult) -> None:
-    """Write a forced stamp to the journal (its table if installed) and the local log."""
-    import importlib
+    """Write a forced stamp to the journal: its table in the database and the local log."""
+    from abmigrate.journal import Journal, new_run_id, now_iso
+    from abmigrate.lock import actor
 
-    started = datetime.now(UTC).isoformat(timespec="microseconds")
+    moment = now_iso()
     record = {
-        "run_id": datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-stamp",
+        "run_id": new_run_id(),
         "direction": "stamp",
         "environment": result.environment,
         "database": result.database,
-        "started_at": started,
-        "finished_at": started,
+        "started_at": moment,
+        "finished_at": moment,
         "outcome": "forced_stamp",
+        "actor": actor(),
         "from_revisions": result.before,
         "to_revisions": result.after,
         "reason": result.reason,
         "differences": result.differences,
     }
-    try:
-        journal_module = importlib.import_module("abmigrate.journal")
-        journal = journal_module.Journal(workspace)
-        record["run_id"] = journal_module.new_run_id()
-        journal.start(record)
-        journal.finish(record)
-        return
-    except Exception:  # the stamp is done: recording it must not turn it into a failure
-        pass
-    # Without abmigrate's journal module the local log still keeps the record.
-    path = workspace.settings.journal_log
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"event": "finish", **record}, default=str) + "\n")
-    except OSError:
-        pass
+    # The journal keeps its own write failures to itself: a done stamp never fails here.
+    journal = Journal(workspace)
+    journal.start(record)
+    journal.finish(record)

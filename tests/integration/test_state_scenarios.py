@@ -156,14 +156,21 @@ def test_objects_made_by_hand_are_listed(shop: Cli, db_url: str) -> None:
     forced = shop("stamp", "head", "--force", "--reason", "hotfix index, ticket 42")
     assert forced.exit_code == 0, forced
     assert "forced: hotfix index, ticket 42" in forced.stdout
+    # Recorded in the journal: its table in the database and the local log.
     log = shop.project / ".abmigrate" / "journal.jsonl"  # type: ignore[attr-defined]
-    journal_text = log.read_text() if log.exists() else ""
-    if not journal_text:  # the journal module writes its local log where settings say
-        journal_text = "\n".join(
-            p.read_text()
-            for p in Path(shop.project).rglob("*.jsonl")  # type: ignore[attr-defined]
-        )
-    assert "hotfix index, ticket 42" in journal_text
+    assert "hotfix index, ticket 42" in log.read_text()
+    engine = sa.create_engine(db_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT kind, outcome, record FROM abmigrate_journal WHERE kind = 'stamp'")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [(kind, outcome) for kind, outcome, _ in rows] == [("stamp", "forced_stamp")]
+    recorded = json.loads(rows[0][2])
+    assert recorded["reason"] == "hotfix index, ticket 42"
+    assert any("customers.phone" in line for line in recorded["differences"])
 
     no_reason = shop("stamp", "head", "--force")
     assert no_reason.exit_code == 2
@@ -397,10 +404,6 @@ def test_unfinished_journal_run_is_evidence(shop: Cli, db_url: str) -> None:
     execute(
         db_url,
         [
-            "CREATE TABLE abmigrate_journal (run_id VARCHAR(40) PRIMARY KEY, kind VARCHAR(16),"
-            " environment VARCHAR(64), started_at VARCHAR(40), finished_at VARCHAR(40),"
-            " outcome VARCHAR(24), in_flight VARCHAR(64), from_revisions VARCHAR(400),"
-            " to_revisions VARCHAR(400), record TEXT)",
             "INSERT INTO abmigrate_journal (run_id, kind, environment, started_at, outcome,"
             f" in_flight, record) VALUES ('20261125T120000-dead', 'upgrade', 'production',"
             f" '2026-11-25T12:00:00', 'running', '{R4}', '{{}}')",
