@@ -202,6 +202,17 @@ def _locked(
                 + "; ".join(f"{f.get('revision')} {f.get('code')}" for f in errors[:5]),
             )
         )
+    # Data preflight counted live rows a step would fail on (NULLs before NOT NULL,
+    # duplicates before UNIQUE, orphans before a foreign key …): refuse before anything runs,
+    # rather than fail half way (SQLite and MariaDB cannot roll DDL back).
+    doomed = [
+        f"{step.revision}: {check.get('message')}"
+        for step in plan.steps
+        for check in step.preflight
+        if check.get("ok") is False
+    ]
+    if doomed:
+        refusals.append(("preflight", "preflight predicts failure: " + "; ".join(doomed[:5])))
     destructive = [f for f in findings if f.get("destructive")]
     if not policy.allow_destructive:
         if destructive:

@@ -183,3 +183,15 @@ def test_a_partial_unique_index_counts_only_its_rows() -> None:
     statements = [Statement(0, text, node, None, True) for text, node, _ in parse_statements(sql)]
     (check,) = checks_for(statements, direction="upgrade")
     assert check.where == "{col0} IS NOT NULL AND (qty > 0)"
+
+
+def test_upgrade_refuses_when_preflight_predicts_failure(run_cli, copy_scenario, pg_url) -> None:
+    project = _seeded(run_cli, copy_scenario, pg_url)
+    args = ("--alembic-ini", project / "alembic.ini", "--url", pg_url)
+    refused = run_cli(*args, "upgrade", "c0ffee000002", "--yes")
+    assert refused.exit_code == 1, refused
+    assert "preflight predicts failure" in refused.stderr
+    assert "SET NOT NULL on parts.name fails on 2 row(s)" in refused.stderr
+    assert _snapshot(pg_url)["parts"] == 7  # nothing ran
+    status = run_cli(*args, "current", "--format", "json")
+    assert json.loads(status.stdout)["current"] == ["c0ffee000001"]
