@@ -195,3 +195,15 @@ def test_upgrade_refuses_when_preflight_predicts_failure(run_cli, copy_scenario,
     assert _snapshot(pg_url)["parts"] == 7  # nothing ran
     status = run_cli(*args, "current", "--format", "json")
     assert json.loads(status.stdout)["current"] == ["c0ffee000001"]
+
+
+def test_override_goes_past_the_preflight_refusal(run_cli, copy_scenario, pg_url) -> None:
+    project = _seeded(run_cli, copy_scenario, pg_url)
+    args = ("--alembic-ini", project / "alembic.ini", "--url", pg_url)
+    result = run_cli(
+        *args, "upgrade", "c0ffee000002", "--yes", "--override", "testing the prediction"
+    )
+    # past the gate, PostgreSQL itself refuses the NOT NULL the preflight predicted
+    assert result.exit_code == 1, result
+    assert "refused by its policy" not in result.stderr
+    assert "failed" in result.stderr and "null values" in result.stderr
