@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, MetaData, String, Table, Text, inspect, select
+from sqlalchemy.dialects.mysql import LONGTEXT
 
 from abmigrate.database import connect, sqlite_path
 
@@ -58,7 +59,8 @@ journal_table = Table(
     Column("in_flight", String(64)),
     Column("from_revisions", String(400)),
     Column("to_revisions", String(400)),
-    Column("record", Text, nullable=False),
+    # MySQL's TEXT stops at 64 KB: a long history's record needs LONGTEXT there.
+    Column("record", Text().with_variant(LONGTEXT(), "mysql", "mariadb"), nullable=False),
 )
 
 

@@ -236,7 +236,7 @@ def _journal(result: Any, out: Console) -> None:
         return
     table = Table(box=None, pad_edge=False)
     for column in ("run", "started", "direction", "from → to", "revisions", "outcome", "by"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("run", "started"))
     for run in result.runs:
         if run.get("direction") == "acknowledge":
             table.add_row(
@@ -263,10 +263,15 @@ def _journal(result: Any, out: Console) -> None:
             str(run.get("direction")),
             f"{_revs(run.get('from_revisions') or [])} → {_revs(run.get('to_revisions') or [])}",
             revisions,
-            f"[{style}]{outcome}[/]" + (f": {run['error']}" if run.get("error") else ""),
+            f"[{style}]{outcome}[/]"
+            + (f": {_shorten(str(run['error']), 70)}" if run.get("error") else ""),
             str((run.get("actor") or {}).get("user", "")),
         )
     out.print(table)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _blockers(blockers: list[dict[str, Any]]) -> str:

@@ -331,3 +331,25 @@ def test_production_refuses_lint_errors_unless_overridden(copy_scenario, run_cli
     [run] = journal_runs(pg_url)
     assert [o["gate"] for o in run["overrides"]] == ["lint"]
     assert run["overrides"][0]["reason"] == "empty table"
+
+
+def test_statement_timeout_reaches_env_py_own_engine(copy_scenario, run_cli, pg_url):
+    # runner_chain's env.py builds its own engine: the timeout must reach it anyway.
+    root = make_project(copy_scenario, {"strict": {"statement_timeout": "500ms"}})
+    script = root / "versions" / "r2_create_orders.py"
+    script.write_text(
+        script.read_text().replace(
+            "def upgrade() -> None:\n",
+            'def upgrade() -> None:\n    op.execute("SELECT pg_sleep(3)")\n',
+        )
+    )
+    env = {"DATABASE_URL": pg_url}
+    result = run_cli("--env", "strict", "upgrade", cwd=root, env=env)
+    assert result.exit_code == 1, result
+    assert "statement timeout" in result.stderr
+    assert "statement_timeout is 0.5s" in result.stderr
+    assert versions(pg_url) == ["r1"]
+    assert schema_revision(pg_url) == "r1"
+    assert list((root / "incidents").glob("*-strict.md"))
+    # Without the policy the same revision simply takes its 3 seconds.
+    assert run_cli("upgrade", cwd=root, env=env).exit_code == 0
