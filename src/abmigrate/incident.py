@@ -82,9 +82,18 @@ def write_incident(
             f" `{cli} diagnose`, undo or finish them by hand, then record the revision the"
             f" schema matches with `{cli} stamp REVISION`."
         )
+    verification = run.get("verification") or {}
+    if verification.get("ok") is False:
+        # Every revision went through; what failed is the check afterwards.
+        steps[1] = (
+            "2. The migration itself completed; the verification failed: "
+            + "; ".join(verification.get("problems") or [])
+            + ". Check the application (its health endpoint, its logs) before deciding."
+        )
+    else:
+        steps.append(f"{len(steps) + 1}. Resume: `{cli} {direction} {shlex.quote(target)}`")
     steps += [
-        f"{len(steps) + 1}. Resume: `{cli} {direction} {shlex.quote(target)}`",
-        f"{len(steps) + 2}. Or roll back to where this run started:"
+        f"{len(steps) + 1}. Or roll back to where this run started:"
         + (
             f" `{cli} downgrade {shlex.quote(start_text)}`"
             if direction == "upgrade"

@@ -20,7 +20,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -279,9 +279,3 @@ def _pg_holder(row: dict[str, Any]) -> LockHolder:
     if isinstance(since, datetime):
         holder["since"] = since.astimezone(UTC).isoformat(timespec="seconds")
     return holder
-
-
-@contextlib.contextmanager
-def held(url: str, wait_ms: int, on_wait: WaitCallback | None = None) -> Iterator[MigrationLock]:
-    with MigrationLock(url, wait_ms=wait_ms, on_wait=on_wait) as lock:
-        yield lock
