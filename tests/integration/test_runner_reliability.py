@@ -188,3 +188,45 @@ def test_concurrent_runners_other_dialects(copy_scenario, request, backend):
     assert [runner.returncode for runner in runners] == [0] * 4, outputs
     assert versions(url) == ["r5"]
     assert len(journal_runs(url)) == 1
+
+
+def test_second_runner_waits_on_mariadb_get_lock(copy_scenario, run_cli, mariadb_url):
+    import pymysql
+
+    root = make_project(copy_scenario)
+    parsed = make_url(mariadb_url)
+    holder = pymysql.connect(
+        host=parsed.host, port=parsed.port or 3306, user=parsed.username, database=parsed.database
+    )
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (f"abmigrate:{parsed.database}",))
+            cursor.execute("SELECT CONNECTION_ID()")
+            (connection_id,) = cursor.fetchone()
+        result = run_cli(
+            "upgrade", "--lock-wait", "1s", cwd=root, env={"DATABASE_URL": mariadb_url}
+        )
+    finally:
+        holder.close()
+    assert result.exit_code == 1, result
+    assert f"pid connection {connection_id}" in result.stderr
+    assert versions(mariadb_url) == []
+    # The lock died with its session: the next runner goes through.
+    done = run_cli("upgrade", cwd=root, env={"DATABASE_URL": mariadb_url})
+    assert done.exit_code == 0, done
+
+
+def test_second_runner_waits_on_the_sqlite_lock_file(copy_scenario, run_cli, sqlite_url):
+    import fcntl
+
+    root = make_project(copy_scenario)
+    lock_path = Path(sqlite_url.removeprefix("sqlite:///") + ".abmigrate-lock")
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle.write(json.dumps({"pid": 777, "host": "ci-3", "user": "bob", "since": "earlier"}))
+        handle.flush()
+        result = run_cli("upgrade", "--lock-wait", "1s", cwd=root, env={"DATABASE_URL": sqlite_url})
+    assert result.exit_code == 1, result
+    assert "pid 777, host ci-3, user bob" in result.stderr
+    done = run_cli("upgrade", cwd=root, env={"DATABASE_URL": sqlite_url})
+    assert done.exit_code == 0, done
