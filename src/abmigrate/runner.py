@@ -113,6 +113,41 @@ def pg_session_settings(policy: Policy) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def mysql_session_settings(policy: Policy) -> Iterator[None]:
+    """On MySQL/MariaDB: ``lock_wait_timeout`` (whole seconds, at least 1) from lock_timeout
+    and, on MariaDB, ``max_statement_time`` from statement_timeout, for every connection
+    opened inside the block (a pool ``connect`` listener: env.py's engine included)."""
+    if policy.lock_timeout_ms is None and policy.statement_timeout_ms is None:
+        yield
+        return
+    import math
+
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if policy.lock_timeout_ms is not None:
+                seconds = max(1, math.ceil(policy.lock_timeout_ms / 1000))
+                cursor.execute(f"SET SESSION lock_wait_timeout = {seconds}")
+            if policy.statement_timeout_ms is not None:
+                cursor.execute("SELECT VERSION()")
+                row = cursor.fetchone()
+                if row and "mariadb" in str(row[0]).lower():
+                    seconds_f = policy.statement_timeout_ms / 1000
+                    cursor.execute(f"SET SESSION max_statement_time = {seconds_f:g}")
+        finally:
+            cursor.close()
+
+    event.listen(Pool, "connect", on_connect)
+    try:
+        yield
+    finally:
+        event.remove(Pool, "connect", on_connect)
+
+
+@contextlib.contextmanager
 def _ops_progress(notify: Notify | None) -> Iterator[None]:
     """Let abmigrate.ops report progress (backfill batches, index cleanup) while applying."""
     from abmigrate import ops
@@ -332,6 +367,10 @@ def apply_plan(
             monitor = stack.enter_context(_PgMonitor(workspace.url, notify))
             gatekeeper = _Gatekeeper(workspace.url, policy, notify)
             stack.callback(gatekeeper.close)
+        elif workspace.environment.dialect in ("mysql", "mariadb"):
+            # No retries there: DDL commits statement by statement, a retry could re-run half
+            # a revision. The timeout still stops a migration from queueing every writer.
+            stack.enter_context(mysql_session_settings(policy))
         for record, step in zip(plan.steps, steps, strict=True):
             if monitor is not None:
                 monitor.revision, monitor.blockers = record.revision, []

@@ -353,3 +353,33 @@ def test_statement_timeout_reaches_env_py_own_engine(copy_scenario, run_cli, pg_
     assert list((root / "incidents").glob("*-strict.md"))
     # Without the policy the same revision simply takes its 3 seconds.
     assert run_cli("upgrade", cwd=root, env=env).exit_code == 0
+
+
+def test_mariadb_lock_timeout_stops_a_migration_queued_behind_a_reader(
+    copy_scenario, run_cli, mariadb_url
+):
+    import time
+
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    root = make_project(copy_scenario, {"hot": {"lock_timeout": "1s"}})
+    env = {"DATABASE_URL": mariadb_url}
+    assert run_cli("upgrade", "r2", cwd=root, env=env).exit_code == 0
+    parsed = make_url(mariadb_url)
+    reader = pymysql.connect(
+        host=parsed.host, port=parsed.port or 3306, user=parsed.username, database=parsed.database
+    )
+    try:
+        with reader.cursor() as cursor:  # an open transaction holds a metadata lock on items
+            cursor.execute("START TRANSACTION")
+            cursor.execute("SELECT count(*) FROM items")
+        started = time.monotonic()
+        result = run_cli("--env", "hot", "upgrade", "r3", cwd=root, env=env)
+        took = time.monotonic() - started
+    finally:
+        reader.close()
+    assert result.exit_code == 1, result
+    assert "Lock wait timeout exceeded" in result.stderr
+    assert took < 30  # not stuck behind the reader
+    assert versions(mariadb_url) == ["r2"]
