@@ -511,7 +511,8 @@ def test_replays_never_reach_a_database_url_env_py_prefers(
     assert rehearsal.exit_code == 0, rehearsal
     assert version_rows(pg_url) == [R2]
     # The real database is still at R2: no replay or rehearsal step ran against it.
-    assert table_names(pg_url) == {"alembic_version", "customers", "orders"}
+    # abmigrate_journal holds the upgrade's own run record, nothing the rehearsal wrote
+    assert table_names(pg_url) == {"alembic_version", "abmigrate_journal", "customers", "orders"}
     engine = sa.create_engine(pg_url, poolclass=NullPool)
     try:
         columns = {column["name"] for column in sa.inspect(engine).get_columns("customers")}
