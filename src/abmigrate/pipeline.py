@@ -173,6 +173,23 @@ def _locked(
             raise
         except Exception as exc:
             warnings.append(scrub(f"data-loss estimate failed: {exc}", workspace.url))
+    if direction == "downgrade":
+        # What a rollback will run is shown before anything else is decided about it.
+        notify(
+            "downgrade_sql",
+            {
+                "steps": [
+                    {
+                        "revision": step.revision,
+                        "message": step.message,
+                        "sql": step.sql,
+                        "error": step.sql_error,
+                    }
+                    for step in plan.steps
+                ],
+                "data_loss": plan.data_loss,
+            },
+        )
     findings = [
         {**finding, "revision": finding.get("revision", step.revision)}
         for step in plan.steps

@@ -351,6 +351,15 @@ def render_event(event: str, details: dict[str, Any], out: Console) -> None:
             + (f", {attempts} attempts" if attempts > 1 else "")
             + ")"
         )
+    elif event == "downgrade_sql":
+        for step in details.get("steps", []):
+            out.print(f"-- ===== downgrade {step.get('revision')}: {step.get('message')} =====")
+            if step.get("error"):
+                out.print(f"-- cannot render offline: {step['error']}", markup=False)
+            elif step.get("sql"):
+                out.print(step["sql"], markup=False)
+        for loss in details.get("data_loss", []):
+            out.print(f"[red]data loss: {loss.get('message')}[/]")
     elif event == "backfill":
         out.print(
             f"   backfill {details.get('table')}: batch {details.get('batch')},"

@@ -164,6 +164,9 @@ def test_production_downgrade_estimates_data_loss_and_needs_override(
     dry = run_cli("downgrade", "r2", "--dry-run", "--format", "json", cwd=root, env=env)
     assert dry.exit_code == 0, dry
     losses = {(d["table"], d["column"]): d["rows"] for d in json.loads(dry.stdout)["data_loss"]}
+    # The downgrade SQL is shown before anything is decided.
+    assert "ALTER TABLE items DROP COLUMN price" in dry.stderr
+    assert "DROP TABLE notes" in dry.stderr
     assert losses == {("notes", None): 0, ("items", "price"): 2}
 
     refused = run_cli("--env", "production", "downgrade", "r2", "--yes", cwd=root, env=env)
