@@ -312,7 +312,11 @@ def test_partially_applied_mariadb_revision(
     cli = make_cli(copy_scenario, run_cli, mariadb_url, replay_cache)
     assert cli("upgrade", R3).exit_code == 0
     execute(mariadb_url, ["INSERT INTO customers (name) VALUES ('ada'), ('ada')"])
-    failed = cli("upgrade")
+    # Data preflight predicts the duplicates and refuses; overriding it reproduces the
+    # half-applied revision that MariaDB (no transactional DDL) leaves behind.
+    refused = cli("upgrade")
+    assert refused.exit_code == 1 and "preflight predicts failure" in refused.stderr, refused
+    failed = cli("upgrade", "--override", "reproduce a partial failure")
     assert failed.exit_code == 1, failed  # the unique constraint meets the duplicates
     assert version_rows(mariadb_url) == [R3]
 
