@@ -106,15 +106,23 @@ def test_failing_revision_fails_the_rehearsal_and_drops_the_copy(
     cli = cli_for(run_cli, copy_scenario("state_shop"), pg_url)
     assert cli("upgrade", "5a1e00000003").exit_code == 0
     execute(pg_url, ["INSERT INTO customers (name) VALUES ('ada'), ('ada')"])
-    before = {name for name in pg_databases(pg_server_url) if "rehearse" in name}
 
-    result = cli("rehearse", "--clone")
+    result = cli("rehearse", "--clone", "--format", "json")
     assert result.exit_code == 1, result
-    assert "✗ upgrade    5a1e00000004" in result.stdout
-    assert "uq_customers_name" in result.stdout or "duplicate" in result.stdout.lower()
-    assert "rehearsal failed" in result.stdout
-    after = {name for name in pg_databases(pg_server_url) if "rehearse" in name}
-    assert after <= before
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    failed = report["steps"][-1]
+    assert (failed["direction"], failed["revision"], failed["ok"]) == (
+        "upgrade",
+        "5a1e00000004",
+        False,
+    )
+    assert "uq_customers_name" in failed["error"] or "duplicate" in failed["error"].lower()
+    assert report["scratch_database"] not in pg_databases(pg_server_url)
+    human = cli("rehearse", "--clone")
+    assert human.exit_code == 1
+    assert "✗ upgrade    5a1e00000004" in human.stdout
+    assert "rehearsal failed" in human.stdout
     assert scalar(pg_url, "SELECT version_num FROM alembic_version") == "5a1e00000003"
 
 
