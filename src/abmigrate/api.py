@@ -208,6 +208,11 @@ def plan(
         target = "head"
     built, steps = build_plan(workspace, direction, target, with_sql=sql)
     _analyse(workspace, built, steps)
+    if direction == "downgrade":
+        from abmigrate.data_loss import estimate_data_loss
+
+        # The same estimate `downgrade` gates on, so the preview says what would be lost.
+        built.data_loss = estimate_data_loss(workspace, built)
     return built
 
 

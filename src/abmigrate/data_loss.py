@@ -89,12 +89,16 @@ def estimate_data_loss(workspace: Workspace, plan: Plan) -> list[dict[str, Any]]
     found: list[tuple[str, str, list[str] | None]] = []
     for step in plan.steps:
         if not step.sql:
+            # The SQL could not be rendered offline (e.g. SQLite batch mode needs a live
+            # table): the preflight, which ran the revision's operations, still counted what
+            # its drops would destroy.
+            losses.extend(_from_preflight(step.revision, step.preflight))
             continue
         tables, columns = dropped_objects(step.sql)
         found.extend((step.revision, table, None) for table in tables)
         found.extend((step.revision, table, cols) for table, cols in columns.items())
     if not found:
-        return []
+        return losses
     with connect(workspace.url) as connection:
         inspector = inspect(connection)
         quote = connection.dialect.identifier_preparer.quote
@@ -134,6 +138,28 @@ def estimate_data_loss(workspace: Workspace, plan: Plan) -> list[dict[str, Any]]
                         f" ({_n(values)} non-null values)",
                     }
                 )
+    return losses
+
+
+def _from_preflight(revision: str, checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    losses = []
+    for check in checks:
+        kind = check.get("check")
+        if kind not in ("drop_table_rows", "drop_column_values"):
+            continue
+        count = check.get("count")
+        table, column = check.get("table"), check.get("column")
+        what = f"column {table}.{column}" if column else f"table {table}"
+        unit = "non-null values" if column else "rows"
+        losses.append(
+            {
+                "revision": revision,
+                "table": table,
+                "column": column,
+                "rows": count,
+                "message": f"{revision} drops {what} ({_n(count)} {unit})",
+            }
+        )
     return losses
 
 

@@ -197,7 +197,9 @@ def _create_postgres(connection: Connection, name: str) -> None:
     # other users"); that is transient, so retry briefly.
     for attempt in range(5):
         try:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            # template0: a restore test or replay must start from a pristine database, not
+            # from whatever a site added to template1.
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
             # Nothing in a scratch database needs to survive a crash: commits need not
             # wait for the WAL flush (projects committing per migration run much faster).
             connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -92,10 +92,6 @@ class Backend(Protocol):
         ...
 
     def is_empty(self, url: str) -> bool: ...
-
-    def scratch(self, url: str) -> AbstractContextManager[str]:
-        """A new empty database beside ``url`` (its URL), dropped on exit whatever happened."""
-        ...
 
 
 # --------------------------------------------------------------------------- tools

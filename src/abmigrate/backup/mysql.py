@@ -11,7 +11,6 @@ a difference in ``verify-backup --restore-test`` (reported, never hidden).
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -182,23 +181,6 @@ class MysqlBackend:
                 "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
             ).scalar()
         return not count
-
-    @contextmanager
-    def scratch(self, url: str) -> Iterator[str]:
-        name = "abm_restore_test_" + secrets.token_hex(4)
-        with connect(url) as connection:
-            try:
-                connection.exec_driver_sql(f"CREATE DATABASE {_quote(name)} CHARACTER SET utf8mb4")
-            except Exception as exc:
-                raise BackupError(
-                    f"cannot create a scratch database for the restore test: {exc}",
-                    hint="the restore test needs a user allowed to CREATE DATABASE",
-                ) from None
-        try:
-            yield make_url(url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with connect(url) as connection:
-                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quote(name)}")
 
     def _clear(self, url: str) -> None:
         # MySQL cannot roll back DDL: the old tables go first, then the dump loads.

@@ -39,9 +39,9 @@ from abmigrate.backup.manifest import (
 )
 from abmigrate.backup.retention import apply_retention
 from abmigrate.database import read_version_rows, scrub
-from abmigrate.errors import BackupError, GuardRefused
+from abmigrate.errors import BackupError, ConnectionFailed, GuardRefused
 from abmigrate.results import BackupList, BackupRecord, BackupVerification, RestoreResult
-from abmigrate.scratch import signals_raise
+from abmigrate.scratch import scratch_database, signals_raise
 from abmigrate.settings import mask_url
 
 if TYPE_CHECKING:
@@ -339,13 +339,13 @@ def verify_backup(
             with (
                 signals_raise(),
                 _database_errors(restore_url, "restore test"),
-                backend.scratch(restore_url) as scratch_url,
+                scratch_database(restore_url, label="restore_test") as scratch,
             ):
                 backend.restore(
-                    manifest.folder, [f.name for f in manifest.files], compressor, scratch_url
+                    manifest.folder, [f.name for f in manifest.files], compressor, scratch.url
                 )
-                actual = backend.table_stats(scratch_url)
-        except BackupError as exc:
+                actual = backend.table_stats(scratch.url)
+        except (BackupError, ConnectionFailed) as exc:
             exc.message = scrub(exc.message, restore_url)
             problems.append(f"restore test: {exc.message}")
             actual = {}

@@ -16,11 +16,9 @@ its arguments.
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -243,26 +241,6 @@ class PostgresBackend:
                 " AND n.nspname !~ '^pg_' AND c.relkind IN ('r','p','v','m','S','f')"
             ).scalar()
         return not count
-
-    @contextmanager
-    def scratch(self, url: str) -> Iterator[str]:
-        name = "abm_restore_test_" + secrets.token_hex(4)
-        parsed = make_url(url)
-        with connect(url) as connection:
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                connection.exec_driver_sql(f"CREATE DATABASE {_quote(name)} TEMPLATE template0")
-            except Exception as exc:
-                raise BackupError(
-                    f"cannot create a scratch database for the restore test: {_first(exc)}",
-                    hint="the restore test needs a role allowed to CREATE DATABASE",
-                ) from None
-        try:
-            yield parsed.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with connect(url) as connection:
-                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
 
 
 def _first(exc: BaseException) -> str:

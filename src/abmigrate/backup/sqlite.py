@@ -11,8 +11,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from abmigrate.backup.base import (
@@ -148,11 +147,6 @@ class SqliteBackend:
             return not _user_tables(connection)
         finally:
             connection.close()
-
-    @contextmanager
-    def scratch(self, url: str) -> Iterator[str]:
-        with private_dir("abmigrate-scratch-") as folder:
-            yield f"sqlite:///{folder / 'scratch.sqlite'}"
 
     def _decompress(self, archive: Path, compressor: Compressor, plain: Path) -> Path:
         with archive.open("rb") as source, plain.open("xb") as out:
