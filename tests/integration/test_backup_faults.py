@@ -215,7 +215,9 @@ def _restore_test_databases(project: Path) -> set[str]:
     engine = sa.create_engine(_admin(project))
     with engine.connect() as connection:
         names = connection.execute(
-            sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'abm_scratch_restore_test_%'")
+            sa.text(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'abm_scratch_restore_test_%'"
+            )
         ).scalars()
         found = set(names)
     engine.dispose()
