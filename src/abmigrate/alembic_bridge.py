@@ -373,8 +373,9 @@ class AlembicProject:
             return []
         try:
             text = self._offline(steps, current)
-        except Exception as exc:
-            return self._render_one_by_one(steps, current, exc)
+        except Exception:
+            # One failing revision (e.g. SQLite batch mode offline) must not hide the others.
+            return self._render_one_by_one(steps)
         return _split_by_step(text, steps)
 
     def _offline(self, steps: Sequence[RevisionStep], current: Sequence[str]) -> str:
@@ -387,9 +388,7 @@ class AlembicProject:
             self.config.output_buffer = saved
         return buffer.getvalue()
 
-    def _render_one_by_one(
-        self, steps: Sequence[RevisionStep], current: Sequence[str], first_error: Exception
-    ) -> list[StepSQL]:
+    def _render_one_by_one(self, steps: Sequence[RevisionStep]) -> list[StepSQL]:
         rendered: list[StepSQL] = []
         for step in steps:
             start = list(step.from_revisions) if step.is_upgrade else [step.revision.revision]
@@ -399,7 +398,6 @@ class AlembicProject:
                 rendered.append(StepSQL(step.revision.revision, None, _one_line(exc)))
             else:
                 rendered.extend(_split_by_step(text, [step]))
-        del first_error
         return rendered
 
     # -- authoring --------------------------------------------------------------------
