@@ -282,6 +282,25 @@ def _blockers(blockers: list[dict[str, Any]]) -> str:
     )
 
 
+def _index_progress(details: dict[str, Any]) -> str:
+    """E.g. ``CREATE INDEX CONCURRENTLY building index: scanning table: blocks 141/400, 1.6s``;
+    in a waiting phase, the sessions waited for instead of (stale) block figures."""
+    lockers = details.get("lockers_total")
+    figures = (
+        [f"sessions {details.get('lockers_done')}/{lockers}"]
+        if lockers
+        else [
+            f"{name} {details.get(f'{name}_done')}/{details[f'{name}_total']}"
+            for name in ("blocks", "tuples")
+            if details.get(f"{name}_total")
+        ]
+    )
+    figures.append(f"{details.get('running_s')}s")
+    what = " ".join(str(part) for part in (details.get("command"), details.get("phase")) if part)
+    blockers = _blockers(details.get("blockers") or [])
+    return f"   {what}: " + ", ".join(figures) + (f"; held up by {blockers}" if blockers else "")
+
+
 def render_event(event: str, details: dict[str, Any], out: Console) -> None:
     """One line of pipeline progress (standard error)."""
     if event == "target":
@@ -339,10 +358,7 @@ def render_event(event: str, details: dict[str, Any], out: Console) -> None:
             + "[/]"
         )
     elif event == "index_progress":
-        out.print(
-            f"   {details.get('phase')}: blocks {details.get('blocks_done')}/"
-            f"{details.get('blocks_total')}, {details.get('running_s')}s"
-        )
+        out.print(_index_progress(details), markup=False)
     elif event == "step_done":
         attempts = details.get("attempts") or 1
         out.print(

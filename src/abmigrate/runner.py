@@ -227,11 +227,16 @@ class _PgMonitor:
 
         rows = connection.execute(
             text(
-                "SELECT a.pid, a.wait_event_type, a.query,"
+                "SELECT a.pid, a.wait_event_type,"
                 " extract(epoch FROM now() - a.query_start)::float AS running_s,"
-                " i.phase AS index_phase, i.blocks_done, i.blocks_total,"
-                " i.tuples_done, i.tuples_total, c.phase AS cluster_phase,"
-                " c.heap_blks_scanned, c.heap_blks_total"
+                " coalesce(i.command, c.command) AS command,"
+                " coalesce(i.phase, c.phase) AS phase,"
+                " coalesce(i.blocks_done, c.heap_blks_scanned) AS blocks_done,"
+                " coalesce(i.blocks_total, c.heap_blks_total) AS blocks_total,"
+                # CLUSTER / VACUUM FULL count tuples written out of those scanned.
+                " coalesce(i.tuples_done, c.heap_tuples_written) AS tuples_done,"
+                " coalesce(i.tuples_total, c.heap_tuples_scanned) AS tuples_total,"
+                " i.lockers_done, i.lockers_total"
                 " FROM pg_stat_activity a"
                 " LEFT JOIN pg_stat_progress_create_index i ON i.pid = a.pid"
                 " LEFT JOIN pg_stat_progress_cluster c ON c.pid = a.pid"
@@ -240,45 +245,57 @@ class _PgMonitor:
             ),
             {"name": MIGRATION_APPLICATION_NAME},
         ).mappings()
-        for row in rows:
-            if row["wait_event_type"] == "Lock":
-                blockers = [
-                    dict(blocker)
-                    for blocker in connection.execute(
-                        text(
-                            "SELECT pid, usename AS user, state,"
-                            " left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query,"
-                            " round(extract(epoch FROM now() - coalesce(xact_start,"
-                            " query_start))::numeric, 2)::float AS transaction_s"
-                            " FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(:pid))"
-                        ),
-                        {"pid": row["pid"]},
-                    ).mappings()
-                ]
-                if blockers:
-                    self.blockers = blockers
-                    if self.notify:
-                        self.notify(
-                            "blocked",
-                            {
-                                "revision": self.revision,
-                                "waiting_s": round(float(row["running_s"] or 0), 1),
-                                "blockers": blockers,
-                            },
-                        )
-            elif self.notify and (row["index_phase"] or row["cluster_phase"]):
+        for row in rows.all():
+            lock_wait = row["wait_event_type"] == "Lock"
+            blockers = self._blockers(connection, row["pid"]) if lock_wait else []
+            if blockers:
+                self.blockers = blockers
+            if not self.notify:
+                continue
+            running_s = round(float(row["running_s"] or 0), 1)
+            if row["phase"]:
+                # CREATE INDEX CONCURRENTLY waits on other sessions as phases of its own
+                # ("waiting for old snapshots"): that is progress, with whom it waits for.
+                waiting = str(row["phase"]).startswith("waiting")
                 self.notify(
                     "index_progress",
                     {
                         "revision": self.revision,
-                        "phase": row["index_phase"] or row["cluster_phase"],
-                        "blocks_done": row["blocks_done"] or row["heap_blks_scanned"],
-                        "blocks_total": row["blocks_total"] or row["heap_blks_total"],
+                        "command": row["command"],
+                        "phase": row["phase"],
+                        "blocks_done": row["blocks_done"],
+                        "blocks_total": row["blocks_total"],
                         "tuples_done": row["tuples_done"],
                         "tuples_total": row["tuples_total"],
-                        "running_s": round(float(row["running_s"] or 0), 1),
+                        "lockers_done": row["lockers_done"] if waiting else None,
+                        "lockers_total": row["lockers_total"] if waiting else None,
+                        "blockers": blockers,
+                        "running_s": running_s,
                     },
                 )
+            elif blockers:
+                self.notify(
+                    "blocked",
+                    {"revision": self.revision, "waiting_s": running_s, "blockers": blockers},
+                )
+
+    @staticmethod
+    def _blockers(connection: Connection, pid: int) -> list[dict[str, Any]]:
+        from sqlalchemy import text
+
+        return [
+            dict(blocker)
+            for blocker in connection.execute(
+                text(
+                    "SELECT pid, usename AS user, state,"
+                    " left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query,"
+                    " round(extract(epoch FROM now() - coalesce(xact_start,"
+                    " query_start))::numeric, 2)::float AS transaction_s"
+                    " FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(:pid))"
+                ),
+                {"pid": pid},
+            ).mappings()
+        ]
 
 
 class _Gatekeeper:
