@@ -13,7 +13,7 @@ import io
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from abmigrate.errors import ConfigError, GraphError, RevisionError
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import MigrationContext, RevisionStep
     from alembic.script import Script, ScriptDirectory
     from sqlalchemy import Connection
@@ -308,10 +309,15 @@ class AlembicProject:
         as_sql: bool = False,
         starting: Sequence[str] = (),
         expected_current: Sequence[str] | None = None,
+        connection: Connection | None = None,
+        autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         """Run ``env.py`` once, executing exactly ``steps`` (in one env.py transaction scope).
 
         ``expected_current`` guards against the database having moved since the plan was made.
+        ``connection`` replaces whatever connection ``env.py`` configures (see
+        :class:`_HandedConnectionContext`); ``autocommit_block`` then replaces the migration
+        context's ``autocommit_block()``.
         """
         from alembic.runtime.environment import EnvironmentContext
 
@@ -328,7 +334,14 @@ class AlembicProject:
         if as_sql:
             options["starting_rev"] = list(starting) or None
             options["destination_rev"] = None
-        with EnvironmentContext(self.config, self.script, **options), _quiet_alembic():
+        context: EnvironmentContext
+        if connection is not None:
+            context = _handed_connection_context(
+                self.config, self.script, connection, autocommit_block, options
+            )
+        else:
+            context = EnvironmentContext(self.config, self.script, **options)
+        with context, _quiet_alembic():
             self.script.run_env()
 
     def revision_step(self, revision: str, *, upgrade: bool) -> RevisionStep:
@@ -439,6 +452,46 @@ class AlembicProject:
         if created is None:  # pragma: no cover - alembic returns the new script
             raise RevisionError("alembic did not create a merge revision")
         return created
+
+
+def _handed_connection_context(
+    config: Config,
+    script: ScriptDirectory,
+    connection: Connection,
+    autocommit_block: Callable[[], AbstractContextManager[None]] | None,
+    options: dict[str, Any],
+) -> EnvironmentContext:
+    """An EnvironmentContext whose ``configure()`` runs the migrations on ``connection``,
+    whatever connection (or URL) the project's ``env.py`` passes.
+
+    Any env.py works unchanged: it still builds its engine and calls ``context.configure``
+    with its own options (target metadata, batch mode, ...); only the connection is swapped.
+    When ``connection`` is already in a transaction, Alembic treats it as an external one
+    and neither begins nor commits: the caller owns the transaction (the dry run rolls it
+    back).
+    """
+    from alembic.runtime.environment import EnvironmentContext
+
+    context = EnvironmentContext(config, script, **options)
+    configure = context.configure
+
+    def configure_handed(
+        connection: Connection | None = None,
+        url: Any = None,
+        dialect_name: str | None = None,
+        dialect_opts: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        configure(connection=handed, **kwargs)
+        if autocommit_block is not None:
+            migration_context = context.get_context()
+            migration_context.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
+
+    handed = connection
+    # On the instance, not a subclass: Alembic's `context` module proxies the methods of
+    # the EnvironmentContext class it knows, looked up on the instance it installs.
+    context.configure = configure_handed  # type: ignore[method-assign,assignment]
+    return context
 
 
 @contextmanager

@@ -274,7 +274,8 @@ def migrate_options(function: F) -> F:
             click.option(
                 "--dry-run",
                 is_flag=True,
-                help="Run every check up to the apply (lock, plan, lint, gate), change nothing.",
+                help="Run the whole pipeline, apply for real and roll back: changes nothing"
+                " (MySQL/MariaDB: applied to a scratch copy).",
             ),
             click.option(
                 "--override",

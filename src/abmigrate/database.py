@@ -27,6 +27,7 @@ __all__ = [
     "read_version_rows",
     "scrub",
     "sqlite_path",
+    "version_rows_on",
 ]
 
 VERSION_TABLE = "alembic_version"
@@ -98,7 +99,13 @@ def read_version_rows(url: str) -> list[str] | None:
     if path is not None and not path.exists():
         return None
     with connect(url) as connection:
-        if not inspect(connection).has_table(VERSION_TABLE):
-            return None
-        rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
-        return sorted(str(row) for row in rows)
+        return version_rows_on(connection)
+
+
+def version_rows_on(connection: Connection) -> list[str] | None:
+    """:func:`read_version_rows` through an open connection (it sees that connection's
+    uncommitted changes: the dry run reads its own transaction)."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+    return sorted(str(row) for row in rows)

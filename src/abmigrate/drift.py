@@ -278,12 +278,36 @@ def _column_change(changes: list[tuple[Any, ...]], dialect: Dialect) -> Differen
         attribute = _ATTRIBUTE.get(operation, operation)
         model = _value(attribute, model_value, dialect)
         database = _value(attribute, database_value, dialect)
-        if attribute == "default" and _same_number(model, database):
-            continue  # MySQL reports DEFAULT 0 of a NUMERIC(10, 2) as '0.00'
+        if attribute == "default" and _same_default(model, database):
+            continue
         expected[attribute], actual[attribute] = model, database
     if not expected:
         return None
     return Difference("changed", "column", f"{table_name}.{column_name}", expected, actual)
+
+
+# Spellings of one default that databases report back differently: MariaDB reflects now()
+# as current_timestamp() and a BOOLEAN (TINYINT) default true as 1.
+_DEFAULT_SYNONYMS = {
+    "now()": "current_timestamp",
+    "current_timestamp()": "current_timestamp",
+    "true": "1",
+    "false": "0",
+}
+
+
+def _same_default(model: Any, database: Any) -> bool:
+    if model is None or database is None:
+        return model is database
+    # MySQL reports DEFAULT 0 of a NUMERIC(10, 2) as '0.00'.
+    return _same_number(model, database) or _canonical_default(model) == _canonical_default(
+        database
+    )
+
+
+def _canonical_default(value: Any) -> str:
+    text = str(value).strip().strip("'\"").lower()
+    return _DEFAULT_SYNONYMS.get(text, text)
 
 
 def _same_number(first: Any, second: Any) -> bool:

@@ -96,6 +96,11 @@ class Journal:
         self._write_row(record, create=False)
         self._append_log({"event": "finish", **record})
 
+    def log_only(self, record: dict[str, Any]) -> None:
+        """A dry run: in the local log only. The table records what changed the database,
+        which a dry run never does (and ``status`` reads its last run from there)."""
+        self._append_log({"event": "dry_run", **record})
+
     def _write_row(self, record: dict[str, Any], *, create: bool) -> None:
         from abmigrate.database import scrub
 

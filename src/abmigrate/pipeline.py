@@ -29,6 +29,7 @@ from abmigrate.errors import (
 )
 from abmigrate.plan import build_plan
 from abmigrate.results import AppliedStep, Direction, Plan, RunResult, Step
+from abmigrate.verify import verify
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
@@ -295,22 +296,8 @@ def _locked(
             raise GuardRefused("not confirmed; nothing was changed", reasons=["not confirmed"])
 
     if options.dry_run:
-        return RunResult(
-            environment=environment.name,
-            database=environment.masked_url,
-            direction=direction,
-            from_revisions=current,
-            to_revisions=plan.target_revisions,
-            applied=[
-                AppliedStep(step.revision, step.message, direction, 0.0) for step in plan.steps
-            ],
-            elapsed_s=0.0,
-            dry_run=True,
-            target=target,
-            warnings=warnings,
-            overrides=overrides,
-            findings=findings,
-            data_loss=plan.data_loss,
+        return _dry_run(
+            workspace, plan, steps, options, notify, target, overrides, findings, warnings
         )
 
     # -- journal, backup, apply, verify --------------------------------------------------
@@ -362,7 +349,7 @@ def _locked(
             book.update(run)
         result = _apply(workspace, plan, steps, options, notify, applied, on_step)
         run["applied"] = [item.to_record() for item in applied]
-        verification = _verify(workspace, plan, notify)
+        verification = verify(workspace, plan, notify)
         run["verification"] = verification
         if not verification["ok"]:
             raise MigrationFailed(
@@ -391,6 +378,70 @@ def _locked(
     result.overrides = overrides
     result.findings = findings
     result.data_loss = plan.data_loss
+    result.journal = str(workspace.settings.journal_log)
+    return result
+
+
+def _dry_run(
+    workspace: Workspace,
+    plan: Plan,
+    steps: list[RevisionStep],
+    options: RunOptions,
+    notify: Notify,
+    target: str,
+    overrides: list[dict[str, str]],
+    findings: list[dict[str, Any]],
+    warnings: list[str],
+) -> RunResult:
+    """Apply and undo (abmigrate.dry_run); the local journal log records the attempt."""
+    from abmigrate import journal
+    from abmigrate.dry_run import dry_run
+    from abmigrate.lock import actor
+
+    record: dict[str, Any] = {
+        "run_id": journal.new_run_id(),
+        "dry_run": True,
+        "environment": workspace.environment.name,
+        "database": workspace.environment.masked_url,
+        "direction": plan.direction,
+        "target": target,
+        "from_revisions": plan.current,
+        "to_revisions": plan.current,
+        "planned": [step.revision for step in plan.steps],
+        "started_at": journal.now_iso(),
+        "actor": actor(),
+        "versions": _versions(),
+        "overrides": overrides,
+    }
+    book = journal.Journal(workspace)
+    try:
+        result = dry_run(workspace, plan, steps, progress=options.progress, notify=notify)
+        if not result.verification["ok"]:
+            raise MigrationFailed(
+                f"dry run: the {plan.direction} applied, but verification would fail: "
+                + "; ".join(result.verification["problems"]),
+                hint="nothing was changed (the dry run undid its work); fix the migration or"
+                " the models first",
+                current=plan.current,
+            )
+    except AbmigrateError as exc:
+        record.update(outcome="dry run failed", error=exc.message, finished_at=journal.now_iso())
+        book.log_only(record)
+        raise
+    record.update(
+        outcome="dry run succeeded",
+        finished_at=journal.now_iso(),
+        applied=[step.to_record() for step in result.applied],
+        skipped=result.skipped,
+        method=result.dry_run_method,
+    )
+    book.log_only(record)
+    result.warnings = [*warnings, *result.warnings, *book.errors]
+    result.target = target
+    result.overrides = overrides
+    result.findings = findings
+    result.data_loss = plan.data_loss
+    result.run_id = record["run_id"]
     result.journal = str(workspace.settings.journal_log)
     return result
 
@@ -444,59 +495,6 @@ def _apply(
         applied=applied,
         on_step=on_step,
     )
-
-
-def _verify(workspace: Workspace, plan: Plan, notify: Notify) -> dict[str, Any]:
-    """current == target, no drift against the models (if configured), the health check."""
-    from abmigrate.health import check_health
-
-    problems: list[str] = []
-    now = read_version_rows(workspace.url) or []
-    if sorted(now) != sorted(plan.target_revisions):
-        problems.append(
-            f"the database records {', '.join(now) or 'nothing'},"
-            f" expected {', '.join(plan.target_revisions) or 'nothing'}"
-        )
-    # The models describe the head: an upgrade to an older revision is not compared.
-    at_head = sorted(plan.target_revisions) == sorted(workspace.project.heads())
-    drift = _drift(workspace) if plan.direction == "upgrade" and at_head and not problems else None
-    if drift:
-        problems.append(f"schema differs from the models: {'; '.join(drift[:5])}")
-    health = check_health(workspace.environment)
-    for check in health["checks"]:
-        if not check["ok"]:
-            problems.append(f"health check {check['kind']} {check['target']}: {check.get('error')}")
-    verification = {
-        "ok": not problems,
-        "current": now,
-        "expected": plan.target_revisions,
-        "drift": drift,
-        "health": health,
-        "problems": problems,
-    }
-    notify("verified", verification)
-    return verification
-
-
-def _drift(workspace: Workspace) -> list[str] | None:
-    """Autogenerate's comparison of the project's models (configured ``models`` or env.py's
-    ``target_metadata``) with the live schema; None when the project has no models."""
-    from abmigrate.drift import compare_url_to_models
-    from abmigrate.models import load_models
-
-    try:
-        source = load_models(workspace)
-    except AbmigrateError as exc:
-        return [f"cannot load the models: {exc.message}"]
-    if source is None:
-        return None
-    differences = compare_url_to_models(
-        workspace.url,
-        source.metadata,
-        include_object=source.include_object,
-        include_name=source.include_name,
-    )
-    return [difference.describe() for difference in differences]
 
 
 def _record_failure(

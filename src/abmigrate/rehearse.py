@@ -187,7 +187,9 @@ def _populate(
 
         restored = restore(workspace, from_backup, target_url=scratch_url)
         return f"backup {restored.id}"
-    _clone(workspace.url, scratch_url)
+    from abmigrate.backup.operations import copy_database
+
+    copy_database(workspace.url, scratch_url)
     return "a fresh copy of the database"
 
 
@@ -200,19 +202,6 @@ def _latest_backup(workspace: Workspace) -> str | None:
     if not manifests:
         return None
     return max(manifests, key=lambda manifest: manifest.created_at).id
-
-
-def _clone(url: str, scratch_url: str) -> None:
-    from abmigrate.backup.base import choose_compressor, private_dir
-    from abmigrate.backup.operations import backend_for
-    from abmigrate.settings import Environment, Policy
-
-    dialect = Environment("x", url, Policy()).dialect
-    backend = backend_for(dialect)
-    compressor = choose_compressor()
-    with private_dir("abmigrate-rehearse-") as folder:
-        outcome = backend.dump(url, folder, compressor)
-        backend.restore(folder, outcome.files, compressor, scratch_url)
 
 
 def _synthetic(workspace: Workspace, scratch_url: str, current: list[str], rows: int) -> str:

@@ -207,10 +207,18 @@ def _run(result: Any, out: Console) -> None:
         out.print(f"nothing to do: {result.environment} is at {_revs(result.to_revisions)}")
         return
     if result.dry_run:
+        for skipped in result.skipped:
+            out.print(
+                f"[yellow]not run in the dry run (cannot run inside a transaction):"
+                f" {skipped.get('revision')}: {skipped.get('sql')}[/]",
+                markup=True,
+            )
         out.print(
-            f"[bold]dry run[/]: would {result.direction} {len(result.applied)} revision(s)"
-            f" ({', '.join(step.revision for step in result.applied)}); nothing was changed."
-            f" {result.environment} would be at {_revs(result.to_revisions)}"
+            f"[bold]dry run[/]: {result.direction} of {len(result.applied)} revision(s)"
+            f" ({', '.join(step.revision for step in result.applied)}) succeeded in"
+            f" {result.elapsed_s:.2f}s and was undone ({result.dry_run_method});"
+            f" {result.environment} stays at {_revs(result.from_revisions)}, a real run takes"
+            f" it to {_revs(result.to_revisions)}"
         )
         return
     out.print(
@@ -390,12 +398,22 @@ def render_event(event: str, details: dict[str, Any], out: Console) -> None:
     elif event == "backup_done":
         backup = details.get("backup") or {}
         out.print(f"[green]✓[/] backup {backup.get('id')} {backup.get('path', '')}")
+    elif event == "dry_run_skipped":
+        out.print(
+            f"   [yellow]skipped in the dry run (cannot run inside a transaction):"
+            f" {details.get('sql')}[/]"
+        )
     elif event == "verified":
         if details.get("ok"):
+            health = details.get("health") or {}
             out.print(
                 "[green]✓[/] verified: at the target revision"
-                + (", health check ok" if (details.get("health") or {}).get("checks") else "")
+                + (", schema matches the models" if details.get("drift") == [] else "")
+                + (", health check ok" if health.get("checks") else "")
+                + (f" (health check {health['skipped']})" if health.get("skipped") else "")
             )
+            for difference in details.get("drift_not_checked") or []:
+                out.print(f"   [yellow]not checked (skipped in the dry run): {difference}[/]")
         else:
             for problem in details.get("problems", []):
                 out.print(f"[red]verification: {problem}[/]")

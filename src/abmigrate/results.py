@@ -167,6 +167,9 @@ class RunResult(Record):
     applied: list[AppliedStep]
     elapsed_s: float
     dry_run: bool = False
+    # How the dry run undid its work, and statements it could not run (see dry_run.py).
+    dry_run_method: str | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
     run_id: str | None = None
     backup: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)

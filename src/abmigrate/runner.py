@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
     from sqlalchemy import Connection
 
+    from abmigrate.dry_run import SharedConnection
     from abmigrate.settings import Policy
     from abmigrate.workspace import Workspace
 
@@ -175,8 +176,10 @@ def _statement_events(notify: Notify | None, current: dict[str, Any]) -> Iterato
         if threading.current_thread() is not main or not current.get("revision"):
             return
         first = " ".join(statement.split())[:160]
-        # Alembic's own bookkeeping and dialect introspection are noise in a progress view.
-        if "alembic_version" in first or first.upper().startswith(("PRAGMA", "SHOW", "SELECT")):
+        # Alembic's bookkeeping, dialect introspection and the dry run's savepoints are noise
+        # in a progress view.
+        noise = ("PRAGMA", "SHOW", "SELECT", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO")
+        if "alembic_version" in first or first.upper().startswith(noise):
             return
         notify("statement", {"revision": current["revision"], "sql": first})
 
@@ -308,6 +311,7 @@ class _Gatekeeper:
         self.notify = notify
         self._engine: Any = None
         self._connection: Any = None
+        self.own_pids: set[int] = set()
         # A transaction younger than this is a normal short writer: queueing behind it costs
         # milliseconds. Older ones are what an ALTER would wait behind for lock_timeout.
         self.min_age_ms = min(max((policy.lock_timeout_ms or 400) // 2, 20), 500)
@@ -324,7 +328,8 @@ class _Gatekeeper:
                 self._engine = make_engine(self.url)
                 raw = self._engine.connect()
                 self._connection = raw.execution_options(isolation_level="AUTOCOMMIT")
-            return conflicting_holders(self._connection, needs, min_age_ms=self.min_age_ms)
+            holders = conflicting_holders(self._connection, needs, min_age_ms=self.min_age_ms)
+            return [holder for holder in holders if holder["pid"] not in self.own_pids]
         except Exception:
             return []
 
@@ -362,11 +367,14 @@ def apply_plan(
     notify: Notify | None = None,
     applied: list[AppliedStep] | None = None,
     on_step: Callable[[str, Step], None] | None = None,
+    shared: SharedConnection | None = None,
 ) -> RunResult:
     """Apply ``steps`` in order; on failure raise MigrationFailed saying where the DB stands.
 
     ``applied`` (if given) is filled as revisions complete, so a caller still knows what was
     done when this raises; ``on_step("start"|"done", step)`` lets it journal each revision.
+    ``shared`` runs every revision on one caller-owned connection, each attempt inside a
+    savepoint, and commits nothing (the dry run).
     """
     policy = workspace.environment.policy
     is_pg = workspace.environment.dialect == "postgresql"
@@ -383,6 +391,10 @@ def apply_plan(
             stack.enter_context(pg_session_settings(policy))
             monitor = stack.enter_context(_PgMonitor(workspace.url, notify))
             gatekeeper = _Gatekeeper(workspace.url, policy, notify)
+            if shared is not None:
+                # The shared connection keeps the locks of the revisions it already ran:
+                # waiting for it to let go would wait for ever.
+                gatekeeper.own_pids.add(shared.backend_pid())
             stack.callback(gatekeeper.close)
         elif workspace.environment.dialect in ("mysql", "mariadb"):
             # No retries there: DDL commits statement by statement, a retry could re-run half
@@ -407,7 +419,7 @@ def apply_plan(
             in_flight["revision"] = record.revision
             step_started = time.monotonic()
             attempts, waited = _run_with_retries(
-                workspace, record, step, current, policy, notify, monitor, gatekeeper
+                workspace, record, step, current, policy, notify, monitor, gatekeeper, shared
             )
             in_flight["revision"] = None
             elapsed = time.monotonic() - step_started
@@ -442,7 +454,10 @@ def apply_plan(
         database=plan.database,
         direction=plan.direction,
         from_revisions=list(plan.current),
-        to_revisions=read_version_rows(workspace.url) or [],
+        to_revisions=(
+            shared.version_rows() if shared is not None else read_version_rows(workspace.url)
+        )
+        or [],
         applied=list(done),
         elapsed_s=round(time.monotonic() - started, 4),
     )
@@ -457,6 +472,7 @@ def _run_with_retries(
     notify: Notify | None,
     monitor: _PgMonitor | None,
     gatekeeper: _Gatekeeper | None,
+    shared: SharedConnection | None = None,
 ) -> tuple[int, float]:
     """Run one revision; on lock timeout retry with backoff + jitter. Returns (attempts, s
     spent waiting for blockers)."""
@@ -471,7 +487,10 @@ def _run_with_retries(
         if gatekeeper is not None and needs:
             waited += gatekeeper.wait_clear(record.revision, needs, budget_s)
         try:
-            workspace.project.run_steps([step], expected_current=current)
+            if shared is None:
+                workspace.project.run_steps([step], expected_current=current)
+            else:
+                shared.run_step(workspace, step, current)
             return attempt, waited
         except AbmigrateError:
             raise

@@ -52,6 +52,7 @@ __all__ = [
     "RestoreConfirm",
     "backend_for",
     "backup_for_pipeline",
+    "copy_database",
     "last_backup",
     "list_backups",
     "restore",
@@ -203,6 +204,18 @@ def take_backup(workspace: Workspace, *, reason: str = "manual") -> BackupRecord
         env_dir, list_manifests(backup_dir, environment.name), settings.keep_backups
     )
     return _record(manifest, deleted=deleted)
+
+
+def copy_database(url: str, target_url: str) -> None:
+    """Copy the database at ``url`` into the (empty) database at ``target_url``: a dump in a
+    private temporary folder, restored at once (rehearsals and dry runs on a scratch copy)."""
+    from abmigrate.backup.base import private_dir
+
+    backend = backend_for(_dialect(url))
+    compressor = choose_compressor()
+    with private_dir("abmigrate-copy-") as folder:
+        outcome = backend.dump(url, folder, compressor)
+        backend.restore(folder, outcome.files, compressor, target_url)
 
 
 def backup_for_pipeline(workspace: Workspace, *, reason: str = "pre-upgrade") -> BackupRecord:
