@@ -144,11 +144,16 @@ def progress_printer(state: CliState) -> Callable[[str, Any, float | None], None
 
 def event_printer(state: CliState) -> Callable[[str, dict[str, Any]], None]:
     """Progress of the pipeline on standard error (standard output keeps the result)."""
-    from abmigrate.render import console, render_event
+    import time
+
+    from abmigrate.render import ProgressThrottle, console, render_event
 
     err = console(stderr=True)
+    throttle = ProgressThrottle()
 
     def report(event: str, details: dict[str, Any]) -> None:
+        if event == "index_progress" and not throttle.due(details, time.monotonic()):
+            return
         render_event(event, details, err)
 
     return report

@@ -309,6 +309,29 @@ def _index_progress(details: dict[str, Any]) -> str:
     return f"   {what}: " + ", ".join(figures) + (f"; held up by {blockers}" if blockers else "")
 
 
+class ProgressThrottle:
+    """Fewer progress lines as a long operation goes on: every phase change is shown, then
+    lines after 1, 2, 4 … seconds, at most ``max_gap_s`` apart (a 30-minute index build
+    prints about 70 lines, not 1800)."""
+
+    def __init__(self, max_gap_s: float = 30.0) -> None:
+        self.max_gap_s = max_gap_s
+        self._phase: tuple[Any, ...] | None = None
+        self._next_at = 0.0
+        self._gap = 1.0
+
+    def due(self, details: dict[str, Any], now: float) -> bool:
+        phase = (details.get("revision"), details.get("command"), details.get("phase"))
+        if phase != self._phase:
+            self._phase, self._gap, self._next_at = phase, 1.0, now + 1.0
+            return True
+        if now < self._next_at:
+            return False
+        self._gap = min(self._gap * 2, self.max_gap_s)
+        self._next_at = now + self._gap
+        return True
+
+
 def render_event(event: str, details: dict[str, Any], out: Console) -> None:
     """One line of pipeline progress (standard error)."""
     if event == "target":
