@@ -27,7 +27,9 @@ What each does on PostgreSQL, and why:
 
 On other dialects they fall back to the plain operation (SQLite through batch mode), so the
 same revision runs in development. In offline mode (``plan --sql``) they render the SQL
-they would run.
+they would run; ``backfill`` renders one ``UPDATE`` there (a script cannot loop), outside the
+migration's transaction as online. They work under plain ``alembic`` as well as under
+``abmigrate upgrade``; ``abmigrate lint`` does not flag the SQL they render.
 """
 
 from __future__ import annotations
@@ -273,7 +275,10 @@ def backfill(
     op = _op()
     table = _quote(table_name)
     if _offline():
-        op.execute(f"UPDATE {table} SET {set_sql} WHERE {where}")
+        # A script cannot loop: one UPDATE, but outside the migration's transaction as online
+        # (the schema change before it is committed first, its locks released).
+        with _context().autocommit_block():
+            op.execute(f"UPDATE {table} SET {set_sql} WHERE {where}")
         return 0
     from sqlalchemy import text
 

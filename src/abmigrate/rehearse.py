@@ -17,7 +17,9 @@ then every pending revision is applied there, one at a time, and measured:
   its transaction still holds every lock it took;
 - tables rewritten: ``relfilenode`` changed (PostgreSQL), ``rootpage`` changed (SQLite);
 - rows touched per table: the revision's own transaction counters (PostgreSQL
-  ``pg_stat_get_xact_tuples_*``), or the connection's ``total_changes()`` (SQLite);
+  ``pg_stat_get_xact_tuples_*``; the rows an ``abmigrate.ops.backfill`` updated in its own
+  committed batches, from its progress reports), or the connection's ``total_changes()``
+  (SQLite);
 
 then downgraded back to where it started and upgraded again, to prove reversibility on real
 data. The scratch database is dropped at the end, on failure, and on Ctrl-C or SIGTERM.
@@ -281,7 +283,8 @@ def _measure(
         observer.start()
         started = time.monotonic()
         try:
-            project.run_steps([step])
+            with _backfilled_rows() as backfilled:
+                project.run_steps([step])
         except AbmigrateError as exc:
             record.ok, record.error = False, exc.message
         except Exception as exc:
@@ -294,10 +297,43 @@ def _measure(
             observer.stop()
         record.locks = observer.strongest()
         after = observer.storage()
+    if dialect == "postgresql":
+        # Batches committed before the end are gone from the transaction counters (or are
+        # still in them, while the backend has not flushed its statistics): at least this many.
+        for table, rows in backfilled.items():
+            record.rows_touched[table] = max(record.rows_touched.get(table, 0), rows)
     record.rewritten = sorted(
         name for key, (name, node) in after.items() if key in before and before[key][1] != node
     )
     return record
+
+
+@contextmanager
+def _backfilled_rows() -> Iterator[dict[str, int]]:
+    """Rows per table that ``abmigrate.ops.backfill`` calls report while the block runs."""
+    from abmigrate import ops
+
+    runs: list[tuple[str, int]] = []  # one entry per backfill() call: (table, rows so far)
+    totals: dict[str, int] = {}
+    previous = ops.progress_hook
+
+    def hook(event: str, details: dict[str, Any]) -> None:
+        if event == "backfill":
+            entry = (str(details["table"]), int(details["rows"]))
+            if details["batch"] == 1:
+                runs.append(entry)
+            elif runs:
+                runs[-1] = entry
+        if previous is not None:
+            previous(event, details)
+
+    ops.progress_hook = hook
+    try:
+        yield totals
+    finally:
+        ops.progress_hook = previous
+        for table, rows in runs:
+            totals[table] = totals.get(table, 0) + rows
 
 
 def _backend_pid(bind: Connection) -> int | None:

@@ -1,8 +1,10 @@
 """The ABParts reference project (examples/abparts): its Alembic history, env.py, models and
-/health endpoint, on SQLite and on a real PostgreSQL.
+/health endpoint, on SQLite, a real PostgreSQL and (the migrations) a real MariaDB.
 
-Only plain Alembic/SQLAlchemy/FastAPI are used here (no abmigrate code): the example must work
-on its own, exactly as a user's project would.
+Only plain Alembic/SQLAlchemy/FastAPI drive it here (no abmigrate command): the example must
+work on its own, exactly as a user's project would. Two of its revisions import
+``abmigrate.ops`` (installed next to Alembic), which must therefore work under plain Alembic,
+online and offline.
 """
 
 from __future__ import annotations
@@ -76,10 +78,21 @@ DIALECTS = [
     pytest.param("sqlite_url", id="sqlite"),
     pytest.param("pg_url", id="postgresql", marks=pytest.mark.postgres),
 ]
+# The migrations also run on MariaDB (abmigrate.ops falls back to the plain operations there).
+MIGRATION_DIALECTS = [
+    *DIALECTS,
+    pytest.param("mariadb_url", id="mariadb", marks=pytest.mark.mariadb),
+]
 
 
 @pytest.fixture(params=DIALECTS)
 def db_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(request.param)
+    return url
+
+
+@pytest.fixture(params=MIGRATION_DIALECTS)
+def migration_db_url(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue(request.param)
     return url
 
@@ -119,11 +132,47 @@ def schema_diffs(engine: sa.Engine) -> list[Any]:
             conn,
             opts={
                 "compare_type": True,
-                "compare_server_default": True,
+                # MariaDB reflects defaults as text (current_timestamp(), 1) that Alembic
+                # reports as changed against the models' now()/true(): noise, not drift.
+                "compare_server_default": engine.dialect.name != "mysql",
                 "target_metadata": Base.metadata,
             },
         )
         return list(compare_metadata(context, Base.metadata))
+
+
+PARTS = sa.table(
+    "parts",
+    sa.column("id", sa.Uuid),
+    sa.column("part_number", sa.String),
+    sa.column("name", sa.String),
+    sa.column("part_type"),  # untyped: a VARCHAR-cast parameter would not fit a PG enum
+)
+BACKFILL_ROWS = 2500
+
+
+def insert_parts(engine: sa.Engine, rows: list[tuple[str, str]]) -> None:
+    """``(part_number, part_type)`` rows into parts, as they stand before 0b4d8f2c6e35."""
+    with engine.begin() as conn:
+        conn.execute(
+            PARTS.insert(),
+            [
+                {"id": uuid.uuid4(), "part_number": number, "name": number, "part_type": kind}
+                for number, kind in rows
+            ],
+        )
+
+
+def pg_check_constraints(engine: sa.Engine, table: str) -> list[tuple[str, bool]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT conname, convalidated FROM pg_constraint"
+                " WHERE conrelid = CAST(:table AS regclass) AND contype = 'c'"
+            ),
+            {"table": table},
+        )
+        return [(str(name), bool(valid)) for name, valid in rows]
 
 
 def table_names(engine: sa.Engine) -> set[str]:
@@ -165,9 +214,9 @@ def test_history_has_one_root_one_head_one_merge() -> None:
 # --------------------------------------------------------------------------- online round trips
 
 
-def test_upgrade_downgrade_upgrade_round_trip(db_url: str, engine_for: Any) -> None:
-    cfg = alembic_config(db_url)
-    engine = engine_for(db_url)
+def test_upgrade_downgrade_upgrade_round_trip(migration_db_url: str, engine_for: Any) -> None:
+    cfg = alembic_config(migration_db_url)
+    engine = engine_for(migration_db_url)
     is_pg = engine.dialect.name == "postgresql"
 
     command.upgrade(cfg, "head")
@@ -196,9 +245,9 @@ def test_models_match_schema_at_head(db_url: str, engine_for: Any) -> None:
     command.check(cfg)
 
 
-def test_merge_branches_upgrade_one_at_a_time(db_url: str, engine_for: Any) -> None:
-    cfg = alembic_config(db_url)
-    engine = engine_for(db_url)
+def test_merge_branches_upgrade_one_at_a_time(migration_db_url: str, engine_for: Any) -> None:
+    cfg = alembic_config(migration_db_url)
+    engine = engine_for(migration_db_url)
 
     command.upgrade(cfg, "2e7c4b9a0d13")  # customer orders branch only
     assert current_heads(engine) == {"2e7c4b9a0d13"}
@@ -213,10 +262,10 @@ def test_merge_branches_upgrade_one_at_a_time(db_url: str, engine_for: Any) -> N
     assert current_heads(engine) == {HEAD}
 
 
-def test_data_migrations_with_rows(db_url: str, engine_for: Any) -> None:
+def test_data_migrations_with_rows(migration_db_url: str, engine_for: Any) -> None:
     """The backfill and the enum value behave on a database that already holds data."""
-    cfg = alembic_config(db_url)
-    engine = engine_for(db_url)
+    cfg = alembic_config(migration_db_url)
+    engine = engine_for(migration_db_url)
     command.upgrade(cfg, ADD_SUPER_ADMIN)
 
     org_id, user_id = uuid.uuid4(), uuid.uuid4()
@@ -236,13 +285,6 @@ def test_data_migrations_with_rows(db_url: str, engine_for: Any) -> None:
         sa.column("password_hash", sa.String),
         sa.column("role"),
     )
-    parts = sa.table(
-        "parts",
-        sa.column("id", sa.Uuid),
-        sa.column("part_number", sa.String),
-        sa.column("name", sa.String),
-        sa.column("part_type"),
-    )
     with engine.begin() as conn:
         conn.execute(
             organizations.insert().values(
@@ -259,28 +301,21 @@ def test_data_migrations_with_rows(db_url: str, engine_for: Any) -> None:
                 role="super_admin",
             )
         )
-        conn.execute(
-            parts.insert(),
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "part_number": "F-100",
-                    "name": "Filter",
-                    "part_type": "consumable",
-                },
-                {
-                    "id": uuid.uuid4(),
-                    "part_number": "OIL-5",
-                    "name": "Oil",
-                    "part_type": "bulk_material",
-                },
-            ],
-        )
+    insert_parts(engine, [("F-100", "consumable"), ("OIL-5", "bulk_material")])
+    # More rows than one backfill batch (1000): every batch must run, not only the first.
+    insert_parts(engine, [(f"BOLT-{n}", "consumable") for n in range(BACKFILL_ROWS)])
 
     command.upgrade(cfg, "head")
     with engine.connect() as conn:
         units = dict(conn.execute(sa.text("SELECT part_number, unit_of_measure FROM parts")).all())
-    assert units == {"F-100": "pieces", "OIL-5": "liters"}
+        uom = next(
+            c for c in sa.inspect(conn).get_columns("parts") if c["name"] == "unit_of_measure"
+        )
+    assert units.pop("F-100") == "pieces" and units.pop("OIL-5") == "liters"
+    assert set(units.values()) == {"pieces"} and len(units) == BACKFILL_ROWS
+    assert uom["nullable"] is False
+    if engine.dialect.name == "postgresql":
+        assert pg_check_constraints(engine, "parts") == []  # set_not_null's helper is gone
 
     command.downgrade(cfg, MERGE)  # below e3a7c0d5f914: super_admin no longer exists
     with engine.connect() as conn:
@@ -302,11 +337,11 @@ def test_env_ignores_abmigrate_tables(db_url: str, engine_for: Any) -> None:
     command.check(cfg)  # raises AutogenerateDiffsDetected if the table were compared
 
 
-def test_env_uses_a_connection_passed_by_a_tool(db_url: str, engine_for: Any) -> None:
+def test_env_uses_a_connection_passed_by_a_tool(migration_db_url: str, engine_for: Any) -> None:
     """Cookbook pattern: a tool hands env.py an open connection (outside a transaction, so the
     autocommit blocks of the PostgreSQL enum/index revisions can commit)."""
     cfg = alembic_config(None)  # no URL anywhere but the connection
-    engine = engine_for(db_url)
+    engine = engine_for(migration_db_url)
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
@@ -337,11 +372,26 @@ def test_offline_sql_renders_for_postgresql() -> None:
 
     assert "CREATE TYPE userrole AS ENUM ('user', 'admin');" in sql
     assert "CREATE TABLE organizations" in sql
-    assert "UPDATE parts SET unit_of_measure = CASE" in sql
     # ALTER TYPE ... ADD VALUE and CREATE INDEX CONCURRENTLY run outside a transaction.
     assert re.search(
         r"COMMIT;\s+ALTER TYPE userrole ADD VALUE IF NOT EXISTS 'super_admin';\s+BEGIN;", sql
     )
+    # 0b4d8f2c6e35 through abmigrate.ops: the backfill outside the transaction that added the
+    # column, then NOT NULL proven by a CHECK added NOT VALID and validated on its own.
+    assert re.search(
+        r"ALTER TABLE parts ADD COLUMN IF NOT EXISTS unit_of_measure VARCHAR\(50\);\s+COMMIT;"
+        r"\s+UPDATE parts SET unit_of_measure = CASE [^;]+ WHERE unit_of_measure IS NULL;"
+        r"\s+BEGIN;",
+        sql,
+    )
+    assert re.search(
+        r"ALTER TABLE parts ADD CONSTRAINT (\w+) CHECK \(unit_of_measure IS NOT NULL\) NOT VALID;"
+        r"\s+COMMIT;\s+ALTER TABLE parts VALIDATE CONSTRAINT \1;\s+BEGIN;"
+        r"\s+ALTER TABLE parts ALTER COLUMN unit_of_measure SET NOT NULL;"
+        r"\s+ALTER TABLE parts DROP CONSTRAINT IF EXISTS \1;",
+        sql,
+    )
+    # a9f6e1b3d720 through ops.create_index_concurrently.
     assert re.search(
         r"COMMIT;\s+CREATE INDEX CONCURRENTLY ix_transactions_transaction_date "
         r"ON transactions \(transaction_date\);\s+BEGIN;",
@@ -351,18 +401,70 @@ def test_offline_sql_renders_for_postgresql() -> None:
     assert f"version_num='{HEAD}'" in sql
 
 
-@pytest.mark.postgres
-def test_offline_sql_applies_to_postgresql(pg_url: str, engine_for: Any) -> None:
+def test_offline_downgrade_drops_the_index_concurrently() -> None:
+    buffer = io.StringIO()
+    cfg = alembic_config("postgresql+psycopg://abparts@db.invalid/abparts", output_buffer=buffer)
+    command.downgrade(cfg, f"{HEAD}:-1", sql=True)
+
+    assert re.search(
+        r"COMMIT;\s+DROP INDEX CONCURRENTLY IF EXISTS ix_transactions_transaction_date;\s+BEGIN;",
+        buffer.getvalue(),
+    )
+
+
+def test_offline_sql_renders_for_mariadb() -> None:
+    """No NOT VALID / CONCURRENTLY there: abmigrate.ops renders the plain operations."""
+    sql = render_offline_upgrade("mariadb+pymysql://abparts@db.invalid/abparts")
+
+    assert "ALTER TABLE parts ADD COLUMN unit_of_measure VARCHAR(50);" in sql
+    assert "UPDATE parts SET unit_of_measure = CASE" in sql
+    assert "ALTER TABLE parts MODIFY unit_of_measure VARCHAR(50) NOT NULL;" in sql
+    assert (
+        "CREATE INDEX ix_transactions_transaction_date ON transactions (transaction_date);" in sql
+    )
+    assert "NOT VALID" not in sql and "CONCURRENTLY" not in sql and "COMMIT;" not in sql
+
+
+@pytest.mark.parametrize("url_fixture", ["pg_url", "mariadb_url"])
+def test_offline_sql_applies(
+    url_fixture: str, request: pytest.FixtureRequest, engine_for: Any
+) -> None:
     """The rendered script is not only text: run statement by statement, it builds the schema."""
-    sql = render_offline_upgrade(pg_url)
+    url: str = request.getfixturevalue(url_fixture)
+    # Offline there is no server to ask: name MariaDB (native UUID) rather than MySQL.
+    sql = render_offline_upgrade(url.replace("mysql+pymysql://", "mariadb+pymysql://"))
     body = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
     statements = [s.strip() for s in body.split(";\n") if s.strip()]
 
-    engine = engine_for(pg_url)
+    engine = engine_for(url)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for statement in statements:
             conn.exec_driver_sql(statement)
 
+    assert current_heads(engine) == {HEAD}
+    assert schema_diffs(engine) == []
+
+
+@pytest.mark.postgres
+def test_interrupted_backfill_resumes_on_postgresql(pg_url: str, engine_for: Any) -> None:
+    """The backfill commits batch by batch, so a run can stop after the column was added and
+    part of the rows filled (abmigrate retries a revision after a lock timeout). Running the
+    revision again must carry on, not fail on "column already exists"."""
+    cfg = alembic_config(pg_url)
+    engine = engine_for(pg_url)
+    command.upgrade(cfg, ADD_SUPER_ADMIN)
+    insert_parts(engine, [("F-100", "consumable"), ("OIL-5", "bulk_material")])
+    with engine.begin() as conn:  # what the stopped run left behind
+        conn.execute(sa.text("ALTER TABLE parts ADD COLUMN unit_of_measure VARCHAR(50)"))
+        conn.execute(
+            sa.text("UPDATE parts SET unit_of_measure = 'kept' WHERE part_number = 'F-100'")
+        )
+
+    command.upgrade(cfg, "head")
+
+    with engine.connect() as conn:
+        units = dict(conn.execute(sa.text("SELECT part_number, unit_of_measure FROM parts")).all())
+    assert units == {"F-100": "kept", "OIL-5": "liters"}  # done rows are not redone
     assert current_heads(engine) == {HEAD}
     assert schema_diffs(engine) == []
 

@@ -5,9 +5,10 @@ Database URL, in order of precedence:
 1. ``config.attributes["connection"]``: an open SQLAlchemy Connection handed over by
    a tool (Alembic cookbook, "Sharing a Connection with a Series of Migration
    Commands"); it is used as is and never closed here. Hand it over outside a
-   transaction (``engine.connect()``, not ``engine.begin()``): on PostgreSQL two
-   revisions (ADD VALUE, CREATE INDEX CONCURRENTLY) use ``autocommit_block()``,
-   which must commit the migration's own transaction;
+   transaction (``engine.connect()``, not ``engine.begin()``): on PostgreSQL three
+   revisions (ADD VALUE; the backfill and VALIDATE CONSTRAINT of abmigrate.ops;
+   CREATE INDEX CONCURRENTLY) use ``autocommit_block()``, which must commit the
+   migration's own transaction;
 2. ``sqlalchemy.url`` from the Config (``alembic.ini`` leaves it empty; tools and
    tests set it with ``cfg.set_main_option``);
 3. the ``DATABASE_URL`` environment variable (what docker-compose provides).

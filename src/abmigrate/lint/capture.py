@@ -6,7 +6,9 @@ does not depend on what the project's ``env.py`` does with URLs, and the cost is
 call per revision. Two recorders run at once:
 
 - the output buffer records every SQL statement Alembic renders, with the line of the
-  revision file that emitted it (found on the call stack), and
+  revision file that emitted it (found on the call stack) and, when an :mod:`abmigrate.ops`
+  function rendered it, that function's name (rules trust the safe pattern it stands for:
+  ``ops.backfill`` renders one UPDATE offline but runs it in committed batches), and
 - ``AbstractOperations.invoke`` is wrapped for the duration of the capture, so every Alembic
   operation object (``CreateIndexOp``, ``AlterColumnOp`` …, batch operations included) is
   recorded with its arguments and line.
@@ -43,7 +45,7 @@ class Capture:
 class _Recorder:
     def __init__(self) -> None:
         self.path: str | None = None
-        self.chunks: list[tuple[str, int | None]] = []
+        self.chunks: list[tuple[str, int | None, str | None]] = []
         self.operations: list[CapturedOp] = []
 
     def line(self) -> int | None:
@@ -54,6 +56,19 @@ class _Recorder:
                 return frame.f_lineno
             frame = frame.f_back  # type: ignore[assignment]
         return None
+
+    def safe_op(self) -> str | None:
+        """The :mod:`abmigrate.ops` function the revision called that is rendering now
+        (the outermost one: ``set_not_null``, not the ``add_check`` it calls)."""
+        from abmigrate import ops
+
+        found = None
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename != self.path:
+            if frame.f_code.co_filename == ops.__file__:
+                found = frame.f_code.co_name
+            frame = frame.f_back  # type: ignore[assignment]
+        return found if frame is not None else None
 
 
 _active: _Recorder | None = None
@@ -67,7 +82,7 @@ class _Buffer:
 
     def write(self, text: str) -> int:
         if text.strip():
-            self.recorder.chunks.append((text, self.recorder.line()))
+            self.recorder.chunks.append((text, self.recorder.line(), self.recorder.safe_op()))
         return len(text)
 
     def flush(self) -> None:
@@ -137,10 +152,10 @@ def capture_revision(
     return capture
 
 
-def _statements(chunks: list[tuple[str, int | None]]) -> list[Statement]:
+def _statements(chunks: list[tuple[str, int | None, str | None]]) -> list[Statement]:
     statements: list[Statement] = []
     in_transaction = True  # Alembic runs a PostgreSQL migration in one transaction
-    for text, line in chunks:
+    for text, line, safe_op in chunks:
         for sql, node, error in parse_statements(text):
             if node is not None and type(node).__name__ == "TransactionStmt":
                 kind = node.kind.name
@@ -149,7 +164,15 @@ def _statements(chunks: list[tuple[str, int | None]]) -> list[Statement]:
                 elif kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
                     in_transaction = True
             statements.append(
-                Statement(len(statements), sql, node, line, in_transaction, parse_error=error)
+                Statement(
+                    len(statements),
+                    sql,
+                    node,
+                    line,
+                    in_transaction,
+                    parse_error=error,
+                    safe_op=safe_op,
+                )
             )
     return statements
 

@@ -35,6 +35,8 @@ class Statement:
     line: int | None  # line in the revision file that emitted it
     in_transaction: bool  # False inside ``autocommit_block()``
     parse_error: str | None = None
+    # the abmigrate.ops function that rendered it ("backfill", "set_not_null", ...), if any
+    safe_op: str | None = None
 
     @property
     def kind(self) -> str:

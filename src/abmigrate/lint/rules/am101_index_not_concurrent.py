@@ -25,6 +25,14 @@ class IndexNotConcurrent(Rule):
 
     ### Use instead
     ```python
+    from abmigrate import ops
+
+    ops.create_index_concurrently("ix_orders_created_at", "orders", ["created_at"])
+    ```
+    `abmigrate.ops` builds it `CONCURRENTLY` in an autocommit block (a plain `CREATE INDEX`
+    on SQLite/MySQL), and drops and rebuilds an INVALID index a failed build left behind.
+    With plain Alembic:
+    ```python
     with op.get_context().autocommit_block():
         op.create_index(
             "ix_orders_created_at", "orders", ["created_at"], postgresql_concurrently=True
@@ -35,7 +43,10 @@ class IndexNotConcurrent(Rule):
     code = "AM101"
     name = "index-not-concurrent"
     severity = "error"
-    hint = "build it with postgresql_concurrently=True inside op.get_context().autocommit_block()"
+    hint = (
+        'use `ops.create_index_concurrently("ix", "t", ["c"])` from abmigrate.ops'
+        " (CREATE INDEX CONCURRENTLY in an autocommit block)"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement in unit.parsed():

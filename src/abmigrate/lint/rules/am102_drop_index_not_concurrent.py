@@ -25,6 +25,12 @@ class DropIndexNotConcurrent(Rule):
 
     ### Use instead
     ```python
+    from abmigrate import ops
+
+    ops.drop_index_concurrently("ix_orders_created_at", "orders")
+    ```
+    or, with plain Alembic:
+    ```python
     with op.get_context().autocommit_block():
         op.drop_index(
             "ix_orders_created_at", table_name="orders", postgresql_concurrently=True
@@ -35,7 +41,10 @@ class DropIndexNotConcurrent(Rule):
     code = "AM102"
     name = "drop-index-not-concurrent"
     severity = "warning"
-    hint = "drop it with postgresql_concurrently=True inside an autocommit_block()"
+    hint = (
+        'use `ops.drop_index_concurrently("ix", "t")` from abmigrate.ops'
+        " (DROP INDEX CONCURRENTLY in an autocommit block)"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         tables = {

@@ -26,6 +26,13 @@ class ConcurrentlyInTransaction(Rule):
 
     ### Use instead
     ```python
+    from abmigrate import ops
+
+    ops.create_index_concurrently("ix_orders_created_at", "orders", ["created_at"])
+    # and ops.drop_index_concurrently("ix_orders_created_at", "orders") to drop it
+    ```
+    or, with plain Alembic:
+    ```python
     with op.get_context().autocommit_block():
         op.create_index("ix_orders_created_at", "orders", ["created_at"],
                         postgresql_concurrently=True)
@@ -35,7 +42,11 @@ class ConcurrentlyInTransaction(Rule):
     code = "AM103"
     name = "concurrently-in-transaction"
     severity = "error"
-    hint = "wrap the operation in `with op.get_context().autocommit_block():`"
+    hint = (
+        'use `ops.create_index_concurrently("ix", "t", ["c"])` or'
+        ' `ops.drop_index_concurrently("ix", "t")` from abmigrate.ops, or wrap the operation'
+        " in `with op.get_context().autocommit_block():`"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement in unit.parsed():

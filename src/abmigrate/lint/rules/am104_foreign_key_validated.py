@@ -25,6 +25,14 @@ class ForeignKeyValidated(Rule):
 
     ### Use instead
     ```python
+    from abmigrate import ops
+
+    ops.add_foreign_key("fk_orders_customer", "orders", "customers", ["customer_id"], ["id"])
+    ```
+    `abmigrate.ops` adds it `NOT VALID` (no scan), commits, then runs `VALIDATE CONSTRAINT` in
+    its own transaction (a SHARE UPDATE EXCLUSIVE lock: reads and writes go on). With plain
+    Alembic:
+    ```python
     op.create_foreign_key("fk_orders_customer", "orders", "customers",
                           ["customer_id"], ["id"], postgresql_not_valid=True)
     # then, in a later revision (a SHARE UPDATE EXCLUSIVE lock only):
@@ -35,7 +43,10 @@ class ForeignKeyValidated(Rule):
     code = "AM104"
     name = "foreign-key-validated"
     severity = "warning"
-    hint = "add it with postgresql_not_valid=True, then VALIDATE CONSTRAINT in a later revision"
+    hint = (
+        'use `ops.add_foreign_key("fk", "t", "ref", ["c"], ["id"])` from abmigrate.ops'
+        " (NOT VALID, then VALIDATE without blocking writes)"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement, table, command in alter_commands(unit.parsed()):

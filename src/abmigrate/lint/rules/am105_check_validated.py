@@ -24,6 +24,13 @@ class CheckValidated(Rule):
 
     ### Use instead
     ```python
+    from abmigrate import ops
+
+    ops.add_check("ck_parts_price_positive", "parts", "price > 0")
+    ```
+    `abmigrate.ops` adds it `NOT VALID` (no scan), commits, then runs `VALIDATE CONSTRAINT` in
+    its own transaction, which does not block reads or writes. With plain Alembic:
+    ```python
     op.execute(
         "ALTER TABLE parts ADD CONSTRAINT ck_parts_price_positive CHECK (price > 0) NOT VALID"
     )
@@ -34,7 +41,10 @@ class CheckValidated(Rule):
     code = "AM105"
     name = "check-validated"
     severity = "warning"
-    hint = "add it NOT VALID, then VALIDATE CONSTRAINT (which does not block reads or writes)"
+    hint = (
+        'use `ops.add_check("ck", "t", "c > 0")` from abmigrate.ops'
+        " (NOT VALID, then VALIDATE without blocking writes)"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement, table, command in alter_commands(unit.parsed()):

@@ -26,6 +26,14 @@ class SetNotNull(Rule):
 
     ### Use instead
     ```python
+    from abmigrate import ops
+
+    ops.set_not_null("parts", "unit_of_measure")
+    ```
+    `abmigrate.ops` adds `CHECK (unit_of_measure IS NOT NULL) NOT VALID`, validates it
+    without blocking writes, sets NOT NULL (no scan), then drops the check. With plain
+    Alembic:
+    ```python
     op.execute("ALTER TABLE parts ADD CONSTRAINT ck_uom_not_null"
                " CHECK (unit_of_measure IS NOT NULL) NOT VALID")
     op.execute("ALTER TABLE parts VALIDATE CONSTRAINT ck_uom_not_null")
@@ -38,8 +46,8 @@ class SetNotNull(Rule):
     name = "set-not-null"
     severity = "warning"
     hint = (
-        "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL (no scan, short"
-        " lock)"
+        'use `ops.set_not_null("t", "c")` from abmigrate.ops (a validated CHECK (c IS NOT'
+        " NULL) first, so SET NOT NULL needs no scan under its lock)"
     )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:

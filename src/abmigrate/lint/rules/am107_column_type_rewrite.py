@@ -34,13 +34,17 @@ class ColumnTypeRewrite(Rule):
     # expand / contract: add the new column, backfill it in batches, switch the code,
     # then drop the old column in a later release.
     op.add_column("orders", sa.Column("quantity_big", sa.BigInteger()))
+    ops.backfill("orders", "quantity_big = quantity", where="quantity_big IS NULL")  # abmigrate.ops
     ```
     """
 
     code = "AM107"
     name = "column-type-rewrite"
     severity = "error"
-    hint = "add a new column, backfill it in batches and switch over (expand/contract)"
+    hint = (
+        "add a new column, fill it with `ops.backfill(...)` from abmigrate.ops and switch"
+        " over (expand/contract)"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         existing = {

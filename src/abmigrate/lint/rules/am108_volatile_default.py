@@ -46,14 +46,17 @@ class VolatileDefault(Rule):
     ```python
     op.add_column("orders", sa.Column("token", sa.Uuid()))          # no default: instant
     op.alter_column("orders", "token", server_default=sa.text("gen_random_uuid()"))
-    # then backfill existing rows in batches
+    ops.backfill("orders", "token = gen_random_uuid()", where="token IS NULL")  # abmigrate.ops
     ```
     """
 
     code = "AM108"
     name = "volatile-default"
     severity = "error"
-    hint = "add the column without the default, set the default afterwards, backfill in batches"
+    hint = (
+        "add the column without the default, set the default afterwards, then fill existing"
+        " rows with `ops.backfill(...)` from abmigrate.ops"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement, table, command in alter_commands(unit.parsed()):

@@ -25,9 +25,9 @@ class UniqueWithoutIndex(Rule):
 
     ### Use instead
     ```python
-    with op.get_context().autocommit_block():
-        op.create_index("uq_users_email", "users", ["email"], unique=True,
-                        postgresql_concurrently=True)
+    from abmigrate import ops
+
+    ops.create_index_concurrently("uq_users_email", "users", ["email"], unique=True)
     op.execute("ALTER TABLE users ADD CONSTRAINT uq_users_email UNIQUE USING INDEX uq_users_email")
     ```
     """
@@ -35,7 +35,10 @@ class UniqueWithoutIndex(Rule):
     code = "AM109"
     name = "unique-without-index"
     severity = "error"
-    hint = "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... USING INDEX"
+    hint = (
+        'build the index first with `ops.create_index_concurrently("uq", "t", ["c"],'
+        " unique=True)` from abmigrate.ops, then ADD CONSTRAINT ... USING INDEX"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement, table, command in alter_commands(unit.parsed()):

@@ -28,15 +28,22 @@ class SerialColumn(Rule):
     ### Use instead
     ```python
     # add a plain nullable column, create the sequence, set the default, backfill in
-    # batches, then add NOT NULL with a validated CHECK first.
+    # batches, then add NOT NULL with a validated CHECK first (abmigrate.ops).
     op.add_column("events", sa.Column("seq", sa.BigInteger()))
+    op.execute("CREATE SEQUENCE events_seq_seq OWNED BY events.seq")
+    op.alter_column("events", "seq", server_default=sa.text("nextval('events_seq_seq')"))
+    ops.backfill("events", "seq = nextval('events_seq_seq')", where="seq IS NULL")
+    ops.set_not_null("events", "seq")
     ```
     """
 
     code = "AM110"
     name = "serial-column"
     severity = "error"
-    hint = "add a plain column, attach a sequence default, and backfill existing rows in batches"
+    hint = (
+        "add a plain column, attach a sequence default, fill existing rows with"
+        " `ops.backfill(...)` and make it NOT NULL with `ops.set_not_null(...)` (abmigrate.ops)"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement, table, command in alter_commands(unit.parsed()):

@@ -12,7 +12,7 @@ class LockTimeout(Rule):
     """
     ### What it does
     Flags a revision whose statements take an ACCESS EXCLUSIVE lock on an existing table
-    (ALTER TABLE, DROP TABLE, TRUNCATE, RENAME) when no
+    (ALTER TABLE except `VALIDATE CONSTRAINT`, DROP TABLE, TRUNCATE, RENAME) when no
     `lock_timeout` is set: neither in the revision nor by abmigrate's runner (an environment
     with `lock_timeout` configured).
 
@@ -61,6 +61,12 @@ class LockTimeout(Rule):
 
 def _exclusive_table(statement: Statement) -> str | None:
     node, kind = statement.node, statement.kind
+    if (
+        kind == "AlterTableStmt"
+        and node.cmds
+        and all(label(command.subtype) == "AT_ValidateConstraint" for command in node.cmds)
+    ):
+        return None  # SHARE UPDATE EXCLUSIVE: reads and writes go on while it waits and scans
     if kind in ("AlterTableStmt", "RenameStmt"):
         return table_of(node)
     if kind == "TruncateStmt":

@@ -27,14 +27,24 @@ class NotNullWithoutDefault(Rule):
     ```python
     op.add_column("parts", sa.Column("unit", sa.String(50), nullable=False,
                                      server_default="pieces"))
-    # or add it nullable, backfill, then make it NOT NULL.
+    ```
+    or add it nullable, backfill it, then make it NOT NULL, with `abmigrate.ops`:
+    ```python
+    from abmigrate import ops
+
+    op.add_column("parts", sa.Column("unit", sa.String(50), nullable=True))
+    ops.backfill("parts", "unit = 'pieces'", where="unit IS NULL")
+    ops.set_not_null("parts", "unit")
     ```
     """
 
     code = "AM304"
     name = "not-null-without-default"
     severity = "error"
-    hint = "give it a server_default, or add it nullable, backfill, then SET NOT NULL"
+    hint = (
+        "give it a server_default, or add it nullable, then `ops.backfill(...)` and"
+        ' `ops.set_not_null("t", "c")` from abmigrate.ops'
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement, table, command in alter_commands(unit.parsed()):

@@ -16,7 +16,8 @@ class UnbatchedDataChange(Rule):
     ### What it does
     Flags `UPDATE` and `DELETE` on an existing table that touch every matching row in one
     statement: no key range (`id >= ... AND id < ...`, `BETWEEN`) and no `LIMIT`ed
-    subquery in the WHERE clause.
+    subquery in the WHERE clause. The UPDATE rendered by `abmigrate.ops.backfill` is not
+    flagged: offline it is one statement (a script cannot loop), online it runs in batches.
 
     ### Why is this bad?
     One statement over a large table holds row locks on everything it touches until the
@@ -30,7 +31,13 @@ class UnbatchedDataChange(Rule):
 
     ### Use instead
     ```python
-    # a separate data migration, in batches that commit as they go:
+    from abmigrate import ops
+
+    # batches of 5000 rows, each committed; a re-run resumes (WHERE selects what is left)
+    ops.backfill("parts", "unit = 'pieces'", where="unit IS NULL", batch_size=5000)
+    ```
+    or, with plain Alembic (a DELETE too):
+    ```python
     with op.get_context().autocommit_block():
         while op.get_bind().execute(sa.text(
             "UPDATE parts SET unit = 'pieces' WHERE id IN"
@@ -42,7 +49,10 @@ class UnbatchedDataChange(Rule):
     code = "AM501"
     name = "unbatched-data-change"
     severity = "warning"
-    hint = "update in batches (key ranges or a LIMITed subquery), outside the schema migration"
+    hint = (
+        'use `ops.backfill("t", "c = 0", where="c IS NULL")` from abmigrate.ops (committed,'
+        " resumable batches); delete in batches (a LIMITed subquery)"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         for statement in unit.parsed():
@@ -50,6 +60,8 @@ class UnbatchedDataChange(Rule):
                 continue
             table = table_of(statement.node)
             if unit.is_new_table(table) or _batched(statement.node.whereClause):
+                continue
+            if statement.safe_op == "backfill":  # one statement offline only; batched online
                 continue
             verb = "UPDATE" if statement.kind == "UpdateStmt" else "DELETE"
             yield Hit(

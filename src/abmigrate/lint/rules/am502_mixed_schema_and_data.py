@@ -15,7 +15,8 @@ class MixedSchemaAndData(Rule):
     """
     ### What it does
     Flags a revision that both changes the schema and changes rows of existing tables
-    (seed rows inserted into a table the same revision creates are fine).
+    (seed rows inserted into a table the same revision creates are fine, and so is
+    `abmigrate.ops.backfill`, which commits the schema change before its first batch).
 
     ### Why is this bad?
     Schema changes want to be short (they hold strong locks); data changes can be long.
@@ -33,17 +34,32 @@ class MixedSchemaAndData(Rule):
     # revision 1: op.add_column(...)
     # revision 2 (data only): the backfill, in batches
     ```
+    or, in one revision, `abmigrate.ops.backfill`: it commits what came before (releasing
+    its locks), then updates in batches that each commit:
+    ```python
+    from abmigrate import ops
+
+    op.add_column("parts", sa.Column("unit", sa.String(50)))
+    ops.backfill("parts", "unit = 'pieces'", where="unit IS NULL")
+    ```
     """
 
     code = "AM502"
     name = "mixed-schema-and-data"
     severity = "warning"
-    hint = "split the data change into its own revision"
+    hint = (
+        "split the data change into its own revision, or run it with `ops.backfill(...)`"
+        " from abmigrate.ops (after the schema change commits, in batches)"
+    )
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
         ddl = [s for s in unit.parsed() if s.kind not in _NOT_DDL]
         dml = [
-            s for s in unit.parsed() if s.kind in _DML and not unit.is_new_table(table_of(s.node))
+            s
+            for s in unit.parsed()
+            if s.kind in _DML
+            and not unit.is_new_table(table_of(s.node))
+            and s.safe_op != "backfill"
         ]
         if ddl and dml:
             yield Hit(
