@@ -1,6 +1,6 @@
 """Lock stall: how long do writers wait while a migration runs behind a long reader?
 
-    python bench/lock_stall/run.py [--rows 500000] [--url postgresql+psycopg://postgres@127.0.0.1/postgres]
+    python bench/lock_stall/run.py [--rows 2000000] [--url postgresql+psycopg://postgres@127.0.0.1/postgres]
 
 A table ``parts`` with ``--rows`` rows; four writer threads update random rows in autocommit
 and time every statement; one reader holds ACCESS SHARE on the table for 5 s (an open
@@ -243,7 +243,7 @@ def run_once(url: str, project: Path, mode: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument(
         "--url",
         default=os.environ.get(
