@@ -123,25 +123,41 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 def _history(result: Any, out: Console) -> None:
-    from rich.table import Table
+    from rich.cells import cell_len
+    from rich.text import Text
 
     assert isinstance(result, HistoryResult)
-    table = Table(box=None, pad_edge=False)
-    for column in ("", "revision", "parents"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("message", overflow="fold")
-    table.add_column("", no_wrap=True)
-    for entry in result.entries:
-        mark = {True: "[green]✓[/]", False: "·", None: ""}[entry.applied]
-        tags = " ".join(
-            tag for tag, on in (("(head)", entry.is_head), ("(merge)", entry.is_merge)) if on
+    # Aligned by hand, not with a rich Table: measuring and drawing every cell of a
+    # 300-revision table cost more than everything else the command does (bench/cli_latency).
+    rows = [
+        (
+            {True: "✓", False: "·", None: " "}[entry.applied],
+            entry.revision,
+            _revs(entry.down_revisions),
+            entry.message,
+            " ".join(
+                tag for tag, on in (("(head)", entry.is_head), ("(merge)", entry.is_merge)) if on
+            ),
+            entry.applied,
         )
-        # Markup parsed once here, not once when measuring and again when drawing each cell.
-        cells = (mark, entry.revision, _revs(entry.down_revisions), entry.message, tags)
-        table.add_row(*(out.render_str(cell, highlight=False) for cell in cells))
+        for entry in result.entries
+    ]
+    revision_width = max([cell_len("revision"), *(cell_len(row[1]) for row in rows)])
+    parents_width = max([cell_len("parents"), *(cell_len(row[2]) for row in rows)])
+    text = Text(no_wrap=False)
+    header = f"  {'revision'.ljust(revision_width)}  {'parents'.ljust(parents_width)}  message"
+    text.append(header + "\n", style="bold")
+    for mark, revision, parents, message, tags, applied in rows:
+        text.append(mark, style="green" if applied else "")
+        text.append(
+            f" {revision.ljust(revision_width)}  {parents.ljust(parents_width)}  {message}"
+            + (f"  {tags}" if tags else "")
+            + "\n"
+        )
+    text.rstrip()
     if result.environment:
         out.print(f"[bold]{result.environment}[/] {result.database}  (✓ = applied)")
-    out.print(table)
+    out.print(text)
 
 
 def _heads(result: Any, out: Console) -> None:
