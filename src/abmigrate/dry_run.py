@@ -182,7 +182,7 @@ def _in_rolled_back_transaction(
             finally:
                 transaction.rollback()
     except MigrationFailed as exc:
-        raise _dry_run_failure(exc, ROLLED_BACK, shared.skipped if shared else []) from exc
+        raise _dry_run_failure(exc, ROLLED_BACK, plan, shared.skipped if shared else []) from exc
     finally:
         engine.dispose()
     result.dry_run = True
@@ -215,7 +215,7 @@ def _on_scratch_copy(
         try:
             result = apply_plan(copy, plan, steps, progress=progress, notify=notify)
         except MigrationFailed as exc:
-            raise _dry_run_failure(exc, SCRATCH_COPY, []) from exc
+            raise _dry_run_failure(exc, SCRATCH_COPY, plan, []) from exc
         result.verification = verify(copy, plan, notify or _ignore, dry_run=True)
     result.dry_run = True
     result.dry_run_method = SCRATCH_COPY
@@ -256,9 +256,11 @@ def _timeouts(workspace: Workspace) -> Iterator[None]:
 
 
 def _dry_run_failure(
-    exc: MigrationFailed, method: str, skipped: list[dict[str, str]]
+    exc: MigrationFailed, method: str, plan: Plan, skipped: list[dict[str, str]]
 ) -> MigrationFailed:
-    where = ", ".join(exc.current) or "no revision"
+    # Where the database stands is where the plan found it (the migration lock is held);
+    # exc.current may describe the scratch copy.
+    where = ", ".join(plan.current) or "no revision"
     hint = (
         f"nothing was changed (the dry run was {method}): the database still records {where}."
         " Fix the migration, then dry-run again"
@@ -269,5 +271,5 @@ def _dry_run_failure(
             + "; ".join(f"{s['revision']}: {s['sql']}" for s in skipped[:3])
         )
     return MigrationFailed(
-        f"dry run: {exc.message}", hint=hint, revision=exc.revision, current=exc.current
+        f"dry run: {exc.message}", hint=hint, revision=exc.revision, current=plan.current
     )

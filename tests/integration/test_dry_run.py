@@ -138,6 +138,11 @@ def test_sqlite_dry_run_keeps_the_file_as_it_was(copy_scenario, run_cli, sqlite_
     assert missing.exit_code == 0, missing
     assert "scratch copy" in missing.stdout
     assert not path.exists()  # a dry run never creates the database
+    failed = run_cli("upgrade", "--dry-run", cwd=root, env={**env, "RUNNER_FAIL": "r3"})
+    assert failed.exit_code == 1, failed
+    # r1 and r2 reached the empty copy before r3 failed; the database records nothing.
+    assert "the database still records no revision." in failed.stderr
+    assert not path.exists()
 
     assert run_cli("upgrade", "r2", cwd=root, env=env).exit_code == 0
     before = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -176,6 +181,8 @@ def test_mariadb_dry_run_uses_a_scratch_copy(copy_scenario, run_cli, mariadb_url
     assert failing.exit_code == 1, failing
     assert "simulated failure in r3" in failing.stderr
     assert "scratch copy" in failing.stderr
+    # The copy got r1..r2 of the chain before r3 failed there; the database itself did not.
+    assert "the database still records r2." in failing.stderr
     assert "price" not in _columns(mariadb_url, "items")
     assert versions(mariadb_url) == ["r2"]
 
