@@ -316,12 +316,13 @@ class AlembicProject:
 
         ``expected_current`` guards against the database having moved since the plan was made.
         ``connection`` replaces whatever connection ``env.py`` configures (see
-        :class:`_HandedConnectionContext`); ``autocommit_block`` then replaces the migration
+        :func:`_handed_connection_context`); ``autocommit_block`` then replaces the migration
         context's ``autocommit_block()``.
         """
         from alembic.runtime.environment import EnvironmentContext
 
         def work(heads: Any, context: MigrationContext) -> list[RevisionStep]:
+            _refuse_other_version_table(context)
             if expected_current is not None and sorted(heads) != sorted(expected_current):
                 raise RevisionError(
                     f"the database moved since the plan was made: it records"
@@ -454,6 +455,42 @@ class AlembicProject:
         return created
 
 
+def _refuse_other_version_table(context: MigrationContext) -> None:
+    """abmigrate reads and journals ``alembic_version`` in the database's default schema;
+    an env.py recording revisions elsewhere would be migrated and then reported at "no
+    revision". Refused before any step runs, with what env.py configures."""
+    version = context._version
+    where = f"{version.schema}.{version.name}" if version.schema else version.name
+    if version.name != "alembic_version" or version.schema is not None:
+        raise ConfigError(
+            f"env.py records revisions in {where!r}; abmigrate reads 'alembic_version' in the"
+            " default schema and does not support another version table yet",
+            hint="run this project with plain alembic, or drop version_table /"
+            " version_table_schema from env.py's context.configure()",
+        )
+    if not context.as_sql:
+        _refuse_own_search_path(context.connection)
+
+
+def _refuse_own_search_path(connection: Connection | None) -> None:
+    """An env.py that sets search_path on its connection puts alembic_version (and every
+    table) in another schema than abmigrate's own connections see."""
+    if connection is None or connection.dialect.name != "postgresql":
+        return
+    session, default = connection.exec_driver_sql(
+        "SELECT current_setting('search_path'),"
+        " (SELECT reset_val FROM pg_settings WHERE name = 'search_path')"
+    ).one()
+    if session != default:
+        raise ConfigError(
+            f"env.py sets search_path to {session!r} on its connection (the database's"
+            f" default is {default!r}); abmigrate reads 'alembic_version' with the default"
+            " and does not support a search_path set by env.py yet",
+            hint="set the search_path on the role or database (ALTER ROLE … SET search_path)"
+            " instead of in env.py, or run this project with plain alembic",
+        )
+
+
 def _handed_connection_context(
     config: Config,
     script: ScriptDirectory,
@@ -482,6 +519,8 @@ def _handed_connection_context(
         dialect_opts: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        # The dry run must refuse what the real run would (see _refuse_other_version_table).
+        _refuse_own_search_path(connection)
         configure(connection=handed, **kwargs)
         if autocommit_block is not None:
             migration_context = context.get_context()
