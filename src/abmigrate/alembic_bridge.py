@@ -459,11 +459,13 @@ def _refuse_other_version_table(context: MigrationContext) -> None:
     """abmigrate reads and journals ``alembic_version`` in the database's default schema;
     an env.py recording revisions elsewhere would be migrated and then reported at "no
     revision". Refused before any step runs, with what env.py configures."""
+    from abmigrate.database import VERSION_TABLE
+
     version = context._version
     where = f"{version.schema}.{version.name}" if version.schema else version.name
-    if version.name != "alembic_version" or version.schema is not None:
+    if version.name != VERSION_TABLE or version.schema is not None:
         raise ConfigError(
-            f"env.py records revisions in {where!r}; abmigrate reads 'alembic_version' in the"
+            f"env.py records revisions in {where!r}; abmigrate reads {VERSION_TABLE!r} in the"
             " default schema and does not support another version table yet",
             hint="run this project with plain alembic, or drop version_table /"
             " version_table_schema from env.py's context.configure()",
