@@ -80,15 +80,63 @@ def parse_duration_ms(value: str | int | float, *, key: str) -> int:
     return int(float(number) * _DURATION_FACTOR_MS[unit or "s"])
 
 
+# Query parameters some drivers take a password from (psycopg, pymysql, mysqlclient).
+_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd"})
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (safe to print, log and store)."""
+    """The URL with its password replaced by ``***`` (safe to print, log and store), decoded
+    for reading: ``?host=/tmp/pg`` rather than SQLAlchemy's ``?host=%2Ftmp%2Fpg``.
+
+    Only the characters that would change how the URL parses stay percent-encoded (``@`` in
+    a user name, ``&`` in a query value, ``%`` itself), so the text still reads back as the
+    same URL, password aside.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+        masked = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+        return re.sub(r"%(?!25)[0-9A-Fa-f]{2}", _unquote_match, masked)
+    text = parsed.drivername + "://"
+    if parsed.username is not None:
+        text += _keep_encoded(parsed.username, ":@/?#")
+        if parsed.password is not None:
+            text += ":***"
+        text += "@"
+    if parsed.host is not None:
+        text += f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    if parsed.port is not None:
+        text += f":{parsed.port}"
+    if parsed.database is not None:
+        text += "/" + _keep_encoded(parsed.database, "?#")
+    pairs = [
+        (key, value)
+        for key, values in parsed.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    ]
+    if pairs:
+        text += "?" + "&".join(
+            f"{_keep_encoded(key, '&=#+')}="
+            + ("***" if key.lower() in _SECRET_QUERY_KEYS else _keep_encoded(value, "&=#+"))
+            for key, value in pairs
+        )
+    return text
+
+
+def _keep_encoded(text: str, special: str) -> str:
+    """``text`` as written, except ``%``, spaces' stand-in ``+`` and the characters in
+    ``special`` percent-encoded (they would read as URL syntax)."""
+    return "".join(f"%{ord(char):02X}" if char in special or char == "%" else char for char in text)
+
+
+def _unquote_match(match: re.Match[str]) -> str:
+    from urllib.parse import unquote
+
+    decoded = unquote(match.group())
+    return decoded if decoded.isprintable() and decoded not in "&=#?@/:+" else match.group()
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,37 @@ def test_mask_url_hides_passwords() -> None:
         "postgresql+psycopg://app:***@db:5432/x"
     )
     assert mask_url("sqlite:///dev.db") == "sqlite:///dev.db"
+
+
+def test_mask_url_is_readable_not_percent_encoded() -> None:
+    # What SQLAlchemy's render_as_string prints: ?host=%2Ftmp%2Fpg&application_name=ab+parts
+    url = "postgresql+psycopg://app:s%40cret@/abparts?host=%2Ftmp%2Fpg&application_name=ab%20parts"
+    assert mask_url(url) == (
+        "postgresql+psycopg://app:***@/abparts?host=/tmp/pg&application_name=ab parts"
+    )
+    assert mask_url("sqlite:////srv/donn%C3%A9es/dev.db") == "sqlite:////srv/données/dev.db"
+    assert mask_url("sqlite:////srv/données/dev.db") == "sqlite:////srv/données/dev.db"
+    # A password given as a query parameter is masked too.
+    assert mask_url("postgresql://app@db/x?password=s3cret&sslmode=require") == (
+        "postgresql://app@db/x?password=***&sslmode=require"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://us%40er:pw@db:5433/x?options=-c%20a%3Db&application_name=a%26b",
+        "mysql+pymysql://root:pw@[::1]:3306/shop?charset=utf8mb4",
+        "postgresql://app:pw@db/a%2Fb%3Fc?application_name=caf%C3%A9+x%2By",
+    ],
+)
+def test_masked_url_reads_back_as_the_same_url(url: str) -> None:
+    """Decoded for reading, yet what would change the parse stays encoded (an incident
+    report's commands carry the masked URL)."""
+    from sqlalchemy.engine import make_url
+
+    original, shown = make_url(url), make_url(mask_url(url))
+    assert shown.password == "***"
+    for part in ("drivername", "username", "host", "port", "database"):
+        assert getattr(shown, part) == getattr(original, part), part
+    assert dict(shown.query) == dict(original.query)
