@@ -58,7 +58,9 @@ def _options_file(url: str) -> Iterator[tuple[Path, str]]:
     """A private client option file carrying host, port, user and password; and the db name."""
     parsed = make_url(url)
     if not parsed.database:
-        raise BackupError(f"the URL names no database: {parsed.render_as_string()}")
+        from abmigrate.settings import mask_url
+
+        raise BackupError(f"the URL names no database: {mask_url(url)}")
     lines = ["[client]"]
     if parsed.host:
         lines.append(f"host={_option_value(parsed.host)}")
