@@ -10,6 +10,7 @@ under a statement timeout; a check that cannot run is reported as such, never gu
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from abmigrate.results import Plan
     from abmigrate.workspace import Workspace
 
-__all__ = ["PreflightCheck", "checks_for", "run_preflight"]
+__all__ = ["LiveTables", "PreflightCheck", "checks_for", "live_tables", "run_preflight"]
 
 SAMPLE_SIZE = 5
 STATEMENT_TIMEOUT_MS = 10_000
@@ -247,6 +248,139 @@ def run_preflight(workspace: Workspace, plan: Plan, result: LintResult | None) -
             connection.rollback()
     except AbmigrateError:
         return
+
+
+@contextlib.contextmanager
+def live_tables(workspace: Workspace) -> Iterator[LiveTables]:
+    """A read-only look at the live tables (existence, size), rolled back afterwards.
+
+    A SQLite file that does not exist yet is an empty database (it is not created); a database
+    that does not answer gives a :class:`LiveTables` that knows nothing (``problem`` says why).
+    """
+    path = sqlite_path(workspace.url)
+    if path is not None and not path.exists():
+        yield LiveTables(None)
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            connection = stack.enter_context(connect(workspace.url))
+            _read_only(connection)
+        except AbmigrateError as exc:
+            problem = f"the database did not answer ({exc})"
+        else:
+            stack.callback(connection.rollback)
+            yield LiveTables(connection)
+            return
+    yield LiveTables(None, problem=problem)
+
+
+class LiveTables:
+    """Which tables exist and how many rows they hold, asked read-only and cached.
+
+    ``rows`` gives the server's estimate where it keeps one (PostgreSQL: the planner's
+    ``reltuples`` scaled to the table's current pages, as the planner does; MySQL/MariaDB:
+    ``information_schema.TABLES.TABLE_ROWS``) when it reaches ``limit``; otherwise, and always
+    on SQLite, a count that stops at ``limit`` rows: a small table is only ever called small
+    after its rows were counted.
+    """
+
+    def __init__(self, connection: Connection | None, *, problem: str | None = None) -> None:
+        self.connection = connection
+        self.problem = problem  # set when the database could not be asked
+        self._exists: dict[str, bool] = {}
+        self._estimates: dict[str, float | None] = {}
+        self._counts: dict[tuple[str, int], int] = {}
+
+    @property
+    def estimate_name(self) -> str:
+        dialect = self.connection.dialect.name if self.connection is not None else ""
+        return "TABLE_ROWS estimate" if dialect in ("mysql", "mariadb") else "planner estimate"
+
+    @property
+    def known(self) -> bool:
+        """False when nothing can be said about the live tables."""
+        return self.problem is None
+
+    def exists(self, table: str) -> bool:
+        if self.connection is None:
+            return False
+        if table not in self._exists:
+            self._exists[table] = self._look_up(table)
+        return self._exists[table]
+
+    def rows(self, table: str, limit: int) -> tuple[int, str]:
+        """``(rows, source)``: source ``"estimate"`` (rows >= limit), ``"count"`` (exact below
+        ``limit``) or ``"count_limit"`` (the count stopped at ``limit``: at least that many)."""
+        self.exists(table)  # fills the estimate
+        estimate = self._estimates.get(table)
+        if estimate is not None and estimate >= limit:
+            return round(estimate), "estimate"
+        key = (table, limit)
+        if key not in self._counts:
+            quoted = self._quote(table)
+            self._counts[key] = self._scalar(
+                f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT {int(limit)}) AS bounded"
+            )
+        count = self._counts[key]
+        return count, "count_limit" if count >= limit else "count"
+
+    def _quote(self, table: str) -> str:
+        assert self.connection is not None
+        return str(self.connection.dialect.identifier_preparer.quote(table))
+
+    def _look_up(self, table: str) -> bool:
+        from sqlalchemy import inspect, text
+
+        assert self.connection is not None
+        dialect = self.connection.dialect.name
+        if dialect == "postgresql":
+            row = self._row(
+                text(
+                    "SELECT c.relkind, c.reltuples, c.relpages,"
+                    " pg_relation_size(c.oid) / current_setting('block_size')::int"
+                    " FROM pg_class c WHERE c.oid = to_regclass(quote_ident(:name))"
+                ).bindparams(name=table)
+            )
+            if row is None:
+                return False
+            relkind, reltuples, relpages, pages = row
+            # the planner's own scaling: tuples per page at the last ANALYZE/VACUUM times the
+            # pages the table has now; -1 (never analysed) or no pages then: no estimate
+            if str(relkind) in ("r", "m") and reltuples >= 0 and relpages > 0:
+                self._estimates[table] = float(reltuples) / float(relpages) * float(pages)
+            return True
+        if dialect in ("mysql", "mariadb"):
+            row = self._row(
+                text(
+                    "SELECT TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES"
+                    " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :name"
+                ).bindparams(name=table)
+            )
+            if row is None:
+                return False
+            if row[0] == "BASE TABLE" and row[1] is not None:
+                self._estimates[table] = float(row[1])
+            return True
+        with self._savepoint():
+            return bool(inspect(self.connection).has_table(table))
+
+    def _row(self, statement: Any) -> Any:
+        assert self.connection is not None
+        with self._savepoint():
+            return self.connection.execute(statement).first()
+
+    def _scalar(self, sql: str) -> int:
+        from sqlalchemy import text
+
+        assert self.connection is not None
+        with self._savepoint():
+            return int(self.connection.execute(text(sql)).scalar() or 0)
+
+    def _savepoint(self) -> Any:
+        assert self.connection is not None
+        if self.connection.in_transaction():
+            return self.connection.begin_nested()
+        return _null()
 
 
 def _read_only(connection: Connection) -> None:

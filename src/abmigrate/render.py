@@ -194,6 +194,13 @@ def _plan(result: Any, out: Console) -> None:
                 f"     [yellow]{finding.get('code')} {finding.get('severity')}:"
                 f" {finding.get('message')}[/]"
             )
+            judged = finding.get("judged") or {}
+            if judged.get("decision") == "downgraded":
+                before = judged.get("before") or {}
+                was = f"{before.get('severity')}{', destructive' if before.get('destructive') else ''}"
+                line(f"       downgraded from {was}: {judged.get('reason')}", markup=False)
+            elif judged.get("tables"):
+                line(f"       kept: {judged.get('reason')}", markup=False)
         for check in step.preflight:
             line(f"     preflight: {check.get('message')}")
     for loss in result.data_loss:

@@ -43,6 +43,7 @@ POLICY_KEYS = frozenset(
         "health_url",
         "health_sql",
         "health_timeout",
+        "small_table_rows",
     }
 )
 ENVIRONMENT_KEYS = frozenset({"url", "url_env"}) | POLICY_KEYS
@@ -154,6 +155,10 @@ class Policy:
     health_url: str | None = None
     health_sql: str | None = None
     health_timeout_ms: int = 5_000
+    # Lock and rewrite findings on a table with fewer rows than this (or one created earlier
+    # in the plan) are downgraded to info when a plan is judged against the live database;
+    # 0: only tables created earlier in the plan are (abmigrate.lint.judge).
+    small_table_rows: int = 10_000
 
     @classmethod
     def default_for(cls, environment_name: str) -> Policy:
@@ -173,6 +178,7 @@ class Policy:
             "maintenance_window": self.maintenance_window,
             "health_url": self.health_url,
             "health_sql": self.health_sql is not None,
+            "small_table_rows": self.small_table_rows,
         }
 
 
@@ -292,10 +298,23 @@ def _policy(name: str, table: Mapping[str, Any]) -> Policy:
             changes[f"{key}_ms"] = parse_duration_ms(table[key], key=f"{name}.{key}")
     if "lock_retries" in table:
         changes["lock_retries"] = int(table["lock_retries"])
+    if "small_table_rows" in table:
+        changes["small_table_rows"] = _row_count(
+            name, "small_table_rows", table["small_table_rows"]
+        )
     for key in ("maintenance_window", "health_url", "health_sql"):
         if key in table:
             changes[key] = str(table[key])
     return replace(policy, **changes)
+
+
+def _row_count(env: str, key: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(
+            f"{env}.{key}: expected a number of rows (0 or more), got {value!r}",
+            hint=f"e.g. {key} = 10000 (0: judge only tables the plan creates)",
+        )
+    return value
 
 
 def _boolean(env: str, key: str, value: Any) -> bool:

@@ -21,7 +21,7 @@ import pytest
 
 from abmigrate.alembic_bridge import AlembicProject
 from abmigrate.lint import lint_project
-from abmigrate.lint.registry import all_rules
+from abmigrate.lint.registry import all_rules, rule_by_code
 
 CASES_DIR = Path(__file__).parent / "cases"
 
@@ -112,8 +112,11 @@ def test_rule_case(code: str, case: dict[str, Any], tmp_path: Path) -> None:
     hits = [finding for finding in result.findings if finding.code == code]
     described = "\n".join(f"  {f.code} line {f.line}: {f.message}" for f in result.findings)
     assert len(hits) == case["count"], f"{case['name']}: found\n{described}"
+    judged = rule_by_code()[code].judged_by is not None
     for finding in hits:
         assert finding.message and finding.hint
+        # a rule judged against live data names the tables its finding is about
+        assert finding.tables or not judged, f"{case['name']}: {code} names no table"
 
 
 def test_every_rule_has_a_case_file_with_passing_and_failing_cases() -> None:

@@ -98,6 +98,26 @@ def test_unknown_keys_are_named(project: Path) -> None:
         load_settings(cwd=project)
 
 
+def test_small_table_rows_is_a_policy_key(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROD_DATABASE_URL", "postgresql+psycopg://app@db/abparts")
+    default = load_settings(cwd=project).environment("development").policy
+    assert default.small_table_rows == 10_000
+    assert default.to_record()["small_table_rows"] == 10_000
+    for value in (0, 250):
+        (project / "pyproject.toml").write_text(CONFIG + f"small_table_rows = {value}\n")
+        settings = load_settings(cwd=project)
+        assert settings.environment("production").policy.small_table_rows == value
+        assert settings.environment("development").policy.small_table_rows == 10_000
+    for bad in ("-1", "true", "'10k'", "2.5"):
+        (project / "pyproject.toml").write_text(CONFIG + f"small_table_rows = {bad}\n")
+        with pytest.raises(ConfigError, match=r"production\.small_table_rows: expected a number"):
+            load_settings(cwd=project)
+    (project / "pyproject.toml").write_text(CONFIG + "small_table_row = 5\n")
+    with pytest.raises(ConfigError, match="unknown key 'small_table_row'") as caught:
+        load_settings(cwd=project)
+    assert "small_table_rows" in str(caught.value.hint)
+
+
 def test_malformed_toml_and_bad_values(project: Path) -> None:
     (project / "abmigrate.toml").write_text("default_env = 'development\n")
     with pytest.raises(ConfigError, match="malformed TOML"):

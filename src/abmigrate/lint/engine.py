@@ -266,6 +266,7 @@ def _finding(
         line=hit.line,
         destructive=rule.destructive,
         sql=hit.sql,
+        tables=hit.tables,
     )
 
 

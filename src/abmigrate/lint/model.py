@@ -113,6 +113,8 @@ class Hit:
     line: int | None = None
     sql: str | None = None
     revision: str | None = None  # project-wide rules name the revision themselves
+    # the tables the finding is about, for judging it against live data (abmigrate.lint.judge)
+    tables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class Finding:
     line: int | None
     destructive: bool = False
     sql: str | None = None
+    tables: tuple[str, ...] = ()
 
     @property
     def location(self) -> str | None:
@@ -147,4 +150,5 @@ class Finding:
             "line": self.line,
             "destructive": self.destructive,
             "sql": self.sql,
+            "tables": list(self.tables),
         }

@@ -10,7 +10,9 @@ from typing import ClassVar, Literal
 
 from abmigrate.lint.model import Hit, RevisionUnit, Severity
 
-__all__ = ["ProjectFacts", "Rule", "all_rules", "register", "rule_by_code"]
+__all__ = ["JudgedBy", "ProjectFacts", "Rule", "all_rules", "register", "rule_by_code"]
+
+JudgedBy = Literal["size", "any_row", "in_use"]
 
 _RULES: dict[str, type[Rule]] = {}
 
@@ -35,6 +37,11 @@ class Rule:
     hint: ClassVar[str]
     destructive: ClassVar[bool] = False
     scope: ClassVar[Literal["revision", "project", "meta"]] = "revision"
+    # How a plan run against a live database weighs this rule's findings on the tables its
+    # hits name (abmigrate.lint.judge): "size" (a lock held or a rewrite lasting as long as
+    # the table is big), "any_row" (harmless only on an empty table), "in_use" (harmless
+    # only on a table nobody uses yet: created earlier in the plan); None: not judged.
+    judged_by: ClassVar[JudgedBy | None] = None
 
     def check(self, unit: RevisionUnit) -> Iterable[Hit]:
         return ()

@@ -49,7 +49,13 @@ def analyse_plan(
     *,
     preflight: bool = True,
 ) -> LintResult | None:
-    """Fill each step's ``findings`` (upgrades) and ``preflight`` (when the DB answers)."""
+    """Fill each step's ``findings`` (upgrades) and ``preflight`` (when the DB answers).
+
+    With ``preflight`` (the plan is for a live database), each finding is judged against the
+    tables it touches (:mod:`abmigrate.lint.judge`): created earlier in the plan, empty or
+    under the environment's ``small_table_rows`` → severity ``info``; every record says why
+    in ``judged``.
+    """
     del steps  # the plan's records name the revisions; Alembic's steps add nothing here
     if not plan.steps:
         return None
@@ -58,6 +64,12 @@ def analyse_plan(
     if plan.direction == "upgrade":
         for step in plan.steps:
             step.findings = [finding.to_record() for finding in result.for_revision(step.revision)]
+        if preflight:
+            from abmigrate.lint.judge import judge_plan
+            from abmigrate.preflight import live_tables
+
+            with live_tables(workspace) as live:
+                judge_plan(plan, result, live, workspace.environment.policy.small_table_rows)
     if preflight:
         from abmigrate.preflight import run_preflight
 

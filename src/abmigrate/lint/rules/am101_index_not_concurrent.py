@@ -43,6 +43,7 @@ class IndexNotConcurrent(Rule):
     code = "AM101"
     name = "index-not-concurrent"
     severity = "error"
+    judged_by = "size"
     hint = (
         'use `ops.create_index_concurrently("ix", "t", ["c"])` from abmigrate.ops'
         " (CREATE INDEX CONCURRENTLY in an autocommit block)"
@@ -60,4 +61,5 @@ class IndexNotConcurrent(Rule):
                     " CONCURRENTLY blocks writes while it builds",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

@@ -41,6 +41,7 @@ class DropIndexNotConcurrent(Rule):
     code = "AM102"
     name = "drop-index-not-concurrent"
     severity = "warning"
+    judged_by = "in_use"
     hint = (
         'use `ops.drop_index_concurrently("ix", "t")` from abmigrate.ops'
         " (DROP INDEX CONCURRENTLY in an autocommit block)"
@@ -59,11 +60,13 @@ class DropIndexNotConcurrent(Rule):
                 continue
             for names in node.objects or ():
                 index = getattr(names[-1], "sval", "") if names else ""
-                if unit.is_new_table(tables.get(index)):
+                table = tables.get(index)
+                if unit.is_new_table(table):
                     continue
                 yield Hit(
                     f"DROP INDEX {index} without CONCURRENTLY locks its table against reads"
                     " and writes",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

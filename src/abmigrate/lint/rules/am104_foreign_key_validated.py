@@ -43,6 +43,7 @@ class ForeignKeyValidated(Rule):
     code = "AM104"
     name = "foreign-key-validated"
     severity = "warning"
+    judged_by = "size"
     hint = (
         'use `ops.add_foreign_key("fk", "t", "ref", ["c"], ["id"])` from abmigrate.ops'
         " (NOT VALID, then VALIDATE without blocking writes)"
@@ -60,4 +61,5 @@ class ForeignKeyValidated(Rule):
                     " to both tables during the scan",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

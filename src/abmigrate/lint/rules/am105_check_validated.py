@@ -41,6 +41,7 @@ class CheckValidated(Rule):
     code = "AM105"
     name = "check-validated"
     severity = "warning"
+    judged_by = "size"
     hint = (
         'use `ops.add_check("ck", "t", "c > 0")` from abmigrate.ops'
         " (NOT VALID, then VALIDATE without blocking writes)"
@@ -57,4 +58,5 @@ class CheckValidated(Rule):
                     " scans every row under an ACCESS EXCLUSIVE lock",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

@@ -45,6 +45,7 @@ class SetNotNull(Rule):
     code = "AM106"
     name = "set-not-null"
     severity = "warning"
+    judged_by = "size"
     hint = (
         'use `ops.set_not_null("t", "c")` from abmigrate.ops (a validated CHECK (c IS NOT'
         " NULL) first, so SET NOT NULL needs no scan under its lock)"
@@ -75,4 +76,5 @@ class SetNotNull(Rule):
                     " ACCESS EXCLUSIVE lock (and fails if a NULL is left)",
                     statement.line,
                     statement.sql,
+                    tables=(table,),
                 )

@@ -41,6 +41,7 @@ class ColumnTypeRewrite(Rule):
     code = "AM107"
     name = "column-type-rewrite"
     severity = "error"
+    judged_by = "size"
     hint = (
         "add a new column, fill it with `ops.backfill(...)` from abmigrate.ops and switch"
         " over (expand/contract)"
@@ -66,6 +67,7 @@ class ColumnTypeRewrite(Rule):
                 " table under an ACCESS EXCLUSIVE lock",
                 statement.line,
                 statement.sql,
+                tables=(table,) if table else (),
             )
 
 

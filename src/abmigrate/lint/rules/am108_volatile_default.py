@@ -53,6 +53,7 @@ class VolatileDefault(Rule):
     code = "AM108"
     name = "volatile-default"
     severity = "error"
+    judged_by = "size"
     hint = (
         "add the column without the default, set the default afterwards, then fill existing"
         " rows with `ops.backfill(...)` from abmigrate.ops"
@@ -75,6 +76,7 @@ class VolatileDefault(Rule):
                         " every existing row is rewritten under an ACCESS EXCLUSIVE lock",
                         statement.line,
                         statement.sql,
+                        tables=(table,) if table else (),
                     )
 
 

@@ -35,6 +35,7 @@ class UniqueWithoutIndex(Rule):
     code = "AM109"
     name = "unique-without-index"
     severity = "error"
+    judged_by = "size"
     hint = (
         'build the index first with `ops.create_index_concurrently("uq", "t", ["c"],'
         " unique=True)` from abmigrate.ops, then ADD CONSTRAINT ... USING INDEX"
@@ -53,4 +54,5 @@ class UniqueWithoutIndex(Rule):
                     " builds its index under an ACCESS EXCLUSIVE lock",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

@@ -40,6 +40,7 @@ class SerialColumn(Rule):
     code = "AM110"
     name = "serial-column"
     severity = "error"
+    judged_by = "size"
     hint = (
         "add a plain column, attach a sequence default, fill existing rows with"
         " `ops.backfill(...)` and make it NOT NULL with `ops.set_not_null(...)` (abmigrate.ops)"
@@ -61,4 +62,5 @@ class SerialColumn(Rule):
                     " EXCLUSIVE lock",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

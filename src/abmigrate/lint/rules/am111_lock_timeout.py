@@ -39,6 +39,7 @@ class LockTimeout(Rule):
     code = "AM111"
     name = "missing-lock-timeout"
     severity = "warning"
+    judged_by = "in_use"
     hint = "set lock_timeout on the environment (abmigrate sets it) or SET LOCAL lock_timeout"
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
@@ -55,6 +56,7 @@ class LockTimeout(Rule):
                     " waits, every query on the table waits behind it",
                     statement.line,
                     statement.sql,
+                    tables=(table,),
                 )
                 return
 

@@ -34,6 +34,7 @@ class DropTable(Rule):
     name = "drop-table"
     severity = "error"
     destructive = True
+    judged_by = "in_use"
     hint = "stop using the table first, back it up, and record why with an ignore comment"
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
@@ -48,4 +49,5 @@ class DropTable(Rule):
                         f"DROP TABLE {table} deletes all of its rows",
                         statement.line,
                         statement.sql,
+                        tables=(table,),
                     )

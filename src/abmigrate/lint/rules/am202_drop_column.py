@@ -34,6 +34,7 @@ class DropColumn(Rule):
     name = "drop-column"
     severity = "error"
     destructive = True
+    judged_by = "in_use"
     hint = "remove the column from the code first, back it up, then drop it in a later release"
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
@@ -43,4 +44,5 @@ class DropColumn(Rule):
                     f"DROP COLUMN {table}.{command.name} deletes its data",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

@@ -33,6 +33,7 @@ class Truncate(Rule):
     name = "truncate"
     severity = "error"
     destructive = True
+    judged_by = "in_use"
     hint = "delete with a reviewed condition in batches, or suppress with the reason"
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
@@ -46,4 +47,5 @@ class Truncate(Rule):
                     f"TRUNCATE {', '.join(existing)} deletes every row",
                     statement.line,
                     statement.sql,
+                    tables=tuple(existing),
                 )

@@ -34,6 +34,7 @@ class RenameTable(Rule):
     code = "AM301"
     name = "rename-table"
     severity = "warning"
+    judged_by = "in_use"
     hint = "deploy code that works with both names first (e.g. a view), rename later"
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
@@ -48,4 +49,5 @@ class RenameTable(Rule):
                     " name",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

@@ -32,6 +32,7 @@ class RenameColumn(Rule):
     code = "AM302"
     name = "rename-column"
     severity = "warning"
+    judged_by = "in_use"
     hint = "add the new column, write both, backfill, switch reads, drop the old one later"
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
@@ -46,4 +47,5 @@ class RenameColumn(Rule):
                     " using the old name",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

@@ -36,6 +36,7 @@ class DropAddPair(Rule):
     name = "drop-add-pair"
     severity = "error"
     destructive = True
+    judged_by = "in_use"
     hint = "if this is a rename, use op.alter_column(new_column_name=...) or copy the data first"
 
     def check(self, unit: RevisionUnit) -> Iterator[Hit]:
@@ -61,4 +62,5 @@ class DropAddPair(Rule):
                         " to the same table: if this is a rename, the data is lost",
                         line,
                         sql,
+                        tables=(table,),
                     )

@@ -41,6 +41,7 @@ class NotNullWithoutDefault(Rule):
     code = "AM304"
     name = "not-null-without-default"
     severity = "error"
+    judged_by = "any_row"
     hint = (
         "give it a server_default, or add it nullable, then `ops.backfill(...)` and"
         ' `ops.set_not_null("t", "c")` from abmigrate.ops'
@@ -60,4 +61,5 @@ class NotNullWithoutDefault(Rule):
                     " migration fails if the table has any row",
                     statement.line,
                     statement.sql,
+                    tables=(table,) if table else (),
                 )

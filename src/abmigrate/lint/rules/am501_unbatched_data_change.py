@@ -49,6 +49,7 @@ class UnbatchedDataChange(Rule):
     code = "AM501"
     name = "unbatched-data-change"
     severity = "warning"
+    judged_by = "size"
     hint = (
         'use `ops.backfill("t", "c = 0", where="c IS NULL")` from abmigrate.ops (committed,'
         " resumable batches); delete in batches (a LIMITed subquery)"
@@ -68,6 +69,7 @@ class UnbatchedDataChange(Rule):
                 f"{verb} on {table} changes every matching row in one statement",
                 statement.line,
                 statement.sql,
+                tables=(table,) if table else (),
             )
 
 

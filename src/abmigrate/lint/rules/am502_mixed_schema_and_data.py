@@ -47,6 +47,7 @@ class MixedSchemaAndData(Rule):
     code = "AM502"
     name = "mixed-schema-and-data"
     severity = "warning"
+    judged_by = "size"
     hint = (
         "split the data change into its own revision, or run it with `ops.backfill(...)`"
         " from abmigrate.ops (after the schema change commits, in batches)"
@@ -67,4 +68,5 @@ class MixedSchemaAndData(Rule):
                 f" existing tables ({len(dml)} statement(s)) in one migration",
                 dml[0].line,
                 dml[0].sql,
+                tables=tuple(dict.fromkeys(t for s in dml if (t := table_of(s.node)))),
             )

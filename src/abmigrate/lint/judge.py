@@ -1,0 +1,338 @@
+"""Judging lint findings against the database a plan will run on.
+
+Lint reads each revision on its own and cannot know sizes: a ``CREATE INDEX`` without
+``CONCURRENTLY`` blocks writers for minutes on a table of two million rows and for a few
+milliseconds on an empty one. When a plan is analysed against its live database (``plan``,
+``upgrade``, the production pipeline), every finding of a rule with ``judged_by`` is weighed
+against the tables its hit names, as they will be when its step runs:
+
+- a table **created earlier in the plan** (an earlier step, or earlier in the same revision:
+  the rules skip those already) holds no rows and nobody uses it before the run: the finding
+  is downgraded to ``info``, destructive findings included (they lose nothing that existed);
+- an **existing** table: ``"size"`` findings (a lock held or a rewrite lasting as long as the
+  table is big) are downgraded when it has fewer than ``small_table_rows`` rows,
+  ``"any_row"`` findings (harmless only without rows) when it is empty; ``"in_use"``
+  findings (renames, lock waits, destructive changes) are kept whatever the size: a
+  destructive finding on an empty table says so in its record, and the policy about
+  destructive changes still decides;
+- a table neither in the database nor created by the plan is not judged (kept as it is).
+
+Rows come from :class:`abmigrate.preflight.LiveTables`: the server's estimate (PostgreSQL's
+planner, MySQL/MariaDB ``TABLE_ROWS``) can only say "large"; "small" and "empty" are always
+counted (a count that stops at ``small_table_rows``). ``small_table_rows = 0`` leaves existing
+tables unjudged. Each finding record gets ``judged`` with the decision and its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from abmigrate.lint.model import Statement
+from abmigrate.lint.sql import label, table_of, walk
+
+if TYPE_CHECKING:
+    from abmigrate.lint.engine import LintResult
+    from abmigrate.lint.registry import JudgedBy
+    from abmigrate.preflight import LiveTables
+    from abmigrate.results import Plan
+
+__all__ = ["PlanTables", "judge_finding", "judge_plan"]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """A table name as the plan leaves it at some point of the run."""
+
+    created_in: str | None  # the revision of the plan that created it; None: renamed live table
+    sources: frozenset[str] = frozenset()  # live tables whose rows it holds (renamed or copied)
+    changed_in: str | None = None  # the revision that renamed or copied live rows into it
+    seeded_in: str | None = None  # a revision of the plan that inserts literal rows into it
+
+
+@dataclass(frozen=True)
+class Dropped:
+    revision: str
+
+
+@dataclass
+class PlanTables:
+    """Which tables the plan creates, renames, fills and drops, revision by revision."""
+
+    live: LiveTables
+    tracked: dict[str, Lineage | Dropped] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Lineage | Dropped]:
+        return dict(self.tracked)
+
+    def advance(self, revision: str, statements: Iterable[Statement]) -> None:
+        for statement in statements:
+            node, kind = statement.node, statement.kind
+            if kind == "CreateStmt":
+                self._create(revision, str(node.relation.relname), bool(node.if_not_exists))
+            elif kind == "CreateTableAsStmt":
+                name = str(node.into.rel.relname)
+                if self._create(revision, name, bool(node.if_not_exists)):
+                    self._fill(revision, name, node.query)
+            elif kind == "InsertStmt":
+                self._fill(revision, str(table_of(node)), node.selectStmt)
+            elif kind == "CopyStmt" and node.is_from and node.relation is not None:
+                self._fill(revision, str(table_of(node)), None)
+            elif kind == "DropStmt" and label(node.removeType) == "OBJECT_TABLE":
+                for names in node.objects or ():
+                    if names:
+                        self.tracked[str(getattr(names[-1], "sval", ""))] = Dropped(revision)
+            elif kind == "RenameStmt" and label(node.renameType) == "OBJECT_TABLE":
+                old, new = str(table_of(node)), str(node.newname)
+                found = self.tracked.get(old)
+                if isinstance(found, Lineage):
+                    self.tracked[new] = found
+                elif found is None and self.live.exists(old):
+                    self.tracked[new] = Lineage(None, frozenset({old}), changed_in=revision)
+                self.tracked[old] = Dropped(revision)
+
+    def _create(self, revision: str, name: str, if_not_exists: bool) -> bool:
+        if if_not_exists:
+            found = self.tracked.get(name)
+            if isinstance(found, Lineage):
+                return False
+            if found is None and (self.live.exists(name) or not self.live.known):
+                return False  # the live table (or possibly one) stays: not a new table
+        self.tracked[name] = Lineage(revision)
+        return True
+
+    def _fill(self, revision: str, name: str, query: Any) -> None:
+        found = self.tracked.get(name)
+        if not isinstance(found, Lineage):
+            return  # rows added to a live table: its live size is what is judged
+        literal = query is None or bool(getattr(query, "valuesLists", None))
+        sources: set[str] = set()
+        seeded = literal
+        if not literal:
+            ctes = {
+                str(cte.ctename)
+                for item in walk(query)
+                if type(item).__name__ == "WithClause"
+                for cte in item.ctes or ()
+            }
+            for item in walk(query):
+                if type(item).__name__ != "RangeVar" or str(item.relname) in ctes:
+                    continue
+                source = str(item.relname)
+                origin = self.tracked.get(source)
+                if isinstance(origin, Lineage):
+                    sources |= origin.sources
+                    seeded = seeded or origin.seeded_in is not None
+                elif origin is None and self.live.exists(source):
+                    sources.add(source)
+        updated = found
+        if sources - found.sources:
+            updated = replace(updated, sources=found.sources | sources, changed_in=revision)
+        if seeded and found.seeded_in is None:
+            updated = replace(updated, seeded_in=revision)
+        self.tracked[name] = updated
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    table: str
+    state: str  # created_in_plan | empty | small | large | in_use | dropped | missing | not_checked
+    downgrade: bool
+    reason: str
+    rows: int | None = None
+    rows_from: str | None = None  # plan | estimate | count | count_limit
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "state": self.state,
+            "rows": self.rows,
+            "rows_from": self.rows_from,
+        }
+
+
+def judge_plan(plan: Plan, result: LintResult, live: LiveTables, small_table_rows: int) -> None:
+    """Add ``judged`` to every finding record of the plan's steps; downgrade where it says so."""
+    from abmigrate.lint.registry import rule_by_code
+
+    rules = rule_by_code()
+    tables = PlanTables(live)
+    for step in plan.steps:
+        unit = result.units.get(step.revision)
+        before = tables.snapshot()
+        tables.advance(step.revision, unit.statements if unit is not None else ())
+        after = tables.snapshot()
+        judged = []
+        for record in step.findings:
+            rule = rules.get(str(record.get("code")))
+            judged_by = rule.judged_by if rule is not None else None
+            judged.append(judge_finding(record, judged_by, before, after, live, small_table_rows))
+        step.findings = judged
+
+
+def judge_finding(
+    record: Mapping[str, Any],
+    judged_by: JudgedBy | None,
+    before: Mapping[str, Lineage | Dropped],
+    after: Mapping[str, Lineage | Dropped],
+    live: LiveTables,
+    small_table_rows: int,
+) -> dict[str, Any]:
+    """The finding ``record`` with ``judged`` (and, when downgraded, severity ``info``)."""
+    severity, destructive = record.get("severity"), bool(record.get("destructive"))
+    names = [str(name) for name in record.get("tables") or ()]
+    verdicts: list[_Verdict] = []
+    if judged_by is None:
+        reason = f"{record.get('code')} does not depend on a table's rows"
+    elif not names:
+        reason = "the finding names no table"
+    else:
+        verdicts = [
+            _judge_table(name, judged_by, destructive, before, after, live, small_table_rows)
+            for name in names
+        ]
+        reason = "; ".join(verdict.reason for verdict in verdicts)
+    downgrade = bool(verdicts) and all(verdict.downgrade for verdict in verdicts)
+    judged = {
+        "decision": "downgraded" if downgrade else "kept",
+        "reason": reason,
+        "before": {"severity": severity, "destructive": destructive},
+        "tables": [verdict.to_record() for verdict in verdicts],
+    }
+    out = {**record, "judged": judged}
+    if downgrade:
+        out["severity"] = "info"
+        out["destructive"] = False
+    return out
+
+
+def _judge_table(
+    table: str,
+    judged_by: JudgedBy,
+    destructive: bool,
+    before: Mapping[str, Lineage | Dropped],
+    after: Mapping[str, Lineage | Dropped],
+    live: LiveTables,
+    threshold: int,
+) -> _Verdict:
+    found = before.get(table)
+    if found is None and not live.exists(table):
+        found = after.get(table)  # renamed into place by this same revision
+    if isinstance(found, Dropped):
+        return _Verdict(
+            table, "dropped", False, f"{table} is dropped earlier in this plan ({found.revision})"
+        )
+    if isinstance(found, Lineage) and not found.sources:
+        return _created(table, found, judged_by)
+    if isinstance(found, Lineage):
+        verdicts = [
+            _judge_live(source, judged_by, destructive, live, threshold)
+            for source in sorted(found.sources)
+        ]
+        origin = ", ".join(sorted(found.sources))
+        how = (
+            f"is the live table {origin}, renamed"
+            if found.created_in is None
+            else f"holds rows copied from {origin}"
+        )
+        return _Verdict(
+            table,
+            verdicts[0].state if len(verdicts) == 1 else "copied",
+            all(verdict.downgrade for verdict in verdicts),
+            f"{table} {how} earlier in this plan ({found.changed_in}): "
+            + "; ".join(verdict.reason for verdict in verdicts),
+            sum(v.rows for v in verdicts if v.rows is not None)
+            if all(v.rows is not None for v in verdicts)
+            else None,
+            verdicts[0].rows_from,
+        )
+    if not live.known:
+        return _Verdict(table, "not_checked", False, f"{table}: {live.problem}")
+    if not live.exists(table):
+        return _Verdict(
+            table,
+            "missing",
+            False,
+            f"{table} is neither in the database nor created earlier in this plan: not judged",
+        )
+    return _judge_live(table, judged_by, destructive, live, threshold)
+
+
+def _created(table: str, lineage: Lineage, judged_by: JudgedBy) -> _Verdict:
+    where = f"{table} is created earlier in this plan ({lineage.created_in})"
+    if lineage.seeded_in is None:
+        return _Verdict(
+            table,
+            "created_in_plan",
+            True,
+            f"{where}: it holds no rows and nothing uses it before the run",
+            0,
+            "plan",
+        )
+    if judged_by == "any_row":
+        return _Verdict(
+            table,
+            "created_in_plan",
+            False,
+            f"{where}, but {lineage.seeded_in} inserts rows into it",
+            None,
+            "plan",
+        )
+    return _Verdict(
+        table,
+        "created_in_plan",
+        True,
+        f"{where}: it holds only rows the plan inserts and nothing uses it before the run",
+        None,
+        "plan",
+    )
+
+
+def _judge_live(
+    table: str, judged_by: JudgedBy, destructive: bool, live: LiveTables, threshold: int
+) -> _Verdict:
+    if threshold <= 0:
+        return _Verdict(
+            table,
+            "not_checked",
+            False,
+            f"{table} exists; small_table_rows = 0 leaves existing tables unjudged",
+        )
+    if judged_by == "in_use" and not destructive:
+        return _Verdict(
+            table,
+            "in_use",
+            False,
+            f"{table} exists and may be in use: this finding does not depend on its size",
+        )
+    try:
+        rows, source = live.rows(table, threshold)
+    except Exception as exc:  # a table we may not read: say so, never guess
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()
+        problem = first[0] if first else type(exc).__name__
+        return _Verdict(table, "not_checked", False, f"could not measure {table}: {problem}")
+    if source == "estimate":
+        state, size = "large", f"{table} has ~{rows:,} rows ({live.estimate_name})"
+    elif source == "count_limit":
+        state, size = "large", f"{table} has at least {rows:,} rows (the count stops there)"
+    elif rows == 0:
+        state, size = "empty", f"{table} is empty (counted)"
+    else:
+        state, size = "small", f"{table} has {rows:,} row(s) (counted)"
+    if judged_by == "in_use":  # destructive: an empty table loses nothing, the policy decides
+        note = (
+            ": nothing would be lost, but destructive changes stay the policy's decision"
+            " (allow_destructive)"
+            if state == "empty"
+            else ""
+        )
+        return _Verdict(table, state, False, size + note, rows, source)
+    if judged_by == "any_row":
+        downgrade = state == "empty"
+        note = "" if downgrade else ": the statement fails on a table with any row"
+        return _Verdict(table, state, downgrade, size + note, rows, source)
+    downgrade = state in ("empty", "small")
+    limit = f"small_table_rows = {threshold:,}"
+    note = f", under {limit}" if downgrade else f", not under {limit}"
+    return _Verdict(table, state, downgrade, size + note, rows, source)
