@@ -22,10 +22,12 @@ from abmigrate.errors import ConfigError, GraphError, RevisionError
 
 if TYPE_CHECKING:
     from alembic.config import Config
-    from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import MigrationContext, RevisionStep
     from alembic.script import Script, ScriptDirectory
     from sqlalchemy import Connection
+
+    from abmigrate.database import VersionTable
+    from abmigrate.env_run import EnvFacts, StepFunction
 
 __all__ = [
     "VERSION_NUM_LENGTH",
@@ -33,6 +35,7 @@ __all__ = [
     "GraphProblem",
     "StepSQL",
     "between_steps",
+    "refuse_moved",
 ]
 
 # alembic_version.version_num is VARCHAR(32): a longer id cannot be stored.
@@ -73,6 +76,11 @@ class AlembicProject:
         if url is not None:
             self.set_url(url)
         self._script: ScriptDirectory | None = None
+        from abmigrate.database import DEFAULT_VERSION_TABLE
+
+        # Where env.py records revisions, learned from its last online run.
+        self.version_table: VersionTable = DEFAULT_VERSION_TABLE
+        self.facts: EnvFacts | None = None
 
     def set_url(self, url: str) -> None:
         self.url = url
@@ -312,38 +320,72 @@ class AlembicProject:
         connection: Connection | None = None,
         autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
-        """Run ``env.py`` once, executing exactly ``steps`` (in one env.py transaction scope).
+        """Run ``env.py`` once, executing exactly ``steps``.
 
-        ``expected_current`` guards against the database having moved since the plan was made.
-        ``connection`` replaces whatever connection ``env.py`` configures (see
-        :func:`_handed_connection_context`); ``autocommit_block`` then replaces the migration
-        context's ``autocommit_block()``.
+        Online, the steps run on ``connection`` (or one abmigrate opens to this project's
+        URL), whatever connection env.py configures (:mod:`abmigrate.env_run`), one
+        transaction per revision. ``expected_current`` guards against the database having
+        moved since the plan was made; ``autocommit_block`` replaces the migration context's
+        ``autocommit_block()``.
         """
-        from alembic.runtime.environment import EnvironmentContext
 
         def work(heads: Any, context: MigrationContext) -> list[RevisionStep]:
-            _refuse_other_version_table(context)
-            if expected_current is not None and sorted(heads) != sorted(expected_current):
-                raise RevisionError(
-                    f"the database moved since the plan was made: it records"
-                    f" {', '.join(heads) or 'nothing'}, expected {', '.join(expected_current)}",
-                    hint="another runner may be migrating; run `abmigrate status` and retry",
-                )
+            if expected_current is not None:
+                refuse_moved(heads, expected_current)
             return list(steps)
 
-        options: dict[str, Any] = {"fn": work, "as_sql": as_sql}
-        if as_sql:
-            options["starting_rev"] = list(starting) or None
-            options["destination_rev"] = None
-        context: EnvironmentContext
-        if connection is not None:
-            context = _handed_connection_context(
-                self.config, self.script, connection, autocommit_block, options
-            )
-        else:
-            context = EnvironmentContext(self.config, self.script, **options)
-        with context, _quiet_alembic():
+        if not as_sql:
+            self.run_online(work, connection=connection, autocommit_block=autocommit_block)
+            return
+        from alembic.runtime.environment import EnvironmentContext
+
+        options: dict[str, Any] = {
+            "fn": work,
+            "as_sql": True,
+            "starting_rev": list(starting) or None,
+            "destination_rev": None,
+        }
+        with EnvironmentContext(self.config, self.script, **options), _quiet_alembic():
             self.script.run_env()
+
+    def run_online(
+        self,
+        fn: StepFunction,
+        *,
+        connection: Connection | None = None,
+        dont_mutate: bool = False,
+        purge: bool = False,
+        autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> EnvFacts:
+        """One online run of ``env.py`` with ``fn`` as Alembic's work function, on a
+        connection abmigrate owns (see :func:`abmigrate.env_run.run_env_online`); remembers
+        the version table env.py configured."""
+        from abmigrate.env_run import run_env_online
+
+        with _quiet_alembic():
+            facts = run_env_online(
+                self.config,
+                self.script,
+                fn,
+                connection=connection,
+                url=self.url,
+                dont_mutate=dont_mutate,
+                purge=purge,
+                autocommit_block=autocommit_block,
+            )
+        self.facts = facts
+        self.version_table = facts.version_table
+        return facts
+
+    def probe(self, connection: Connection | None = None) -> EnvFacts:
+        """Run ``env.py`` without executing anything: it proves env.py reaches the target
+        database (else :class:`abmigrate.env_run.WrongDatabase`) and tells where it records
+        revisions. Nothing is created, not even the version table."""
+
+        def nothing(heads: Any, context: MigrationContext) -> list[RevisionStep]:
+            return []
+
+        return self.run_online(nothing, connection=connection, dont_mutate=True)
 
     def revision_step(self, revision: str, *, upgrade: bool) -> RevisionStep:
         """Alembic's step applying (or undoing) exactly ``revision``."""
@@ -356,30 +398,14 @@ class AlembicProject:
         stepper: Callable[[Sequence[str], MigrationContext], Iterable[RevisionStep]],
         *,
         connection: Connection | None = None,
-    ) -> None:
+    ) -> EnvFacts:
         """Run ``env.py`` once; ``stepper(heads, context)`` yields the steps to execute.
 
-        A generator resumes after Alembic ran the step it yielded, so it can look at the
-        database (through ``context.connection``) between steps: one run of ``env.py`` for a
-        whole walk. ``connection`` is handed to ``env.py`` as ``config.attributes
-        ["connection"]`` (the Alembic cookbook's way), for env.py files that honour it.
+        A generator resumes after Alembic ran (and committed) the step it yielded, so it can
+        look at the database (through ``context.connection``) between steps: one run of
+        ``env.py`` for a whole walk, on ``connection`` (see :meth:`run_online`).
         """
-        from alembic.runtime.environment import EnvironmentContext
-
-        saved = self.config.attributes.get("connection")
-        if connection is not None:
-            self.config.attributes["connection"] = connection
-        try:
-            with (
-                EnvironmentContext(self.config, self.script, fn=stepper, as_sql=False),
-                _quiet_alembic(),
-            ):
-                self.script.run_env()
-        finally:
-            if saved is None:
-                self.config.attributes.pop("connection", None)
-            else:
-                self.config.attributes["connection"] = saved
+        return self.run_online(stepper, connection=connection)
 
     def render_sql(self, steps: Sequence[RevisionStep], current: Sequence[str]) -> list[StepSQL]:
         """Offline SQL for each step, split on Alembic's own ``-- Running`` markers."""
@@ -416,12 +442,17 @@ class AlembicProject:
 
     # -- authoring --------------------------------------------------------------------
 
-    def stamp(self, revision: str, *, purge: bool = False) -> None:
-        from alembic import command
+    def stamp(
+        self, revision: str, *, purge: bool = False, connection: Connection | None = None
+    ) -> None:
+        """Alembic's stamp, on a connection abmigrate owns (see :meth:`run_online`)."""
+        from alembic.util import to_tuple
+
+        def stamping(heads: Any, context: MigrationContext) -> Any:
+            return self.script._stamp_revs(to_tuple(revision), heads)
 
         with self._graph_errors(), _silenced_stdout():
-            command.stamp(self.config, revision, purge=purge)
-        self._script = None
+            self.run_online(stamping, connection=connection, purge=purge)
 
     def new_revision(self, message: str, *, autogenerate: bool) -> list[Script]:
         from alembic import command
@@ -455,84 +486,14 @@ class AlembicProject:
         return created
 
 
-def _refuse_other_version_table(context: MigrationContext) -> None:
-    """abmigrate reads and journals ``alembic_version`` in the database's default schema;
-    an env.py recording revisions elsewhere would be migrated and then reported at "no
-    revision". Refused before any step runs, with what env.py configures."""
-    from abmigrate.database import VERSION_TABLE
-
-    version = context._version
-    where = f"{version.schema}.{version.name}" if version.schema else version.name
-    if version.name != VERSION_TABLE or version.schema is not None:
-        raise ConfigError(
-            f"env.py records revisions in {where!r}; abmigrate reads {VERSION_TABLE!r} in the"
-            " default schema and does not support another version table yet",
-            hint="run this project with plain alembic, or drop version_table /"
-            " version_table_schema from env.py's context.configure()",
+def refuse_moved(heads: Sequence[str], expected: Sequence[str]) -> None:
+    """The database must still record what the plan was made from."""
+    if sorted(heads) != sorted(expected):
+        raise RevisionError(
+            f"the database moved since the plan was made: it records"
+            f" {', '.join(heads) or 'nothing'}, expected {', '.join(expected) or 'nothing'}",
+            hint="another runner may be migrating; run `abmigrate status` and retry",
         )
-    if not context.as_sql:
-        _refuse_own_search_path(context.connection)
-
-
-def _refuse_own_search_path(connection: Connection | None) -> None:
-    """An env.py that sets search_path on its connection puts alembic_version (and every
-    table) in another schema than abmigrate's own connections see."""
-    if connection is None or connection.dialect.name != "postgresql":
-        return
-    session, default = connection.exec_driver_sql(
-        "SELECT current_setting('search_path'),"
-        " (SELECT reset_val FROM pg_settings WHERE name = 'search_path')"
-    ).one()
-    if session != default:
-        raise ConfigError(
-            f"env.py sets search_path to {session!r} on its connection (the database's"
-            f" default is {default!r}); abmigrate reads 'alembic_version' with the default"
-            " and does not support a search_path set by env.py yet",
-            hint="set the search_path on the role or database (ALTER ROLE … SET search_path)"
-            " instead of in env.py, or run this project with plain alembic",
-        )
-
-
-def _handed_connection_context(
-    config: Config,
-    script: ScriptDirectory,
-    connection: Connection,
-    autocommit_block: Callable[[], AbstractContextManager[None]] | None,
-    options: dict[str, Any],
-) -> EnvironmentContext:
-    """An EnvironmentContext whose ``configure()`` runs the migrations on ``connection``,
-    whatever connection (or URL) the project's ``env.py`` passes.
-
-    Any env.py works unchanged: it still builds its engine and calls ``context.configure``
-    with its own options (target metadata, batch mode, ...); only the connection is swapped.
-    When ``connection`` is already in a transaction, Alembic treats it as an external one
-    and neither begins nor commits: the caller owns the transaction (the dry run rolls it
-    back).
-    """
-    from alembic.runtime.environment import EnvironmentContext
-
-    context = EnvironmentContext(config, script, **options)
-    configure = context.configure
-
-    def configure_handed(
-        connection: Connection | None = None,
-        url: Any = None,
-        dialect_name: str | None = None,
-        dialect_opts: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        # The dry run must refuse what the real run would (see _refuse_other_version_table).
-        _refuse_own_search_path(connection)
-        configure(connection=handed, **kwargs)
-        if autocommit_block is not None:
-            migration_context = context.get_context()
-            migration_context.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
-
-    handed = connection
-    # On the instance, not a subclass: Alembic's `context` module proxies the methods of
-    # the EnvironmentContext class it knows, looked up on the instance it installs.
-    context.configure = configure_handed  # type: ignore[method-assign,assignment]
-    return context
 
 
 @contextmanager
@@ -547,8 +508,13 @@ def _silenced_stdout() -> Iterator[None]:
 def _quiet_alembic() -> Iterator[None]:
     # env.py usually re-applies alembic.ini's logging, which prints INFO lines for every
     # step; abmigrate reports progress itself, so only warnings and errors get through.
+    # The "abmigrate" logger at DEBUG (`--verbose`) lets them through; its level, not
+    # isEnabledFor(): an env.py's fileConfig() marks loggers it does not name disabled.
     previous = logging.root.manager.disable
-    if previous < logging.INFO and not logging.getLogger("abmigrate").isEnabledFor(logging.DEBUG):
+    if (
+        previous < logging.INFO
+        and logging.getLogger("abmigrate").getEffectiveLevel() > logging.DEBUG
+    ):
         logging.disable(logging.INFO)
     try:
         yield

@@ -25,6 +25,7 @@ from abmigrate.results import (
     HistoryEntry,
     HistoryResult,
     JournalResult,
+    JournalRun,
     PendingRevision,
     Plan,
     RevisionCreated,
@@ -55,6 +56,7 @@ __all__ = [
     "heads",
     "history",
     "journal",
+    "journal_run",
     "lint",
     "merge",
     "plan",
@@ -67,7 +69,7 @@ __all__ = [
 
 
 def current(workspace: Workspace) -> CurrentResult:
-    rows = read_version_rows(workspace.url)
+    rows = read_version_rows(workspace.url, workspace.project.version_table)
     return CurrentResult(
         environment=workspace.environment.name,
         database=workspace.environment.masked_url,
@@ -80,7 +82,7 @@ def current(workspace: Workspace) -> CurrentResult:
 
 def status(workspace: Workspace) -> Status:
     project = workspace.project
-    rows = read_version_rows(workspace.url)
+    rows = read_version_rows(workspace.url, workspace.project.version_table)
     current_revisions = rows or []
     heads = project.heads()
     unknown = unknown_revisions(project, current_revisions)
@@ -146,6 +148,7 @@ def _journal_view(
         }
         last_run["by"] = (last.get("actor") or {}).get("user")
         last_run["revisions"] = len(last.get("applied") or [])
+        last_run["planned"] = len(last.get("planned") or [])
     applied = workspace.project.applied_set([r for r in current if r not in unknown])
     warnings = [
         f"revision {revision}'s script changed after it was applied (journal sha256"
@@ -165,7 +168,7 @@ def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResul
     project = workspace.project
     applied: set[str] | None = None
     if with_database:
-        rows = read_version_rows(workspace.url) or []
+        rows = read_version_rows(workspace.url, workspace.project.version_table) or []
         known_rows = [row for row in rows if project.known(row)]
         applied = project.applied_set(known_rows)
     entries = [
@@ -326,6 +329,42 @@ def journal(workspace: Workspace, *, limit: int = 20, local: bool = False) -> Jo
     )
 
 
+def journal_run(workspace: Workspace, run_id: str, *, local: bool = False) -> JournalRun:
+    """One run of the journal, whole: ``run_id`` is the id, a unique prefix of it, or of
+    the random part after the date that `journal` shows (``5505b2ad``)."""
+    from abmigrate import journal as journal_module
+
+    if local:
+        runs = [
+            run
+            for run in journal_module.read_local_log(workspace.settings.journal_log)
+            if journal_module.matches_run_id(str(run.get("run_id", "")), run_id)
+        ]
+        source = str(workspace.settings.journal_log)
+    else:
+        runs = journal_module.find_runs(workspace.url, run_id)
+        source = journal_module.JOURNAL_TABLE
+    if not runs:
+        raise AbmigrateError(
+            f"no run {run_id!r} in the journal of {workspace.environment.name} ({source})",
+            hint="`abmigrate journal` lists the runs"
+            + ("" if local else "; --local reads the local log"),
+        )
+    if len(runs) > 1:
+        raise AbmigrateError(
+            f"{run_id!r} matches {len(runs)} runs: "
+            + ", ".join(str(run.get("run_id")) for run in runs[:10])
+            + (" …" if len(runs) > 10 else ""),
+            hint="give more of the run id",
+        )
+    return JournalRun(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        source=source,
+        run=runs[0],
+    )
+
+
 def acknowledge_checksums(workspace: Workspace, reason: str) -> JournalResult:
     """Accept the current scripts of applied revisions whose checksum changed (recorded)."""
     from abmigrate import journal as journal_module
@@ -334,7 +373,7 @@ def acknowledge_checksums(workspace: Workspace, reason: str) -> JournalResult:
     if not reason.strip():
         raise GuardRefused("acknowledging changed scripts needs a reason", reasons=[])
     runs = journal_module.read_runs(workspace.url)
-    rows = read_version_rows(workspace.url) or []
+    rows = read_version_rows(workspace.url, workspace.project.version_table) or []
     applied = workspace.project.applied_set([r for r in rows if workspace.project.known(r)])
     changed = journal_module.checksum_mismatches(workspace, runs, applied)
     record = None
@@ -399,7 +438,7 @@ def stamp(
             "--force needs --reason: say why the schema differences are acceptable",
             hint="e.g. --force --reason 'index added by hand during incident 42'",
         )
-    before = read_version_rows(workspace.url) or []
+    before = read_version_rows(workspace.url, workspace.project.version_table) or []
     revision = workspace.project.resolve_target(revision)
     differences = check_stamp(workspace, revision, force=force)
     # Rows naming revisions no script defines cannot be walked from: replace them outright.
@@ -409,7 +448,7 @@ def stamp(
         environment=workspace.environment.name,
         database=workspace.environment.masked_url,
         before=before,
-        after=read_version_rows(workspace.url) or [],
+        after=read_version_rows(workspace.url, workspace.project.version_table) or [],
         forced=force,
         reason=reason if force else None,
         differences=differences,

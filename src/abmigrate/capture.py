@@ -53,7 +53,7 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
             heads=heads,
         )
     head = heads[0]
-    recorded = read_version_rows(workspace.url) or []
+    recorded = read_version_rows(workspace.url, workspace.project.version_table) or []
     if recorded != [head]:
         raise GuardRefused(
             f"capturing hand-made changes needs the database recorded at head ({head});"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
@@ -20,17 +21,79 @@ from abmigrate.errors import ConnectionFailed
 from abmigrate.settings import mask_url
 
 __all__ = [
+    "DEFAULT_VERSION_TABLE",
     "VERSION_TABLE",
+    "DatabaseIdentity",
+    "VersionTable",
     "connect",
+    "database_identity",
     "make_engine",
     "parse_url",
     "read_version_rows",
     "scrub",
     "sqlite_path",
+    "sync_url",
     "version_rows_on",
 ]
 
 VERSION_TABLE = "alembic_version"
+
+# abmigrate's own connections (lock, journal, fingerprints, backups, the migration run itself)
+# are synchronous; a project whose URL names an async driver gets the matching sync one.
+_SYNC_DRIVERS = {
+    "asyncpg": "psycopg",
+    "psycopg_async": "psycopg",
+    "aiosqlite": "pysqlite",
+    "asyncmy": "pymysql",
+    "aiomysql": "pymysql",
+}
+
+
+@dataclass(frozen=True)
+class VersionTable:
+    """Where a project records its revisions: Alembic's ``version_table`` and
+    ``version_table_schema`` as env.py passes them to ``context.configure`` (the schema is
+    resolved through the search_path env.py sets, when it sets one)."""
+
+    name: str = VERSION_TABLE
+    schema: str | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    def to_record(self) -> dict[str, str | None]:
+        return {"name": self.name, "schema": self.schema}
+
+
+DEFAULT_VERSION_TABLE = VersionTable()
+
+
+@dataclass(frozen=True)
+class DatabaseIdentity:
+    """Which database a connection really reaches, whatever URL opened it.
+
+    ``cluster`` names the server independently of the address used to reach it
+    (PostgreSQL's system identifier; MariaDB's data directory on its host), so a socket and
+    a TCP connection to the same server compare equal; ``address`` is only for messages.
+    """
+
+    dialect: str
+    cluster: str
+    database: str
+    address: str = ""
+
+    def same_as(self, other: DatabaseIdentity) -> bool:
+        return (self.dialect, self.cluster, self.database) == (
+            other.dialect,
+            other.cluster,
+            other.database,
+        )
+
+    def describe(self) -> str:
+        if self.dialect == "sqlite":
+            return f"SQLite file {self.database}"
+        return f"{self.dialect} database {self.database!r} on {self.address or self.cluster}"
 
 
 def parse_url(url: str) -> URL:
@@ -64,9 +127,18 @@ def scrub(message: str, url: str) -> str:
     return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", message)
 
 
+def sync_url(url: str | URL) -> URL:
+    """``url`` with an async driver replaced by the matching synchronous one."""
+    parsed = parse_url(url) if isinstance(url, str) else url
+    driver = parsed.get_driver_name()
+    if driver in _SYNC_DRIVERS:
+        return parsed.set(drivername=f"{parsed.get_backend_name()}+{_SYNC_DRIVERS[driver]}")
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
     try:
-        return create_engine(parse_url(url), poolclass=NullPool)
+        return create_engine(sync_url(url), poolclass=NullPool)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise ConnectionFailed(
             f"no driver for {mask_url(url)}: {exc}",
@@ -93,19 +165,49 @@ def connect(url: str) -> Iterator[Connection]:
         engine.dispose()
 
 
-def read_version_rows(url: str) -> list[str] | None:
+def read_version_rows(url: str, table: VersionTable = DEFAULT_VERSION_TABLE) -> list[str] | None:
     """The revisions the database records; None when it has no version table (or no file)."""
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return None
     with connect(url) as connection:
-        return version_rows_on(connection)
+        return version_rows_on(connection, table)
 
 
-def version_rows_on(connection: Connection) -> list[str] | None:
+def version_rows_on(
+    connection: Connection, table: VersionTable = DEFAULT_VERSION_TABLE
+) -> list[str] | None:
     """:func:`read_version_rows` through an open connection (it sees that connection's
     uncommitted changes: the dry run reads its own transaction)."""
-    if not inspect(connection).has_table(VERSION_TABLE):
+    if not inspect(connection).has_table(table.name, schema=table.schema):
         return None
-    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+    preparer = connection.dialect.identifier_preparer
+    name = preparer.quote(table.name)
+    if table.schema:
+        name = f"{preparer.quote_schema(table.schema)}.{name}"
+    rows = connection.execute(text(f"SELECT version_num FROM {name}")).scalars()
     return sorted(str(row) for row in rows)
+
+
+def database_identity(connection: Connection) -> DatabaseIdentity:
+    """The database ``connection`` reaches (see :class:`DatabaseIdentity`)."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        rows = connection.exec_driver_sql("PRAGMA database_list").all()
+        main = next((str(row[2] or "") for row in rows if row[1] == "main"), "")
+        where = str(Path(main).resolve()) if main else f":memory: ({id(connection.connection)})"
+        return DatabaseIdentity("sqlite", "", where)
+    if dialect == "postgresql":
+        database, system, address, port = connection.exec_driver_sql(
+            "SELECT current_database(), (SELECT system_identifier FROM pg_control_system()),"
+            " host(inet_server_addr()), inet_server_port()"
+        ).one()
+        where = f"{address}:{port}" if address else f"the local socket (port {port})"
+        return DatabaseIdentity("postgresql", str(system), str(database), where)
+    if dialect in ("mysql", "mariadb"):
+        database, host, port, datadir = connection.exec_driver_sql(
+            "SELECT DATABASE(), @@hostname, @@port, @@datadir"
+        ).one()
+        return DatabaseIdentity(dialect, f"{host}:{datadir}", str(database), f"{host}:{port}")
+    url = connection.engine.url
+    return DatabaseIdentity(dialect, f"{url.host}:{url.port}", str(url.database), str(url.host))

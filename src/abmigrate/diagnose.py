@@ -126,7 +126,7 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     project = workspace.project
     problems = project.graph_problems()
     heads = [] if any(p.code == "graph_broken" for p in problems) else project.heads()
-    recorded = read_version_rows(workspace.url)
+    recorded = read_version_rows(workspace.url, workspace.project.version_table)
     rows = recorded or []
     unknown = unknown_revisions(project, rows)
     live = fingerprint_url(workspace.url)

@@ -30,7 +30,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.database import make_engine, sqlite_path, version_rows_on
+from abmigrate.database import (
+    DEFAULT_VERSION_TABLE,
+    VersionTable,
+    make_engine,
+    sqlite_path,
+    version_rows_on,
+)
 from abmigrate.errors import MigrationFailed
 from abmigrate.runner import apply_plan, pg_session_settings
 from abmigrate.verify import verify
@@ -77,30 +83,31 @@ class SharedConnection:
         self.revision: str | None = None
         self.skipped: list[dict[str, str]] = []
 
+        self._savepoint: Any = None
+
     def backend_pid(self) -> int:
         return int(self.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
-    def version_rows(self) -> list[str] | None:
-        return version_rows_on(self.connection)
+    def version_rows(self, table: VersionTable = DEFAULT_VERSION_TABLE) -> list[str] | None:
+        return version_rows_on(self.connection, table)
 
-    def run_step(self, workspace: Workspace, step: RevisionStep, current: Sequence[str]) -> None:
-        self.revision = str(step.revision.revision)
-        savepoint = self.connection.begin_nested()
-        try:
-            workspace.project.run_steps(
-                [step],
-                expected_current=current,
-                connection=self.connection,
-                autocommit_block=self._autocommit_block,
-            )
-        except BaseException:
-            if savepoint.is_active:
-                savepoint.rollback()
-            raise
-        savepoint.commit()
+    def begin_step(self, revision: str) -> None:
+        """Each revision runs in a savepoint: a lock-timeout retry rolls back to it."""
+        self.revision = revision
+        self._savepoint = self.connection.begin_nested()
+
+    def end_step(self) -> None:
+        if self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.commit()
+        self._savepoint = None
+
+    def abandon_step(self) -> None:
+        if self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.rollback()
+        self._savepoint = None
 
     @contextlib.contextmanager
-    def _autocommit_block(self) -> Iterator[None]:
+    def autocommit_block(self) -> Iterator[None]:
         # Alembic would commit the migration's transaction here; inside the dry run a
         # savepoint stands in, so everything stays undoable.
         with self.connection.begin_nested():

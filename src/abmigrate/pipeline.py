@@ -127,7 +127,17 @@ def _locked(
             hint="run `abmigrate status` for every problem; fix the scripts first",
             heads=project.heads(),
         )
-    current = read_version_rows(workspace.url) or []
+    from abmigrate.database import sqlite_path
+
+    sqlite_file = sqlite_path(workspace.url)
+    # A SQLite database that does not exist yet holds nothing to lose (and nothing to dump).
+    nothing_to_lose = sqlite_file is not None and not sqlite_file.exists()
+    if not nothing_to_lose:
+        # env.py runs once without executing anything: it must reach this database (else
+        # WrongDatabase, exit 2, before any backup or revision), and it says where it
+        # records revisions. A missing SQLite file is not created by looking.
+        project.probe()
+    current = read_version_rows(workspace.url, workspace.project.version_table) or []
     runs = journal.read_runs(workspace.url)
     known = [revision for revision in current if project.known(revision)]
     applied_set = project.applied_set(known)
@@ -164,7 +174,12 @@ def _locked(
     # Announced once there is something to do: an error (bad target, no connection) stays
     # the first line a user reads.
     notify("target", environment.to_record())
-    _analyse(workspace, plan, steps, warnings)
+    # An analysis that cannot run must not let a guarded run through unguarded: there it is
+    # a refusal (overridable), in development a warning.
+    for failed in _analyse(workspace, plan, steps):
+        warnings.append(failed)
+        if strict:
+            refusals.append(("analysis", failed))
     if direction == "downgrade":
         from abmigrate.data_loss import estimate_data_loss
 
@@ -173,7 +188,10 @@ def _locked(
         except AbmigrateError:
             raise
         except Exception as exc:
-            warnings.append(scrub(f"data-loss estimate failed: {exc}", workspace.url))
+            failed = _analysis_failure("the data-loss estimate", plan, exc, workspace)
+            warnings.append(failed)
+            if strict:
+                refusals.append(("analysis", failed))
     if direction == "downgrade":
         # What a rollback will run is shown before anything else is decided about it.
         notify(
@@ -254,11 +272,6 @@ def _locked(
                     " destroys data: " + "; ".join(loss["message"] for loss in losing[:5]),
                 )
             )
-    from abmigrate.database import sqlite_path
-
-    sqlite_file = sqlite_path(workspace.url)
-    # A SQLite database that does not exist yet holds nothing to lose (and nothing to dump).
-    nothing_to_lose = sqlite_file is not None and not sqlite_file.exists()
     take_backup = policy.require_backup and not options.dry_run and not nothing_to_lose
     if options.no_backup and policy.require_backup and not nothing_to_lose:
         refusals.append(
@@ -454,10 +467,9 @@ def _nobody_to_confirm(direction: str, environment: str) -> GuardRefused:
     )
 
 
-def _analyse(
-    workspace: Workspace, plan: Plan, steps: list[RevisionStep], warnings: list[str]
-) -> None:
-    """Lint findings per step and data preflight against live data (abmigrate.lint)."""
+def _analyse(workspace: Workspace, plan: Plan, steps: list[RevisionStep]) -> list[str]:
+    """Lint findings per step and data preflight against live data (abmigrate.lint);
+    returns what could not be analysed."""
     from abmigrate.lint import analyse_plan
 
     try:
@@ -465,7 +477,37 @@ def _analyse(
     except AbmigrateError:
         raise
     except Exception as exc:
-        warnings.append(scrub(f"lint/preflight could not run: {exc}", workspace.url))
+        return [_analysis_failure("lint/preflight", plan, exc, workspace)]
+    return []
+
+
+def _analysis_failure(what: str, plan: Plan, exc: Exception, workspace: Workspace) -> str:
+    revisions = [step.revision for step in plan.steps]
+    revision = _revision_in_traceback(exc, workspace, revisions)
+    where = f" on revision {revision}" if revision else f" on {', '.join(revisions[:3])}"
+    where += "" if revision or len(revisions) <= 3 else f" (+{len(revisions) - 3} more)"
+    detail = str(exc).strip().splitlines()
+    message = f"{what} could not run{where}: {type(exc).__name__}: {detail[0] if detail else ''}"
+    return scrub(message, workspace.url)
+
+
+def _revision_in_traceback(
+    exc: BaseException, workspace: Workspace, revisions: list[str]
+) -> str | None:
+    """The revision whose script the exception went through, if any (the innermost)."""
+    import traceback
+    from pathlib import Path
+
+    paths: dict[str, str] = {}
+    for revision in revisions:
+        with contextlib.suppress(AbmigrateError):
+            path = workspace.project.get(revision).path
+            if path:
+                paths[str(Path(path).resolve())] = revision
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        found = paths.get(str(Path(frame.filename).resolve()), found)
+    return found
 
 
 def _backup(workspace: Workspace, direction: Direction) -> dict[str, Any]:
@@ -517,7 +559,9 @@ def _record_failure(
     if isinstance(exc, MigrationFailed) and exc.revision:
         failed_revision = exc.revision
     try:
-        current: list[str] | None = read_version_rows(workspace.url) or []
+        current: list[str] | None = (
+            read_version_rows(workspace.url, workspace.project.version_table) or []
+        )
     except AbmigrateError:
         current = None
     dialect = workspace.environment.dialect

@@ -55,7 +55,7 @@ def build_plan(
     """The Plan (for showing and recording) and Alembic's own steps (for executing)."""
     project = workspace.project
     if current is None:
-        current = read_version_rows(workspace.url) or []
+        current = read_version_rows(workspace.url, workspace.project.version_table) or []
     unknown = unknown_revisions(project, current)
     if unknown:
         raise GuardRefused(

@@ -120,7 +120,7 @@ def rehearse(
 
     started = time.monotonic()
     environment = workspace.environment
-    current = read_version_rows(workspace.url) or []
+    current = read_version_rows(workspace.url, workspace.project.version_table) or []
     unknown = unknown_revisions(workspace.project, current)
     if unknown:
         raise GuardRefused(

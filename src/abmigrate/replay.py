@@ -72,22 +72,16 @@ class Replayed:
 def isolated_scratch(url: str, label: str) -> Iterator[ScratchDatabase]:
     """A scratch database next to ``url`` that every ``env.py`` run inside the block uses.
 
-    The scratch URL goes to ``sqlalchemy.url`` (by the caller's AlembicProject) and also to
-    ``$DATABASE_URL``, which some env.py files read first: no replay can reach the real
-    database, whatever the env.py prefers.
+    The scratch URL goes to ``sqlalchemy.url`` (by the caller's AlembicProject), to
+    ``$DATABASE_URL`` and to every environment variable that names ``url``'s database, which
+    some env.py files read instead; an env.py that still reaches another database is refused
+    before anything runs (:class:`abmigrate.env_run.WrongDatabase`).
     """
+    from abmigrate.env_run import pointing_env_at
     from abmigrate.scratch import scratch_database
 
-    with scratch_database(url, label=label) as scratch:
-        saved = os.environ.get("DATABASE_URL")
-        os.environ["DATABASE_URL"] = scratch.url
-        try:
-            yield scratch
-        finally:
-            if saved is None:
-                os.environ.pop("DATABASE_URL", None)
-            else:
-                os.environ["DATABASE_URL"] = saved
+    with scratch_database(url, label=label) as scratch, pointing_env_at(scratch.url, url):
+        yield scratch
 
 
 def cache_dir(workspace: Workspace) -> Path:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.database import read_version_rows, scrub
+from abmigrate.database import connect, read_version_rows, scrub
 from abmigrate.errors import AbmigrateError, MigrationFailed
 from abmigrate.plan import heads_after
 from abmigrate.results import AppliedStep, Plan, RunResult, Step
@@ -162,18 +162,19 @@ def _ops_progress(notify: Notify | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _statement_events(notify: Notify | None, current: dict[str, Any]) -> Iterator[None]:
-    """Report each statement env.py runs (any dialect, any engine it creates)."""
+def _statement_events(
+    notify: Notify | None, current: dict[str, Any], connection: Connection
+) -> Iterator[None]:
+    """Report each statement the migrations run (on the connection abmigrate owns)."""
     if notify is None:
         yield
         return
     from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
-    main = threading.main_thread()
+    engine = connection.engine
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if threading.current_thread() is not main or not current.get("revision"):
+        if not current.get("revision"):
             return
         first = " ".join(statement.split())[:160]
         # Alembic's bookkeeping, dialect introspection and the dry run's savepoints are noise
@@ -183,11 +184,11 @@ def _statement_events(notify: Notify | None, current: dict[str, Any]) -> Iterato
             return
         notify("statement", {"revision": current["revision"], "sql": first})
 
-    event.listen(Engine, "before_cursor_execute", before)
+    event.listen(engine, "before_cursor_execute", before)
     try:
         yield
     finally:
-        event.remove(Engine, "before_cursor_execute", before)
+        event.remove(engine, "before_cursor_execute", before)
 
 
 class _PgMonitor:
@@ -371,162 +372,234 @@ def apply_plan(
 ) -> RunResult:
     """Apply ``steps`` in order; on failure raise MigrationFailed saying where the DB stands.
 
+    One run of ``env.py`` executes the whole plan, as ``alembic upgrade`` does: Alembic asks
+    a generator for each next step after committing the one before (one transaction per
+    revision), and the generator reports progress, journals and waits out blockers between
+    them. A lock timeout rolls back only the revision in flight; the run then starts
+    ``env.py`` again from that revision, after a backoff.
+
     ``applied`` (if given) is filled as revisions complete, so a caller still knows what was
     done when this raises; ``on_step("start"|"done", step)`` lets it journal each revision.
-    ``shared`` runs every revision on one caller-owned connection, each attempt inside a
-    savepoint, and commits nothing (the dry run).
+    ``shared`` runs every revision on one caller-owned connection, each inside a savepoint,
+    and commits nothing (the dry run).
     """
     policy = workspace.environment.policy
     is_pg = workspace.environment.dialect == "postgresql"
     started = time.monotonic()
-    done: list[AppliedStep] = applied if applied is not None else []
-    current = list(plan.current)
-    in_flight: dict[str, Any] = {}
+    walk = _Walk(
+        workspace,
+        plan,
+        list(zip(plan.steps, steps, strict=True)),
+        done=applied if applied is not None else [],
+        progress=progress,
+        notify=notify,
+        on_step=on_step,
+        shared=shared,
+    )
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_statement_events(notify, in_flight))
         stack.enter_context(_ops_progress(notify))
-        monitor: _PgMonitor | None = None
-        gatekeeper: _Gatekeeper | None = None
         if is_pg:
             stack.enter_context(pg_session_settings(policy))
-            monitor = stack.enter_context(_PgMonitor(workspace.url, notify))
-            gatekeeper = _Gatekeeper(workspace.url, policy, notify)
+            walk.monitor = stack.enter_context(_PgMonitor(workspace.url, notify))
+            walk.gatekeeper = _Gatekeeper(workspace.url, policy, notify)
             if shared is not None:
                 # The shared connection keeps the locks of the revisions it already ran:
                 # waiting for it to let go would wait for ever.
-                gatekeeper.own_pids.add(shared.backend_pid())
-            stack.callback(gatekeeper.close)
+                walk.gatekeeper.own_pids.add(shared.backend_pid())
+            stack.callback(walk.gatekeeper.close)
         elif workspace.environment.dialect in ("mysql", "mariadb"):
             # No retries there: DDL commits statement by statement, a retry could re-run half
             # a revision. The timeout still stops a migration from queueing every writer.
             stack.enter_context(mysql_session_settings(policy))
-        for record, step in zip(plan.steps, steps, strict=True):
-            if monitor is not None:
-                monitor.revision, monitor.blockers = record.revision, []
-            if on_step:
-                on_step("start", record)
-            if progress:
-                progress("start", record, None)
-            if notify:
-                notify(
-                    "step_start",
-                    {
-                        "revision": record.revision,
-                        "message": record.message,
-                        "direction": record.direction,
-                    },
+        # Opened inside the session settings: libpq applies the timeouts when it connects.
+        connection = (
+            shared.connection if shared is not None else stack.enter_context(connect(workspace.url))
+        )
+        stack.enter_context(_statement_events(notify, walk.in_flight, connection))
+        while walk.pending:
+            try:
+                workspace.project.run_online(
+                    walk.steps,
+                    connection=connection,
+                    autocommit_block=shared.autocommit_block if shared is not None else None,
                 )
-            in_flight["revision"] = record.revision
-            step_started = time.monotonic()
-            attempts, waited = _run_with_retries(
-                workspace, record, step, current, policy, notify, monitor, gatekeeper, shared
-            )
-            in_flight["revision"] = None
-            elapsed = time.monotonic() - step_started
-            current = heads_after(workspace.project, current, [step])
-            done.append(
-                AppliedStep(
-                    revision=record.revision,
-                    message=record.message,
-                    direction=plan.direction,
-                    elapsed_s=round(elapsed, 4),
-                    script_sha256=script_sha256(step.revision.path),
-                    attempts=attempts,
-                    waited_s=round(waited, 3),
-                )
-            )
-            if on_step:
-                on_step("done", record)
-            if progress:
-                progress("done", record, elapsed)
-            if notify:
-                notify(
-                    "step_done",
-                    {
-                        "revision": record.revision,
-                        "direction": record.direction,
-                        "elapsed_s": elapsed,
-                        "attempts": attempts,
-                    },
-                )
+            except AbmigrateError:
+                raise
+            except Exception as exc:
+                walk.after_failure(exc)
+    version_table = workspace.project.version_table
     return RunResult(
         environment=plan.environment,
         database=plan.database,
         direction=plan.direction,
         from_revisions=list(plan.current),
         to_revisions=(
-            shared.version_rows() if shared is not None else read_version_rows(workspace.url)
+            shared.version_rows(version_table)
+            if shared is not None
+            else read_version_rows(workspace.url, version_table)
         )
         or [],
-        applied=list(done),
+        applied=list(walk.done),
         elapsed_s=round(time.monotonic() - started, 4),
     )
 
 
-def _run_with_retries(
-    workspace: Workspace,
-    record: Step,
-    step: RevisionStep,
-    current: list[str],
-    policy: Policy,
-    notify: Notify | None,
-    monitor: _PgMonitor | None,
-    gatekeeper: _Gatekeeper | None,
-    shared: SharedConnection | None = None,
-) -> tuple[int, float]:
-    """Run one revision; on lock timeout retry with backoff + jitter. Returns (attempts, s
-    spent waiting for blockers)."""
-    from abmigrate.pg_locks import lock_needs
+class _Walk:
+    """The state of one apply across the env.py runs it takes (one, plus one per retry)."""
 
-    needs = lock_needs(record.sql) if gatekeeper is not None and record.sql else {}
-    budget_s = policy.lock_wait_ms / 1000
-    waited = 0.0
-    attempt = 0
-    while True:
-        attempt += 1
-        if gatekeeper is not None and needs:
-            waited += gatekeeper.wait_clear(record.revision, needs, budget_s)
-        try:
-            if shared is None:
-                workspace.project.run_steps([step], expected_current=current)
-            else:
-                shared.run_step(workspace, step, current)
-            return attempt, waited
-        except AbmigrateError:
-            raise
-        except Exception as exc:
-            if not is_lock_timeout(exc):
-                raise _failure(workspace, record, exc, policy) from exc
-            statement = _failed_statement(exc)
-            if gatekeeper is not None and statement:
-                # What actually blocked us beats what the offline SQL predicted.
-                needs = {**needs, **lock_needs(statement)}
-            blockers = (monitor.blockers if monitor else []) or (
-                gatekeeper.holders(needs) if gatekeeper else []
-            )
-            if attempt > policy.lock_retries:
-                raise _lock_failure(workspace, record, attempt, blockers) from exc
-            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1))
-            delay = random.uniform(delay / 2, delay)
-            if notify:
-                notify(
-                    "retry",
+    def __init__(
+        self,
+        workspace: Workspace,
+        plan: Plan,
+        pending: list[tuple[Step, RevisionStep]],
+        *,
+        done: list[AppliedStep],
+        progress: ProgressCallback | None,
+        notify: Notify | None,
+        on_step: Callable[[str, Step], None] | None,
+        shared: SharedConnection | None,
+    ) -> None:
+        self.workspace = workspace
+        self.plan = plan
+        self.pending = pending
+        self.done = done
+        self.progress = progress
+        self.notify = notify
+        self.on_step = on_step
+        self.shared = shared
+        self.current = list(plan.current)
+        self.monitor: _PgMonitor | None = None
+        self.gatekeeper: _Gatekeeper | None = None
+        self.in_flight: dict[str, Any] = {}
+        self.attempts: dict[str, int] = {}
+        self.waited: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self.needs: dict[str, dict[str, str]] = {}
+
+    def steps(self, heads: Sequence[str], context: Any) -> Iterator[RevisionStep]:
+        """Alembic's work function: yields the next step once the previous one committed."""
+        from abmigrate.alembic_bridge import refuse_moved
+
+        refuse_moved(heads, self.current)
+        while self.pending:
+            record, step = self.pending[0]
+            self._before(record)
+            yield step
+            self._after(record, step)
+
+    def _before(self, record: Step) -> None:
+        from abmigrate.pg_locks import lock_needs
+
+        revision = record.revision
+        first = revision not in self.attempts
+        self.attempts[revision] = self.attempts.get(revision, 0) + 1
+        if first:
+            self.started[revision] = time.monotonic()
+            self.waited[revision] = 0.0
+            if self.gatekeeper is not None and record.sql:
+                self.needs[revision] = lock_needs(record.sql)
+            if self.on_step:
+                self.on_step("start", record)
+            if self.progress:
+                self.progress("start", record, None)
+            if self.notify:
+                self.notify(
+                    "step_start",
                     {
-                        "revision": record.revision,
-                        "attempt": attempt,
-                        "of": policy.lock_retries + 1,
-                        "delay_s": round(delay, 2),
-                        "lock_timeout_ms": policy.lock_timeout_ms,
-                        "statement": " ".join((statement or "").split())[:160],
-                        "blockers": blockers,
+                        "revision": revision,
+                        "message": record.message,
+                        "direction": record.direction,
                     },
                 )
-            time.sleep(delay)
+        if self.monitor is not None:
+            self.monitor.revision, self.monitor.blockers = revision, []
+        needs = self.needs.get(revision)
+        if self.gatekeeper is not None and needs:
+            budget_s = self.workspace.environment.policy.lock_wait_ms / 1000
+            self.waited[revision] += self.gatekeeper.wait_clear(revision, needs, budget_s)
+        if self.shared is not None:
+            self.shared.begin_step(revision)
+        self.in_flight["revision"] = revision
+
+    def _after(self, record: Step, step: RevisionStep) -> None:
+        revision = record.revision
+        if self.shared is not None:
+            self.shared.end_step()
+        self.in_flight["revision"] = None
+        self.pending.pop(0)
+        elapsed = time.monotonic() - self.started[revision]
+        self.current = heads_after(self.workspace.project, self.current, [step])
+        self.done.append(
+            AppliedStep(
+                revision=revision,
+                message=record.message,
+                direction=self.plan.direction,
+                elapsed_s=round(elapsed, 4),
+                script_sha256=script_sha256(step.revision.path),
+                attempts=self.attempts[revision],
+                waited_s=round(self.waited[revision], 3),
+            )
+        )
+        if self.on_step:
+            self.on_step("done", record)
+        if self.progress:
+            self.progress("done", record, elapsed)
+        if self.notify:
+            self.notify(
+                "step_done",
+                {
+                    "revision": revision,
+                    "direction": record.direction,
+                    "elapsed_s": elapsed,
+                    "attempts": self.attempts[revision],
+                },
+            )
+
+    def after_failure(self, exc: Exception) -> None:
+        """A run of env.py raised: retry the revision in flight after a lock timeout (with
+        backoff and jitter), else raise MigrationFailed saying where the database stands."""
+        from abmigrate.pg_locks import lock_needs
+
+        revision = self.in_flight.get("revision")
+        self.in_flight["revision"] = None
+        if self.shared is not None:
+            self.shared.abandon_step()
+        policy = self.workspace.environment.policy
+        record = self.pending[0][0] if self.pending else None
+        if record is None or revision != record.revision:
+            raise _failure(self.workspace, record, exc, policy, in_flight=False) from exc
+        if not is_lock_timeout(exc) or self.gatekeeper is None:
+            raise _failure(self.workspace, record, exc, policy) from exc
+        statement = _failed_statement(exc)
+        if statement:
+            # What actually blocked us beats what the offline SQL predicted.
+            self.needs[revision] = {**self.needs.get(revision, {}), **lock_needs(statement)}
+        needs = self.needs.get(revision, {})
+        blockers = (self.monitor.blockers if self.monitor else []) or self.gatekeeper.holders(needs)
+        attempt = self.attempts[revision]
+        if attempt > policy.lock_retries:
+            raise _lock_failure(self.workspace, record, attempt, blockers) from exc
+        delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1))
+        delay = random.uniform(delay / 2, delay)
+        if self.notify:
+            self.notify(
+                "retry",
+                {
+                    "revision": revision,
+                    "attempt": attempt,
+                    "of": policy.lock_retries + 1,
+                    "delay_s": round(delay, 2),
+                    "lock_timeout_ms": policy.lock_timeout_ms,
+                    "statement": " ".join((statement or "").split())[:160],
+                    "blockers": blockers,
+                },
+            )
+        time.sleep(delay)
 
 
 def _where(workspace: Workspace) -> tuple[list[str], str]:
     try:
-        now = read_version_rows(workspace.url) or []
+        now = read_version_rows(workspace.url, workspace.project.version_table) or []
         return now, ", ".join(now) or "no revision (empty)"
     except AbmigrateError:
         return [], "unknown (the database could not be read)"
@@ -552,13 +625,27 @@ def _lock_failure(
 
 
 def _failure(
-    workspace: Workspace, record: Step, exc: BaseException, policy: Policy
+    workspace: Workspace,
+    record: Step | None,
+    exc: BaseException,
+    policy: Policy,
+    *,
+    in_flight: bool = True,
 ) -> MigrationFailed:
     lines = str(exc).strip().splitlines()
     detail = scrub(f"{type(exc).__name__}: {lines[0] if lines else ''}", workspace.url)
     if _sqlstate(exc) == QUERY_CANCELED and policy.statement_timeout_ms is not None:
         detail += f" (statement_timeout is {policy.statement_timeout_ms / 1000:g}s)"
     now, where = _where(workspace)
+    if record is None or not in_flight:
+        # env.py itself failed between revisions (or before the first one).
+        return MigrationFailed(
+            f"env.py failed before the next revision could start: {detail}",
+            hint=f"the database now records {where}. Fix env.py, then run"
+            f" `abmigrate {record.direction if record else 'upgrade'}` again",
+            revision=None,
+            current=now,
+        )
     partial = ""
     if workspace.environment.dialect in ("sqlite", "mysql", "mariadb"):
         partial = (

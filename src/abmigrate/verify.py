@@ -40,7 +40,9 @@ def verify(
 
     problems: list[str] = []
     now = (
-        version_rows_on(connection) if connection is not None else read_version_rows(workspace.url)
+        version_rows_on(connection, workspace.project.version_table)
+        if connection is not None
+        else read_version_rows(workspace.url, workspace.project.version_table)
     ) or []
     if sorted(now) != sorted(plan.target_revisions):
         problems.append(
