@@ -29,6 +29,9 @@ _GROUPS = {
 }
 
 
+_JUDGED = {"size": "table size", "any_row": "any row", "in_use": "table in use"}
+
+
 def missing_sections(rule: type[Rule]) -> list[str]:
     doc = inspect.getdoc(rule) or ""
     present = set(re.findall(r"^### (.+?)\s*$", doc, re.MULTILINE))
@@ -37,10 +40,13 @@ def missing_sections(rule: type[Rule]) -> list[str]:
 
 def rule_reference() -> str:
     rules = all_rules()
-    lines = ["| code | name | severity | destructive |", "|---|---|---|---|"]
+    lines = [
+        "| code | name | severity | destructive | judged by |",
+        "|---|---|---|---|---|",
+    ]
     lines += [
         f"| [{r.code}](#{r.code.lower()}-{r.name}) | {r.name} | {r.severity} |"
-        f" {'yes' if r.destructive else ''} |"
+        f" {'yes' if r.destructive else ''} | {_JUDGED.get(r.judged_by or '', '')} |"
         for r in rules
     ]
     group = None
@@ -57,6 +63,12 @@ def rule_reference() -> str:
             + (
                 " · destructive (refused where `allow_destructive = false`)"
                 if rule.destructive
+                else ""
+            )
+            + (
+                f" · judged by {_JUDGED[rule.judged_by]} in a plan for a live database"
+                " ([info](#findings-judged-against-the-live-database) where it cannot hurt)"
+                if rule.judged_by
                 else ""
             )
             + f" · fix: {rule.hint}",
