@@ -118,7 +118,6 @@ class Diagnosis(Record):
 
 def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     """Diagnose the workspace's database. Reads only; scratch databases hold the replays."""
-    from abmigrate.database import read_version_rows
     from abmigrate.fingerprint import fingerprint_url
     from abmigrate.plan import unknown_revisions
     from abmigrate.replay import BASE, expected_fingerprints
@@ -126,7 +125,7 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     project = workspace.project
     problems = project.graph_problems()
     heads = [] if any(p.code == "graph_broken" for p in problems) else project.heads()
-    recorded = read_version_rows(workspace.url, workspace.project.version_table)
+    recorded = workspace.recorded_revisions()
     rows = recorded or []
     unknown = unknown_revisions(project, rows)
     live = fingerprint_url(workspace.url)

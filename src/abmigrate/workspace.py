@@ -35,3 +35,33 @@ class Workspace:
     @property
     def url(self) -> str:
         return self.environment.url
+
+    def recorded_revisions(self) -> list[str] | None:
+        """The revisions the database records, in the version table env.py uses.
+
+        The default ``alembic_version`` is read first (no env.py run). When it is missing
+        from an existing database, env.py is run once without executing anything
+        (``dont_mutate``) to learn where it records revisions instead: a custom
+        ``version_table``/``version_table_schema``, or a ``search_path`` it sets.
+        """
+        from abmigrate.database import DEFAULT_VERSION_TABLE, read_version_rows, sqlite_path
+        from abmigrate.env_run import WrongDatabase
+
+        project = self.project
+        rows = read_version_rows(self.url, project.version_table)
+        sqlite_file = sqlite_path(self.url)
+        if rows is not None or project.facts is not None:
+            return rows
+        if sqlite_file is not None and not sqlite_file.exists():
+            return rows
+        try:
+            project.probe()
+        except WrongDatabase:
+            raise
+        except Exception:
+            # An env.py that cannot run here (it wants settings of its own) records, as far
+            # as abmigrate can tell, in the default table.
+            return rows
+        if project.version_table == DEFAULT_VERSION_TABLE:
+            return rows
+        return read_version_rows(self.url, project.version_table)
