@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -34,7 +35,9 @@ __all__ = [
     "JOURNAL_TABLE",
     "Journal",
     "checksum_mismatches",
+    "find_runs",
     "interrupted_or_partial",
+    "matches_run_id",
     "new_run_id",
     "now_iso",
     "read_local_log",
@@ -43,6 +46,7 @@ __all__ = [
 ]
 
 JOURNAL_TABLE = "abmigrate_journal"
+_RUN_ID_CHARACTERS = re.compile(r"[0-9A-Za-z-]+")
 # Alembic runs SQLite DDL outside a transaction (pysqlite only BEGINs before DML).
 NON_TRANSACTIONAL_DDL = frozenset({"mysql", "mariadb", "sqlite"})
 
@@ -185,6 +189,42 @@ def read_runs(url: str, *, limit: int | None = None) -> list[dict[str, Any]]:
                 continue
             record["outcome"] = outcome
             runs.append(record)
+        return runs
+
+
+def matches_run_id(run_id: str, query: str) -> bool:
+    """Whether ``query`` is a prefix of the run id ``20261128T032421-5505b2ad`` or of its
+    random part ``5505b2ad`` (what `journal` shows), ignoring case."""
+    run_id, query = run_id.lower(), query.lower()
+    return bool(query) and (run_id.startswith(query) or run_id.rpartition("-")[2].startswith(query))
+
+
+def find_runs(url: str, query: str) -> list[dict[str, Any]]:
+    """The journal records whose run id matches ``query`` (see :func:`matches_run_id`),
+    newest first. Read-only."""
+    from sqlalchemy import func, or_
+
+    if not _RUN_ID_CHARACTERS.fullmatch(query):
+        return []  # not a run id: no LIKE wildcards reach the query
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return []
+    with connect(url) as connection:
+        if not _has_table(connection):
+            return []
+        run_id = func.lower(journal_table.c.run_id)
+        rows = connection.execute(
+            select(journal_table.c.record, journal_table.c.outcome)
+            .where(or_(run_id.like(f"{query.lower()}%"), run_id.like(f"%-{query.lower()}%")))
+            .order_by(journal_table.c.started_at.desc())
+        )
+        runs = []
+        for text_record, outcome in rows:
+            with contextlib.suppress(ValueError):
+                record = json.loads(text_record)
+                record["outcome"] = outcome
+                if matches_run_id(str(record.get("run_id", "")), query):
+                    runs.append(record)
         return runs
 
 

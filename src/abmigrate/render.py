@@ -18,6 +18,7 @@ from abmigrate.results import (
     HeadsResult,
     HistoryResult,
     JournalResult,
+    JournalRun,
     Plan,
     Record,
     RestoreResult,
@@ -28,6 +29,8 @@ from abmigrate.results import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.console import Console
     from rich.text import Text
 
@@ -88,21 +91,33 @@ def _current(result: Any, out: Console) -> None:
 
 
 def _status(result: Any, out: Console) -> None:
-    from rich.table import Table
+    from rich.text import Text
+
+    from abmigrate.render_journal import short_run_id
+    from abmigrate.render_text import field_lines
 
     assert isinstance(result, Status)
-    style = _STATE_STYLE.get(result.state, "white")
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_row("environment", result.environment)
-    table.add_row("database", f"{result.database} ({result.dialect})")
-    table.add_row("current", _revs(result.current))
-    table.add_row("heads", _revs(result.heads))
-    table.add_row("state", f"[{style}]{result.state}[/]")
+    fields = [
+        ("environment", result.environment),
+        ("database", f"{result.database} ({result.dialect})"),
+        ("current", _revs(result.current)),
+        ("heads", _revs(result.heads)),
+        ("state", result.state),
+    ]
     if result.last_run:
-        table.add_row("last run", _summary(result.last_run))
+        fields.append(("last run", last_run_summary(result.last_run)))
+        if result.last_run.get("error"):
+            fields.append(("", f"error: {result.last_run['error']}"))
+        if result.last_run.get("run_id"):
+            run_id = short_run_id(str(result.last_run["run_id"]))
+            fields.append(("", f"details: abmigrate journal {run_id}"))
     if result.last_backup:
-        table.add_row("last backup", _summary(result.last_backup))
-    out.print(table)
+        fields.append(("last backup", last_backup_summary(result.last_backup)))
+    for line in field_lines(fields, out.width):
+        text = Text(line)
+        if line.startswith("state "):
+            text.stylize(_STATE_STYLE.get(result.state, "white"), len(line) - len(result.state))
+        out.print(text)
     if result.unknown:
         out.print(
             f"[red]the database records {_revs(result.unknown)}, which no script defines[/]"
@@ -111,15 +126,65 @@ def _status(result: Any, out: Console) -> None:
     if result.pending:
         out.print(f"\n{len(result.pending)} pending revision(s):")
         for pending in result.pending:
-            out.print(f"  {pending.revision}  {pending.message}")
+            out.print(f"  {pending.revision}  {pending.message}", markup=False)
     for problem in result.graph_problems:
         out.print(f"[yellow]graph: {problem['message']}[/]")
     for warning in result.warnings:
-        out.print(f"[yellow]warning: {warning}[/]")
+        _warning(warning, out)
 
 
-def _summary(record: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in record.items() if value is not None)
+def _warning(text: str, out: Console) -> None:
+    """``warning: …``, wrapped under its text."""
+    from abmigrate.render_text import wrap
+
+    out.print("\n".join(wrap(text, out.width, 9, lead="warning: ")), style="yellow", markup=False)
+
+
+def last_run_summary(run: dict[str, Any], now: datetime | None = None) -> str:
+    """``upgrade succeeded 2 min ago, 3 revisions, 1.2 s, by alice``."""
+    from abmigrate.render_text import ago, duration, elapsed_between, parse_time, plural
+
+    outcome = str(run.get("outcome") or "?")
+    applied = int(run.get("revisions") or 0)
+    planned = int(run.get("planned") or 0)
+    if outcome == "running":
+        moment = ago(parse_time(run.get("started_at")), now)
+        what = f"{run.get('direction')} running (or interrupted), started {moment}"
+    else:
+        moment = ago(parse_time(run.get("finished_at") or run.get("started_at")), now)
+        what = f"{run.get('direction')} {outcome} {moment}"
+    if run.get("in_flight"):
+        what += f" in {run['in_flight']}"
+    count = plural(applied, "revision")
+    if outcome != "succeeded" and planned:
+        count = f"{applied} of {plural(planned, 'revision')}"
+    parts = [what, count]
+    seconds = elapsed_between(run.get("started_at"), run.get("finished_at"))
+    if seconds is not None:
+        parts.append(duration(seconds))
+    if run.get("by"):
+        parts.append(f"by {run['by']}")
+    return ", ".join(parts)
+
+
+def last_backup_summary(backup: dict[str, Any], now: datetime | None = None) -> str:
+    """``20261128T032700Z-ab12 5 min ago, 12.0 MiB, revision r3, verified``."""
+    from abmigrate.render_text import ago, parse_time
+
+    moment = ago(parse_time(backup.get("created_at")), now)
+    parts = [f"{backup.get('id')} {moment}"]
+    if backup.get("size") is not None:
+        parts.append(_size(int(backup["size"])))
+    revisions = backup.get("revisions")
+    if isinstance(revisions, list):
+        revisions = _revs(revisions)
+    if revisions:
+        parts.append(f"revision {revisions}")
+    if backup.get("restore_tested"):
+        parts.append("restore-tested")
+    else:
+        parts.append("verified" if backup.get("verified") else "NOT verified")
+    return ", ".join(parts)
 
 
 def _history(result: Any, out: Console) -> None:
@@ -218,7 +283,7 @@ def _plan(result: Any, out: Console) -> None:
 def _run(result: Any, out: Console) -> None:
     assert isinstance(result, RunResult)
     for warning in result.warnings:
-        out.print(f"[yellow]warning: {warning}[/]")
+        _warning(warning, out)
     for override in result.overrides:
         out.print(
             f"[yellow]override ({override.get('gate')}): {override.get('refused')}"
@@ -258,51 +323,17 @@ def _run(result: Any, out: Console) -> None:
 
 
 def _journal(result: Any, out: Console) -> None:
-    from rich.table import Table
+    from abmigrate.render_journal import render_journal
 
     assert isinstance(result, JournalResult)
-    out.print(f"[bold]{result.environment}[/] {result.database}  (from {result.source})")
-    if not result.runs:
-        out.print("no runs recorded")
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("run", "started", "direction", "from → to", "revisions", "outcome", "by"):
-        table.add_column(column, no_wrap=column in ("run", "started"))
-    for run in result.runs:
-        if run.get("direction") == "acknowledge":
-            table.add_row(
-                str(run.get("run_id")),
-                str(run.get("started_at", ""))[:19],
-                "acknowledge",
-                ", ".join(run.get("checksums") or {}),
-                "",
-                f"acknowledged: {run.get('reason')}",
-                str((run.get("actor") or {}).get("user", "")),
-            )
-            continue
-        outcome = str(run.get("outcome"))
-        style = {"succeeded": "green", "failed": "red", "running": "yellow"}.get(outcome, "white")
-        revisions = ", ".join(
-            f"{step.get('revision')} ({step.get('elapsed_s')}s)"
-            for step in run.get("applied") or []
-        )
-        if run.get("in_flight"):
-            revisions += f" [in flight: {run['in_flight']}]"
-        table.add_row(
-            str(run.get("run_id")),
-            str(run.get("started_at", ""))[:19],
-            str(run.get("direction")),
-            f"{_revs(run.get('from_revisions') or [])} → {_revs(run.get('to_revisions') or [])}",
-            revisions,
-            f"[{style}]{outcome}[/]"
-            + (f": {_shorten(str(run['error']), 70)}" if run.get("error") else ""),
-            str((run.get("actor") or {}).get("user", "")),
-        )
-    out.print(table)
+    render_journal(result, out)
 
 
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _journal_run(result: Any, out: Console) -> None:
+    from abmigrate.render_journal import render_journal_run
+
+    assert isinstance(result, JournalRun)
+    render_journal_run(result, out)
 
 
 def _blockers(blockers: list[dict[str, Any]]) -> str:
@@ -357,6 +388,8 @@ class ProgressThrottle:
 
 def render_event(event: str, details: dict[str, Any], out: Console) -> None:
     """One line of pipeline progress (standard error)."""
+    from abmigrate.render_text import wrap
+
     if event == "target":
         policy = details.get("policy", {})
         rules = ", ".join(
@@ -373,10 +406,19 @@ def render_event(event: str, details: dict[str, Any], out: Console) -> None:
             for key in ("lock_timeout_ms", "statement_timeout_ms")
             if policy.get(key) is not None
         )
+        policy_text = f"policy: {rules or 'development (no guards)'}" + (
+            f"; {timeouts}" if timeouts else ""
+        )
         out.print(
-            f"[bold]{details.get('name')}[/] {details.get('database')}"
-            f"  policy: {rules or 'development (no guards)'}"
-            + (f"; {timeouts}" if timeouts else "")
+            "\n".join(
+                wrap(
+                    f"{details.get('name')} {details.get('database')}  {policy_text}",
+                    out.width,
+                    2,
+                    lead="",
+                )
+            ),
+            markup=False,
         )
     elif event == "lock_wait":
         holder = details.get("holder") or {}
@@ -392,7 +434,10 @@ def render_event(event: str, details: dict[str, Any], out: Console) -> None:
             f"→ {details.get('direction')} {details.get('revision')}  {details.get('message')} …"
         )
     elif event == "statement":
-        out.print(f"   [dim]{details.get('sql')}[/]", markup=True)
+        # Wrapped under itself (SQL reads the same across lines), printed as text: SQL may
+        # hold brackets that Rich would take for markup.
+        sql = wrap(str(details.get("sql")), out.width, 5, lead="   ")
+        out.print("\n".join(sql), style="dim", markup=False)
     elif event == "blocked":
         out.print(
             f"   [yellow]{details.get('revision')} waiting {details.get('waiting_s')}s for a lock,"
@@ -581,22 +626,36 @@ def _size(size: int) -> str:
 
 
 def _age(seconds: float | None) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from abmigrate.render_text import ago
+
     if seconds is None:
         return "?"
-    for limit, unit in ((60, "s"), (3600, "min"), (86400, "h")):
-        if seconds < limit:
-            divisor = {"s": 1, "min": 60, "h": 3600}[unit]
-            return f"{seconds / divisor:.0f} {unit} ago"
-    return f"{seconds / 86400:.0f} d ago"
+    now = datetime.now(UTC)
+    return ago(now - timedelta(seconds=seconds), now)
 
 
 def _backup(result: Any, out: Console) -> None:
+    from rich.text import Text
+
+    from abmigrate.render_text import wrap
+
     assert isinstance(result, BackupRecord)
-    out.print(
-        f"[green]backup {result.id}[/] of {result.environment} ({result.dialect}):"
-        f" {_size(result.size)}, {result.tables} tables, revision {_revs(result.revisions)},"
-        f" {result.duration_s:.2f}s"
+    headline = Text(
+        "\n".join(
+            wrap(
+                f"backup {result.id} of {result.environment} ({result.dialect}):"
+                f" {_size(result.size)}, {result.tables} tables,"
+                f" revision {_revs(result.revisions)}, {result.duration_s:.2f}s",
+                out.width,
+                2,
+                lead="",
+            )
+        )
     )
+    headline.stylize("green", 0, len(f"backup {result.id}"))
+    out.print(headline)
     out.print(f"  path: {result.path}")
     if result.sha256:
         out.print(f"  sha256: {result.sha256}")
@@ -606,27 +665,30 @@ def _backup(result: Any, out: Console) -> None:
 
 
 def _backup_list(result: Any, out: Console) -> None:
-    from rich.table import Table
+    from rich.text import Text
+
+    from abmigrate.render_text import table_lines
 
     assert isinstance(result, BackupList)
     if not result.backups:
-        out.print(f"no backups of {result.environment} in {result.backup_dir}")
+        out.print(f"no backups of {result.environment} in {result.backup_dir}", markup=False)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "revision", "size", "age", "verified", "reason"):
-        table.add_column(column)
-    for item in result.backups:
-        verified = "restore-tested" if item.restore_tested else ("yes" if item.verified else "NO")
-        table.add_row(
+    rows = [
+        [
             item.id,
             _revs(item.revisions),
             _size(item.size),
             _age(item.age_s),
-            verified,
+            "restore-tested" if item.restore_tested else ("yes" if item.verified else "NO"),
             item.reason,
-        )
+        ]
+        for item in result.backups
+    ]
+    header = ["id", "revision", "size", "age", "verified", "reason"]
+    lines = table_lines(header, rows, out.width)
     out.print(f"[bold]{result.environment}[/] backups in {result.backup_dir} (newest first)")
-    out.print(table)
+    out.print(Text(lines[0], style="bold"))
+    out.print("\n".join(lines[1:]), markup=False)
 
 
 def _verification(result: Any, out: Console) -> None:
@@ -654,6 +716,7 @@ _RENDERERS = {
     Plan: _plan,
     RunResult: _run,
     JournalResult: _journal,
+    JournalRun: _journal_run,
     RevisionCreated: _created,
     StampResult: _stamp,
     CheckReport: _check_report,

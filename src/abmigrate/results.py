@@ -15,6 +15,7 @@ __all__ = [
     "HistoryEntry",
     "HistoryResult",
     "JournalResult",
+    "JournalRun",
     "PendingRevision",
     "Plan",
     "Record",
@@ -267,3 +268,13 @@ class JournalResult(Record):
     database: str
     source: str
     runs: list[dict[str, Any]]
+
+
+@dataclass
+class JournalRun(Record):
+    """One run of the journal, its whole record (``abmigrate journal RUN``)."""
+
+    environment: str
+    database: str
+    source: str
+    run: dict[str, Any]

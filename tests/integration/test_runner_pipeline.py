@@ -55,7 +55,8 @@ def test_upgrade_journals_and_status_shows_last_run(copy_scenario, run_cli, any_
 
     shown = run_cli("journal", cwd=root, env=env)
     assert shown.exit_code == 0, shown
-    assert record["run_id"][:12] in shown.stdout
+    # One row per run, named by the part of its id after the time (what `journal RUN` takes).
+    assert record["run_id"].rpartition("-")[2] in shown.stdout
 
     again = run_cli("upgrade", cwd=root, env=env)
     assert again.exit_code == 0, again
