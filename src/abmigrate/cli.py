@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ class CliState:
     env: str | None = None
     output_format: str = "human"
     debug: bool = False
+    verbose: bool = False
     yes: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -197,6 +199,12 @@ def confirmer(state: CliState) -> Callable[[Any], bool] | None:
 @click.option("--env", "-e", "env", help="Environment (default: $ABMIGRATE_ENV, $ENVIRONMENT).")
 @click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also show Alembic's and SQLAlchemy's log lines and Python warnings (hidden otherwise).",
+)
 @click.version_option(package_name="abmigrate")
 @click.pass_context
 def cli(
@@ -207,11 +215,57 @@ def cli(
     env: str | None,
     output_format: str,
     debug: bool,
+    verbose: bool,
 ) -> None:
     """Safe, observable migrations for SQLAlchemy/Alembic projects."""
     state = ctx.ensure_object(CliState)
     state.config, state.alembic_ini, state.url = config, alembic_ini, url
     state.env, state.output_format, state.debug = env, output_format, debug
+    state.verbose = verbose
+    ctx.with_resource(_library_output(verbose=verbose))
+
+
+@contextmanager
+def _library_output(*, verbose: bool) -> Iterator[None]:
+    """What Alembic, SQLAlchemy and the project's migrations print on their own.
+
+    abmigrate reports progress, warnings and errors itself, so by default their log lines
+    (env.py usually installs alembic.ini's logging: ``INFO [alembic.runtime.migration] …``)
+    and Python warnings (``SAWarning``) are hidden; errors still reach the user as
+    abmigrate's one-line errors. ``--verbose`` shows them: log lines at INFO and above on
+    standard error, and the ``abmigrate`` logger at DEBUG (which also keeps the runner from
+    muting Alembic's INFO lines). ``-W``/``PYTHONWARNINGS`` still decide about warnings.
+    Everything is restored when the command ends.
+    """
+    import logging
+    import warnings
+
+    previous_disable = logging.root.manager.disable
+    own = logging.getLogger("abmigrate")
+    noisy = [logging.getLogger("alembic")]
+    previous_levels = [logger.level for logger in (own, *noisy)]
+    handler: logging.Handler | None = None
+    with warnings.catch_warnings():
+        if verbose:
+            own.setLevel(logging.DEBUG)
+            for logger in noisy:
+                logger.setLevel(logging.INFO)
+            if not logging.root.handlers:
+                handler = logging.StreamHandler(sys.stderr)
+                handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+                logging.root.addHandler(handler)
+        else:
+            logging.disable(logging.CRITICAL)
+            if not sys.warnoptions:
+                warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            logging.disable(previous_disable)
+            for logger, level in zip((own, *noisy), previous_levels, strict=True):
+                logger.setLevel(level)
+            if handler is not None:
+                logging.root.removeHandler(handler)
 
 
 @cli.command()
