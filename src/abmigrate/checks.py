@@ -354,7 +354,7 @@ def graph_integrity(context: CheckContext) -> Outcome:
         failures.append(CheckFailure("graph_integrity", problem.message))
     if failures:
         return Outcome(failures, summary=f"{len(failures)} problem(s)")
-    return Outcome(summary=f"{len(declared)} revisions, all parents known")
+    return Outcome(summary=f"{len(declared)} revision(s), all parents known")
 
 
 # --------------------------------------------------------------------------- lint
@@ -522,7 +522,10 @@ def _walk_outcome(context: CheckContext, check: str, report: Any) -> Outcome:
         )
     total = len(report.order)
     if failures:
-        return Outcome(failures, summary=f"{len(report.failures)} of {total} revision(s) fail")
+        # Counted in revisions (the failures listed below also hold a "not checked" entry).
+        unreached = f", {len(report.not_checked)} not checked" if report.not_checked else ""
+        summary = f"{len(report.failures)} of {total} revision(s) fail{unreached}"
+        return Outcome(failures, summary=summary)
     return Outcome(summary=f"{len(report.checked)} revision(s) round-tripped")
 
 

@@ -550,43 +550,74 @@ def render_check_report(
     if github:
         for failure in report.failures:
             out.print(github_annotation(failure), markup=False, highlight=False)
+    from rich.text import Text
+
+    from abmigrate.render_text import plural, wrap
+
     out.print(f"[bold]abmigrate check[/] {report.project}", markup=True)
     out.print(f"scratch databases: {report.scratch_server}", markup=False)
     if note:
         out.print(f"[yellow]note: {note}[/]")
     width = max((len(outcome.name) for outcome in report.outcomes), default=0)
     for outcome in report.outcomes:
-        mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]"}.get(outcome.status, "·")
-        out.print(
-            f"  {mark} {outcome.name:<{width}}  {outcome.summary}"
-            f"{'  (skipped)' if outcome.status == 'skipped' else ''}  [dim]{outcome.elapsed_s:.2f}s[/]"
+        mark, style = {"passed": ("✓", "green"), "failed": ("✗", "red")}.get(
+            outcome.status, ("·", "")
         )
+        summary = outcome.summary + ("  (skipped)" if outcome.status == "skipped" else "")
+        lines = wrap(
+            f"{summary}  {outcome.elapsed_s:.2f}s",
+            out.width,
+            4 + width + 2,
+            lead=f"  {mark} {outcome.name}".ljust(4 + width + 2),
+        )
+        text = Text("\n".join(lines))
+        if style:
+            text.stylize(style, 2, 3)
+        out.print(text)
     if not github:
         for failure in report.failures:
             _check_failure(failure, out)
     failed = [outcome.name for outcome in report.outcomes if outcome.status == "failed"]
+    skipped = sum(outcome.status == "skipped" for outcome in report.outcomes)
+    # Counted in checks, like the lines above; each check's line says what it counted.
+    total = plural(len(report.outcomes), "check")
     if failed:
-        out.print(f"\n[red]FAILED[/]: {', '.join(failed)} ({len(report.failures)} failure(s))")
+        out.print(f"\n[red]FAILED[/]: {len(failed)} of {total} ({', '.join(failed)})")
     else:
-        out.print(f"\n[green]passed[/]: {len(report.outcomes)} check(s)")
+        passed = len(report.outcomes) - skipped
+        out.print(
+            f"\n[green]passed[/]: {passed} of {total}" + (f", {skipped} skipped" if skipped else "")
+        )
 
 
 def _check_failure(failure: CheckFailure, out: Console) -> None:
-    out.print(f"\n[red]{failure.check}[/]: {failure.message}", highlight=False)
+    from rich.text import Text
+
+    from abmigrate.render_text import wrap
+
+    def say(label: str, text: str, indent: int = 2, style: str = "") -> None:
+        lead = " " * indent + label
+        lines = Text("\n".join(wrap(text, out.width, len(lead) + 1, lead=lead + " ")))
+        if style:
+            lines.stylize(style, indent, len(lead))
+        out.print(lines)
+
+    out.print()
+    say(f"{failure.check}:", failure.message, indent=0, style="red")
     if failure.path:
-        out.print(f"  file: {failure.path}", markup=False)
+        say("file:", failure.path)
     if failure.detail:
-        out.print(f"  error: {failure.detail}", markup=False)
+        say("error:", failure.detail)
     if failure.differences:
         out.print("  differences:")
         for difference in failure.differences:
-            out.print(f"    - {difference}", markup=False)
+            say("-", difference, indent=4)
     if failure.sql:
         out.print("  SQL:")
         for line in failure.sql.splitlines():
             out.print(f"    {line}", markup=False)
     if failure.hint:
-        out.print(f"  hint: {failure.hint}", markup=False)
+        say("hint:", failure.hint)
 
 
 def github_annotation(failure: CheckFailure) -> str:

@@ -158,7 +158,7 @@ def test_human_output_shows_revision_difference_and_sql(
     assert "revision c1a0000000a2 (add sku with an index on name)" in result.stdout
     assert "extra index items.ix_items_name: (name) — left behind by the downgrade" in result.stdout
     assert "ALTER TABLE items DROP COLUMN sku" in result.stdout
-    assert "FAILED: round_trip" in result.stdout
+    assert "FAILED: 1 of 1 check (round_trip)" in result.stdout
 
 
 def test_github_format_annotates_the_revision_file(
