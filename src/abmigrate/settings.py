@@ -91,7 +91,8 @@ def mask_url(url: str) -> str:
 
     Only the characters that would change how the URL parses stay percent-encoded (``@`` in
     a user name, ``&`` in a query value, ``%`` itself), so the text still reads back as the
-    same URL, password aside.
+    same URL, password aside; and spaces, as ``%20``, so that it stays one word (wrapped
+    output never splits it, a shell takes it whole).
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -128,16 +129,18 @@ def mask_url(url: str) -> str:
 
 
 def _keep_encoded(text: str, special: str) -> str:
-    """``text`` as written, except ``%``, spaces' stand-in ``+`` and the characters in
-    ``special`` percent-encoded (they would read as URL syntax)."""
-    return "".join(f"%{ord(char):02X}" if char in special or char == "%" else char for char in text)
+    """``text`` as written, except ``%``, spaces and the characters in ``special``
+    percent-encoded (they would read as URL syntax, or split the URL in two)."""
+    return "".join(
+        f"%{ord(char):02X}" if char in special or char in "% " else char for char in text
+    )
 
 
 def _unquote_match(match: re.Match[str]) -> str:
     from urllib.parse import unquote
 
     decoded = unquote(match.group())
-    return decoded if decoded.isprintable() and decoded not in "&=#?@/:+" else match.group()
+    return decoded if decoded.isprintable() and decoded not in "&=#?@/:+ " else match.group()
 
 
 @dataclass(frozen=True)

@@ -158,10 +158,12 @@ def test_mask_url_is_readable_not_percent_encoded() -> None:
     # What SQLAlchemy's render_as_string prints: ?host=%2Ftmp%2Fpg&application_name=ab+parts
     url = "postgresql+psycopg://app:s%40cret@/abparts?host=%2Ftmp%2Fpg&application_name=ab%20parts"
     assert mask_url(url) == (
-        "postgresql+psycopg://app:***@/abparts?host=/tmp/pg&application_name=ab parts"
+        "postgresql+psycopg://app:***@/abparts?host=/tmp/pg&application_name=ab%20parts"
     )
     assert mask_url("sqlite:////srv/donn%C3%A9es/dev.db") == "sqlite:////srv/données/dev.db"
     assert mask_url("sqlite:////srv/données/dev.db") == "sqlite:////srv/données/dev.db"
+    # A space stays encoded: the URL is one word, whole when output is wrapped or copied.
+    assert mask_url("sqlite:////srv/my dev.db") == "sqlite:////srv/my%20dev.db"
     # A password given as a query parameter is masked too.
     assert mask_url("postgresql://app@db/x?password=s3cret&sslmode=require") == (
         "postgresql://app@db/x?password=***&sslmode=require"
