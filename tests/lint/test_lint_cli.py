@@ -214,3 +214,68 @@ def test_explain_prints_the_rule_documentation(run_cli, tmp_path: Path) -> None:
     assert "### Why is this bad?" in result.stdout
     unknown = run_cli("lint", "--explain", "AM999", cwd=tmp_path)
     assert unknown.exit_code == 2 and "no rule 'AM999'" in unknown.stderr
+
+
+FIVE_TABLES = '''"""{message}
+
+Revision ID: {revision}
+Revises: {down}
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{revision}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{body}
+
+
+def downgrade():
+    pass
+'''
+
+
+def test_a_finding_names_every_table_it_concerns(run_cli, copy_scenario) -> None:
+    """AM111 on a revision that alters five existing tables names all five, not the first."""
+    project = copy_scenario("lint_preflight")
+    versions = project / "migrations" / "versions"
+    new_tables = "\n".join(
+        f'    op.create_table("{name}", sa.Column("id", sa.Integer(), primary_key=True))'
+        for name in ("suppliers", "invoices")
+    )
+    (versions / "c0ffee000004.py").write_text(
+        FIVE_TABLES.format(
+            message="create suppliers and invoices",
+            revision="c0ffee000004",
+            down="c0ffee000003",
+            body=new_tables,
+        )
+    )
+    tables = ["customers", "parts", "orders", "suppliers", "invoices"]
+    (versions / "c0ffee000005.py").write_text(
+        FIVE_TABLES.format(
+            message="add a note to five tables",
+            revision="c0ffee000005",
+            down="c0ffee000004",
+            body="\n".join(
+                f'    op.add_column("{name}", sa.Column("note", sa.Text()))' for name in tables
+            ),
+        )
+    )
+    result = lint(run_cli, project, "--format", "json")
+    [finding] = [
+        f
+        for f in json.loads(result.stdout)
+        if f["revision"] == "c0ffee000005" and f["code"] == "AM111"
+    ]
+    for name in tables:
+        assert re.search(rf"\b{name}\b", finding["message"]), finding["message"]
+        assert f"ALTER TABLE {name} ADD COLUMN note" in finding["sql"]
+    assert finding["tables"] == tables
+    human = lint(run_cli, project).stdout
+    [line] = [line for line in human.splitlines() if "AM111" in line and "c0ffee000005" in line]
+    assert all(re.search(rf"\b{name}\b", line) for name in tables), line

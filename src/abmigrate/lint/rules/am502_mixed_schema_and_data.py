@@ -63,10 +63,12 @@ class MixedSchemaAndData(Rule):
             and s.safe_op != "backfill"
         ]
         if ddl and dml:
+            tables = tuple(dict.fromkeys(t for s in dml if (t := table_of(s.node))))
             yield Hit(
                 f"this revision changes the schema ({len(ddl)} statement(s)) and rows of"
-                f" existing tables ({len(dml)} statement(s)) in one migration",
+                f" existing tables {', '.join(tables)} ({len(dml)} statement(s)) in one"
+                " migration",
                 dml[0].line,
                 dml[0].sql,
-                tables=tuple(dict.fromkeys(t for s in dml if (t := table_of(s.node)))),
+                tables=tables,
             )
