@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
-from abmigrate.database import scrub
+from abmigrate.database import scrub, sync_url
 from abmigrate.errors import ConnectionFailed
 from abmigrate.settings import mask_url
 
@@ -121,7 +121,8 @@ def _new_scratch(server_url: str | None, name: str) -> ScratchDatabase:
         ) from None
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_scratch(name)
+        # The URL's driver is kept (sqlite+aiosqlite: env.py builds an async engine from it).
+        return _sqlite_scratch(name, url.drivername)
     if backend == "postgresql":
         server = url
         dialect = "postgresql"
@@ -141,10 +142,10 @@ def _new_scratch(server_url: str | None, name: str) -> ScratchDatabase:
     )
 
 
-def _sqlite_scratch(name: str) -> ScratchDatabase:
+def _sqlite_scratch(name: str, drivername: str = "sqlite") -> ScratchDatabase:
     directory = Path(tempfile.mkdtemp(prefix=name + "_"))
     return ScratchDatabase(
-        url=f"sqlite:///{directory / 'scratch.db'}",
+        url=f"{drivername}:///{directory / 'scratch.db'}",
         dialect="sqlite",
         name=name,
         _directory=directory,
@@ -155,6 +156,7 @@ def _sqlite_scratch(name: str) -> ScratchDatabase:
 def _admin(server: URL) -> Iterator[Connection]:
     """An autocommit connection to the server, for CREATE/DROP DATABASE only."""
     raw = server.render_as_string(hide_password=False)
+    server = sync_url(server)  # an asyncpg/asyncmy URL: abmigrate's own connection is sync
     try:
         engine = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
