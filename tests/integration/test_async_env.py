@@ -260,3 +260,40 @@ def test_wrong_async_database_is_refused_before_anything_runs(  # type: ignore[n
     assert "env.py:" in refused.stderr  # the line that builds the engine
     assert target.versions() == []
     assert other.versions() == []
+
+
+def test_env_py_asking_for_the_current_event_loop(  # type: ignore[no-untyped-def]
+    copy_scenario: Callable[..., Path], run_cli: Any, target: Target
+) -> None:
+    # The pre-asyncio.run idiom, `asyncio.get_event_loop().run_until_complete(...)`, after the
+    # application's settings module ran asyncio.run() at import (which leaves the main thread
+    # without a current event loop): env.py fails before configuring anything, and abmigrate
+    # starts it again with an event loop set. Every revision runs env.py again, in one process.
+    project = copy_scenario("async_env")
+    (project / "app_settings.py").write_text(
+        "import asyncio\n\n\nasync def _load() -> str:\n    return 'loaded'\n\n\n"
+        "SECRETS = asyncio.run(_load())\n"
+    )
+    env_py = project / "env.py"
+    source = env_py.read_text()
+    edited = source.replace(
+        "asyncio.run(run_async_migrations())",
+        "asyncio.get_event_loop().run_until_complete(run_async_migrations())",
+    ).replace(
+        "from alembic import context\n",
+        "import app_settings  # noqa: F401\nfrom alembic import context\n",
+    )
+    assert edited.count("get_event_loop") == 1 and "app_settings" in edited
+    env_py.write_text(edited)
+    env = {"DATABASE_URL": target.url}
+
+    upgraded = run_cli("upgrade", cwd=project, env=env)
+    assert upgraded.exit_code == 0, upgraded
+    assert "development is now at a4" in upgraded.stdout
+    assert target.versions() == ["a4"]
+    assert target.shape() == AT_HEAD
+
+    down = run_cli("downgrade", "-2", cwd=project, env=env)
+    assert down.exit_code == 0, down
+    assert target.versions() == ["a2"]
+    assert "status" not in target.shape()["customers"]
