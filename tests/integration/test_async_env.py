@@ -107,6 +107,33 @@ AT_HEAD = {
 AT_A3 = {**AT_HEAD, "orders_indexes": []}
 
 
+PROBE_REVISION = '''"""probe the connection the revisions run on
+
+Revision ID: a5
+Revises: a4
+"""
+from alembic import op
+
+revision = "a5"
+down_revision = "a4"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    found = [bind.dialect.driver]
+    if bind.dialect.name == "postgresql":
+        found.append(bind.exec_driver_sql("SHOW lock_timeout").scalar())
+    if found not in (["psycopg", "2s"], ["pysqlite"]):
+        raise RuntimeError(f"revision ran on {found}")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
 @pytest.fixture(params=["postgres", "sqlite"])
 def target(request: pytest.FixtureRequest) -> Target:
     fixture = {"postgres": "pg_url", "sqlite": "sqlite_url"}[request.param]
@@ -190,11 +217,16 @@ def test_production_upgrade_backs_up_the_target_first(  # type: ignore[no-untype
         "INSERT INTO customers (id, email, status) VALUES (2, 'b@example.com', 'gone')",
     )
 
+    # A last revision that fails unless it runs on abmigrate's own synchronous connection,
+    # with production's lock_timeout in force (env.py's engine is asyncpg / aiosqlite).
+    (project / "versions" / "a5_probe_connection.py").write_text(PROBE_REVISION)
+
     upgraded = cli("--env", "production", "upgrade", "--yes")
     assert upgraded.exit_code == 0, upgraded
-    assert "production is now at a4" in upgraded.stdout
+    assert "production is now at a5" in upgraded.stdout
     assert "backup: " in upgraded.stdout
-    assert target.versions() == ["a4"]
+    assert target.versions() == ["a5"]
+    assert target.shape() == AT_HEAD
 
     listed = cli("--env", "production", "backups", "--format", "json")
     assert listed.exit_code == 0, listed
