@@ -615,7 +615,7 @@ def _check_failure(failure: CheckFailure, out: Console) -> None:
     if failure.sql:
         out.print("  SQL:")
         for line in failure.sql.splitlines():
-            out.print(f"    {line}", markup=False)
+            out.print(f"    {line}".rstrip(), markup=False)
     if failure.hint:
         say("hint:", failure.hint)
 
