@@ -522,18 +522,56 @@ def _quiet_alembic() -> Iterator[None]:
         logging.disable(previous)
 
 
-def between_steps(context: MigrationContext) -> None:
-    """Make the next step of a generator-fed run behave as if it were a run of its own.
+def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:
+    """Make the next step of a generator-fed run behave as ``alembic`` would run it.
 
-    Alembic's DDL memo remembers which PostgreSQL types were created during the run, so an
-    enum created, dropped and created again in one run would not be created again; and
-    looking at the schema autobegins a transaction, which is ended here when Alembic holds
-    none (one transaction per migration), so the next step starts clean.
+    Alembic's DDL memo remembers which PostgreSQL types (enums) were created or dropped
+    during the run, and skips creating or dropping them again. An upgrade keeps that
+    memory, as in one ``alembic upgrade`` (a later revision may reuse an enum an earlier
+    one created, which only a single run accepts), except for types that no longer exist
+    (a round trip's downgrade dropped them: the next upgrade must create them again). A
+    downgrade starts with none, as ``alembic downgrade -1`` does. Looking at the schema
+    autobegins a transaction, which is ended here when Alembic holds none (one transaction
+    per migration), so the next step starts clean.
     """
-    context.impl.memo.clear()
+    import copy
+
+    memo = context.impl.memo
     connection = context.connection
+    # What the upgrades of this run remember survives a downgrade in between (a round
+    # trip's "upgrade again" is the same run's upgrade, not a new run).
+    kept = "_abmigrate_upgrade_memo"
+    if not upgrade:
+        if not hasattr(context.impl, kept):
+            setattr(context.impl, kept, copy.deepcopy(dict(memo)))
+        memo.clear()
+    elif hasattr(context.impl, kept):
+        memo.clear()
+        memo.update(getattr(context.impl, kept))
+        delattr(context.impl, kept)
+    if upgrade and connection is not None and connection.dialect.name == "postgresql":
+        for key, names in memo.items():
+            if key.startswith("pg_") and isinstance(names, set) and names:
+                names.intersection_update(_existing_types(connection, names))
     if connection is not None and context._transaction is None and connection.in_transaction():
         connection.commit()
+
+
+def _existing_types(connection: Connection, names: set[Any]) -> set[Any]:
+    wanted = [name for name in names if isinstance(name, tuple) and len(name) == 2]
+    if not wanted:
+        return set()
+    rows = connection.exec_driver_sql(
+        "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"
+        " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = ANY(%(names)s)",
+        {"names": [str(name) for _, name in wanted]},
+    ).all()
+    found: set[Any] = set()
+    for schema, name in wanted:
+        for nspname, typname, visible in rows:
+            if typname == name and (nspname == schema or (schema is None and visible)):
+                found.add((schema, name))
+    return found
 
 
 def step_revision(step: RevisionStep) -> str:

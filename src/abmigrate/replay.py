@@ -271,12 +271,26 @@ def _replay(
         scratch_url = scratch.url
         project = AlembicProject(workspace.project.alembic_ini, scratch_url)
         applied: set[str] = set()
-        for revision in order:
-            if _run_to(project, revision, sorted(_heads_of(by_id, applied)), result):
-                break
-            applied.add(revision)
-            if revision in pending and _ancestry(by_id, [revision]) == applied:
-                _record(revision, scratch_url, keys, folder, result, progress)
+        walking: list[str] = []
+
+        def stepper(heads: Any, context: Any) -> Iterator[Any]:
+            # One env.py run for the whole pass, as `alembic upgrade head` runs it: a later
+            # revision may rely on what the run remembers (an enum an earlier one created).
+            for revision in order:
+                walking[:] = [revision]
+                yield from project.upgrade_steps(revision, sorted(_heads_of(by_id, applied)))
+                result.replayed.append(revision)
+                applied.add(revision)
+                walking.clear()
+                if revision in pending and _ancestry(by_id, [revision]) == applied:
+                    _record(revision, scratch_url, keys, folder, result, progress)
+
+        try:
+            project.run_stepper(stepper)
+        except Exception as exc:
+            if not walking:
+                raise
+            _replay_failed(walking[0], exc, result)
     for revision in pending:
         if revision in result.fingerprints or revision in result.errors:
             continue
@@ -303,17 +317,26 @@ def _run_to(project: Any, revision: str, current: list[str], result: Replayed) -
 
     try:
         steps = project.upgrade_steps(revision, current)
-        for step in steps:
-            project.run_steps([step])
-            result.replayed.append(step_revision(step))
-    except AbmigrateError as exc:
-        result.errors[revision] = exc.message
-        return True
+        project.run_steps(steps)
     except Exception as exc:
-        lines = str(exc).strip().splitlines()
-        result.errors[revision] = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+        _replay_failed(revision, exc, result)
         return True
+    result.replayed.extend(step_revision(step) for step in steps)
     return False
+
+
+def _replay_failed(revision: str, exc: Exception, result: Replayed) -> None:
+    """Record a revision that failed to replay; env.py reaching another database than the
+    scratch one is no replay failure but a refusal of the whole command."""
+    from abmigrate.env_run import WrongDatabase
+
+    if isinstance(exc, WrongDatabase):
+        raise exc
+    if isinstance(exc, AbmigrateError):
+        result.errors[revision] = exc.message
+        return
+    lines = str(exc).strip().splitlines()
+    result.errors[revision] = f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def _record(

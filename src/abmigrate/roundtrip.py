@@ -128,7 +128,7 @@ def walk_round_trip(
                     yield project.revision_step(revision, upgrade=True)
                     applied.append(revision)
                     cursor.stage = "downgrade"
-                    between_steps(context)
+                    between_steps(context, upgrade=False)
                     yield project.revision_step(revision, upgrade=False)
                     cursor.stage = "compare"
                     if state(connection) != before:
