@@ -235,7 +235,15 @@ def _locked(
             (
                 "lint",
                 f"{len(errors)} error finding(s): "
-                + "; ".join(f"{f.get('revision')} {f.get('code')}" for f in errors[:5]),
+                + "; ".join(
+                    f"{f.get('revision')} {f.get('code')}"
+                    + (
+                        f" ({f['judged']['reason']})"
+                        if (f.get("judged") or {}).get("reason")
+                        else ""
+                    )
+                    for f in errors[:5]
+                ),
             )
         )
     # Data preflight counted live rows a step would fail on (NULLs before NOT NULL,
