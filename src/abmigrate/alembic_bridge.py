@@ -65,14 +65,22 @@ class StepSQL:
 class AlembicProject:
     """An Alembic script directory plus the URL its ``env.py`` should use."""
 
-    def __init__(self, alembic_ini: Path, url: str | None = None) -> None:
+    def __init__(
+        self, alembic_ini: Path, url: str | None = None, x_args: Sequence[str] = ()
+    ) -> None:
+        import argparse
+
         from alembic.config import Config
 
         if not alembic_ini.is_file():
             raise ConfigError(f"alembic.ini not found: {alembic_ini}", hint="pass --alembic-ini")
         self.alembic_ini = alembic_ini
         self.url = url
-        self.config: Config = Config(str(alembic_ini))
+        self.x_args = tuple(x_args)
+        # `alembic -x key=value`: env.py reads them with context.get_x_argument().
+        self.config: Config = Config(
+            str(alembic_ini), cmd_opts=argparse.Namespace(x=list(self.x_args))
+        )
         if url is not None:
             self.set_url(url)
         self._script: ScriptDirectory | None = None
@@ -81,6 +89,10 @@ class AlembicProject:
         # Where env.py records revisions, learned from its last online run.
         self.version_table: VersionTable = DEFAULT_VERSION_TABLE
         self.facts: EnvFacts | None = None
+
+    def for_url(self, url: str) -> AlembicProject:
+        """The same project (alembic.ini, ``-x`` arguments) pointed at another database."""
+        return AlembicProject(self.alembic_ini, url, self.x_args)
 
     def set_url(self, url: str) -> None:
         self.url = url
@@ -362,6 +374,10 @@ class AlembicProject:
         the version table env.py configured."""
         from abmigrate.env_run import run_env_online
 
+        def learned(facts: EnvFacts) -> None:
+            # Known before the first step: code between steps reads this version table.
+            self.facts, self.version_table = facts, facts.version_table
+
         with _quiet_alembic():
             facts = run_env_online(
                 self.config,
@@ -372,6 +388,7 @@ class AlembicProject:
                 dont_mutate=dont_mutate,
                 purge=purge,
                 autocommit_block=autocommit_block,
+                on_configured=learned,
             )
         self.facts = facts
         self.version_table = facts.version_table

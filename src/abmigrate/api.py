@@ -69,7 +69,7 @@ __all__ = [
 
 
 def current(workspace: Workspace) -> CurrentResult:
-    rows = read_version_rows(workspace.url, workspace.project.version_table)
+    rows = workspace.recorded_revisions()
     return CurrentResult(
         environment=workspace.environment.name,
         database=workspace.environment.masked_url,
@@ -82,7 +82,7 @@ def current(workspace: Workspace) -> CurrentResult:
 
 def status(workspace: Workspace) -> Status:
     project = workspace.project
-    rows = read_version_rows(workspace.url, workspace.project.version_table)
+    rows = workspace.recorded_revisions()
     current_revisions = rows or []
     heads = project.heads()
     unknown = unknown_revisions(project, current_revisions)
@@ -129,7 +129,7 @@ def _journal_view(
     """The last run (summary) and the journal's warnings: changed scripts, partial runs."""
     from abmigrate import journal as journal_module
 
-    runs = journal_module.read_runs(workspace.url)
+    runs = journal_module.read_runs(workspace.url, schema=workspace.journal_schema())
     migrations = [run for run in runs if run.get("direction") in ("upgrade", "downgrade")]
     last_run = None
     if migrations:
@@ -319,7 +319,9 @@ def journal(workspace: Workspace, *, limit: int = 20, local: bool = False) -> Jo
         runs = journal_module.read_local_log(workspace.settings.journal_log, limit=limit)
         source = str(workspace.settings.journal_log)
     else:
-        runs = journal_module.read_runs(workspace.url, limit=limit)
+        runs = journal_module.read_runs(
+            workspace.url, limit=limit, schema=workspace.journal_schema()
+        )
         source = journal_module.JOURNAL_TABLE
     return JournalResult(
         environment=workspace.environment.name,
@@ -342,7 +344,7 @@ def journal_run(workspace: Workspace, run_id: str, *, local: bool = False) -> Jo
         ]
         source = str(workspace.settings.journal_log)
     else:
-        runs = journal_module.find_runs(workspace.url, run_id)
+        runs = journal_module.find_runs(workspace.url, run_id, schema=workspace.journal_schema())
         source = journal_module.JOURNAL_TABLE
     if not runs:
         raise AbmigrateError(
@@ -372,7 +374,7 @@ def acknowledge_checksums(workspace: Workspace, reason: str) -> JournalResult:
 
     if not reason.strip():
         raise GuardRefused("acknowledging changed scripts needs a reason", reasons=[])
-    runs = journal_module.read_runs(workspace.url)
+    runs = journal_module.read_runs(workspace.url, schema=workspace.journal_schema())
     rows = read_version_rows(workspace.url, workspace.project.version_table) or []
     applied = workspace.project.applied_set([r for r in rows if workspace.project.known(r)])
     changed = journal_module.checksum_mismatches(workspace, runs, applied)
@@ -438,7 +440,7 @@ def stamp(
             "--force needs --reason: say why the schema differences are acceptable",
             hint="e.g. --force --reason 'index added by hand during incident 42'",
         )
-    before = read_version_rows(workspace.url, workspace.project.version_table) or []
+    before = workspace.recorded_revisions() or []
     revision = workspace.project.resolve_target(revision)
     differences = check_stamp(workspace, revision, force=force)
     # Rows naming revisions no script defines cannot be walked from: replace them outright.

@@ -38,7 +38,7 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
     from sqlalchemy import MetaData
     from sqlalchemy.exc import SAWarning
 
-    from abmigrate.alembic_bridge import AlembicProject, _silenced_stdout
+    from abmigrate.alembic_bridge import _silenced_stdout
     from abmigrate.database import connect, read_version_rows
     from abmigrate.plan import message_of
     from abmigrate.replay import expected_fingerprint, isolated_scratch
@@ -61,7 +61,10 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
             hint="run `abmigrate diagnose` and follow its recommendation first",
             reasons=[f"recorded: {', '.join(recorded) or 'nothing'}"],
         )
-    if not diff(expected_fingerprint(workspace, head), fingerprint_url(workspace.url)):
+    if not diff(
+        expected_fingerprint(workspace, head),
+        fingerprint_url(workspace.url, schema=workspace.project.version_table.schema),
+    ):
         raise RevisionError(f"nothing to capture: the schema matches {head} exactly")
 
     live = MetaData()
@@ -71,7 +74,7 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
 
     dialect = workspace.environment.dialect
     with isolated_scratch(workspace.url, "capture") as scratch:
-        replay = AlembicProject(project.alembic_ini, scratch.url)
+        replay = project.for_url(scratch.url)
         for step in replay.upgrade_steps(head, []):
             replay.run_steps([step])
         with connect(scratch.url) as connection, warnings.catch_warnings():

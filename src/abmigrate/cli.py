@@ -48,6 +48,7 @@ class CliState:
     output_format: str = "human"
     debug: bool = False
     verbose: bool = False
+    x_args: tuple[str, ...] = ()
     yes: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -116,7 +117,11 @@ def open_workspace(state: CliState) -> Any:
     from abmigrate.workspace import Workspace
 
     return Workspace.open(
-        config=state.config, alembic_ini=state.alembic_ini, url=state.url, env=state.env
+        config=state.config,
+        alembic_ini=state.alembic_ini,
+        url=state.url,
+        env=state.env,
+        x_args=state.x_args,
     )
 
 
@@ -200,6 +205,13 @@ def confirmer(state: CliState) -> Callable[[Any], bool] | None:
 @click.option("--format", "output_format", type=click.Choice(["human", "json"]), default="human")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option(
+    "-x",
+    "x_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Passed to env.py as Alembic's -x (context.get_x_argument()), e.g. -x tenant=acme.",
+)
+@click.option(
     "--verbose",
     "-v",
     is_flag=True,
@@ -215,10 +227,12 @@ def cli(
     env: str | None,
     output_format: str,
     debug: bool,
+    x_args: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Safe, observable migrations for SQLAlchemy/Alembic projects."""
     state = ctx.ensure_object(CliState)
+    state.x_args = x_args
     state.config, state.alembic_ini, state.url = config, alembic_ini, url
     state.env, state.output_format, state.debug = env, output_format, debug
     state.verbose = verbose

@@ -136,9 +136,15 @@ def sync_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, schema: str | None = None) -> Engine:
+    """An engine without a pool; ``schema`` (PostgreSQL) puts that schema first on the
+    search_path of every connection, so it is the default schema reflection looks at (a
+    tenant's schema, where env.py works)."""
+    options: dict[str, object] = {}
+    if schema and parse_url(url).get_backend_name() == "postgresql":
+        options["connect_args"] = {"options": f"-c search_path={schema}"}
     try:
-        return create_engine(sync_url(url), poolclass=NullPool)
+        return create_engine(sync_url(url), poolclass=NullPool, **options)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise ConnectionFailed(
             f"no driver for {mask_url(url)}: {exc}",
@@ -147,9 +153,10 @@ def make_engine(url: str) -> Engine:
 
 
 @contextmanager
-def connect(url: str) -> Iterator[Connection]:
-    """A connection whose failures become one clear ConnectionFailed line."""
-    engine = make_engine(url)
+def connect(url: str, *, schema: str | None = None) -> Iterator[Connection]:
+    """A connection whose failures become one clear ConnectionFailed line (``schema``: see
+    :func:`make_engine`)."""
+    engine = make_engine(url, schema=schema)
     try:
         try:
             connection = engine.connect()

@@ -128,7 +128,7 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     recorded = workspace.recorded_revisions()
     rows = recorded or []
     unknown = unknown_revisions(project, rows)
-    live = fingerprint_url(workspace.url)
+    live = fingerprint_url(workspace.url, schema=workspace.project.version_table.schema)
     result = Diagnosis(
         environment=workspace.environment.name,
         database=workspace.environment.masked_url,

@@ -149,7 +149,8 @@ def compare_to_revision(workspace: Workspace, revision: str) -> list[Difference]
         expected = expected_state_fingerprint(workspace, workspace.project.heads())
     else:
         expected = expected_fingerprint(workspace, revision)
-    return diff(expected, fingerprint_url(workspace.url))
+    live = fingerprint_url(workspace.url, schema=workspace.project.version_table.schema)
+    return diff(expected, live)
 
 
 def drift_report(workspace: Workspace, against: str = "models") -> DriftReport:

@@ -205,7 +205,6 @@ def _on_scratch_copy(
     progress: ProgressCallback | None,
     notify: Notify | None,
 ) -> RunResult:
-    from abmigrate.alembic_bridge import AlembicProject
     from abmigrate.backup.operations import copy_database
     from abmigrate.replay import isolated_scratch
 
@@ -217,7 +216,7 @@ def _on_scratch_copy(
         copy = replace(
             workspace,
             environment=environment,
-            project=AlembicProject(workspace.project.alembic_ini, scratch.url),
+            project=workspace.project.for_url(scratch.url),
         )
         try:
             result = apply_plan(copy, plan, steps, progress=progress, notify=notify)

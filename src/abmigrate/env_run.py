@@ -91,9 +91,11 @@ def run_env_online(
     purge: bool = False,
     per_migration: bool = True,
     autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
+    on_configured: Callable[[EnvFacts], None] | None = None,
 ) -> EnvFacts:
     """Run ``env.py`` once with ``fn`` as Alembic's work function, on ``connection`` (or a
     connection abmigrate opens to ``url``), whatever connection env.py configures.
+    ``on_configured(facts)`` is called once env.py configured, before any step runs.
 
     ``connection`` may already be in a transaction (the dry run's): Alembic then leaves the
     transaction to its owner. Returns what env.py configured (version table, heads …).
@@ -115,6 +117,7 @@ def run_env_online(
                     purge=purge,
                     per_migration=per_migration,
                     autocommit_block=autocommit_block,
+                    on_configured=on_configured,
                 )
         finally:
             engine.dispose()
@@ -159,6 +162,8 @@ def run_env_online(
         facts.version_table = _settled(handed, lambda: _version_table(migration_context, facts))
         if autocommit_block is not None:
             migration_context.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
+        if on_configured is not None:
+            on_configured(facts)
 
     # On the instance, not a subclass: Alembic's `context` module proxies the methods of the
     # EnvironmentContext class it knows, looked up on the instance it installs.

@@ -247,14 +247,17 @@ def _columns_of(fingerprint: Fingerprint, table: str) -> list[str]:
 # --------------------------------------------------------------------------- building
 
 
-def fingerprint_url(url: str, *, version_table: str = _VERSION_TABLE) -> Fingerprint:
-    """The fingerprint of the database at ``url`` (read only; a missing SQLite file is empty)."""
+def fingerprint_url(
+    url: str, *, version_table: str = _VERSION_TABLE, schema: str | None = None
+) -> Fingerprint:
+    """The fingerprint of the database at ``url`` (read only; a missing SQLite file is empty),
+    of ``schema`` when given (PostgreSQL: a tenant's schema), else of the default one."""
     from abmigrate.database import connect, sqlite_path
 
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return Fingerprint("sqlite", {})
-    with connect(url) as connection:
+    with connect(url, schema=schema) as connection:
         return fingerprint_connection(connection, version_table=version_table)
 
 

@@ -16,7 +16,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +78,18 @@ def new_run_id() -> str:
 
 
 def _has_table(connection: Connection) -> bool:
-    return bool(inspect(connection).has_table(JOURNAL_TABLE))
+    schema = (connection.get_execution_options().get("schema_translate_map") or {}).get(None)
+    return bool(inspect(connection).has_table(JOURNAL_TABLE, schema=schema))
+
+
+@contextlib.contextmanager
+def _connect(url: str, schema: str | None) -> Iterator[Connection]:
+    """A connection on which the journal table lives in ``schema``: next to the version
+    table (a tenant's schema keeps its own journal), the default schema otherwise."""
+    with connect(url) as connection:
+        if schema:
+            connection = connection.execution_options(schema_translate_map={None: schema})
+        yield connection
 
 
 class Journal:
@@ -86,6 +97,7 @@ class Journal:
 
     def __init__(self, workspace: Workspace) -> None:
         self.url = workspace.url
+        self.schema = workspace.project.version_table.schema
         self.log_path = workspace.settings.journal_log
         self.errors: list[str] = []
 
@@ -123,7 +135,7 @@ class Journal:
         # The journal must never turn a run's real outcome into a journal error: a failure
         # to write is remembered (and shown as a warning), the local log still has the run.
         try:
-            with connect(self.url) as connection:
+            with _connect(self.url, self.schema) as connection:
                 if create and not _has_table(connection):
                     _metadata.create_all(connection, tables=[journal_table], checkfirst=True)
                 updated = connection.execute(
@@ -168,12 +180,14 @@ class Journal:
         return record
 
 
-def read_runs(url: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+def read_runs(
+    url: str, *, limit: int | None = None, schema: str | None = None
+) -> list[dict[str, Any]]:
     """Journal records, newest first. Read-only: no table means no runs."""
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return []
-    with connect(url) as connection:
+    with _connect(url, schema) as connection:
         if not _has_table(connection):
             return []
         query = select(journal_table.c.record, journal_table.c.outcome).order_by(
@@ -199,7 +213,7 @@ def matches_run_id(run_id: str, query: str) -> bool:
     return bool(query) and (run_id.startswith(query) or run_id.rpartition("-")[2].startswith(query))
 
 
-def find_runs(url: str, query: str) -> list[dict[str, Any]]:
+def find_runs(url: str, query: str, *, schema: str | None = None) -> list[dict[str, Any]]:
     """The journal records whose run id matches ``query`` (see :func:`matches_run_id`),
     newest first. Read-only."""
     from sqlalchemy import func, or_
@@ -209,7 +223,7 @@ def find_runs(url: str, query: str) -> list[dict[str, Any]]:
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return []
-    with connect(url) as connection:
+    with _connect(url, schema) as connection:
         if not _has_table(connection):
             return []
         run_id = func.lower(journal_table.c.run_id)

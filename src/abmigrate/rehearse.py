@@ -113,7 +113,6 @@ def rehearse(
     progress: StepProgress | None = None,
 ) -> Rehearsal:
     """Rehearse the upgrade to ``target`` on a scratch copy; see the module docstring."""
-    from abmigrate.alembic_bridge import AlembicProject
     from abmigrate.database import read_version_rows
     from abmigrate.plan import unknown_revisions
     from abmigrate.replay import isolated_scratch
@@ -131,7 +130,7 @@ def rehearse(
     warnings: list[str] = []
     with isolated_scratch(workspace.url, "rehearse") as scratch:
         source = _populate(workspace, scratch.url, current, from_backup, clone, scale_rows)
-        project = AlembicProject(workspace.project.alembic_ini, scratch.url)
+        project = workspace.project.for_url(scratch.url)
         start = read_version_rows(scratch.url) or []
         if sorted(start) != sorted(current):
             warnings.append(
@@ -207,12 +206,11 @@ def _latest_backup(workspace: Workspace) -> str | None:
 
 
 def _synthetic(workspace: Workspace, scratch_url: str, current: list[str], rows: int) -> str:
-    from abmigrate.alembic_bridge import AlembicProject
     from abmigrate.synthetic import fill
 
     if rows < 1:
         raise AbmigrateError("--scale-rows needs a positive number of rows")
-    project = AlembicProject(workspace.project.alembic_ini, scratch_url)
+    project = workspace.project.for_url(scratch_url)
     if current:
         # The schema the database has: its revisions replayed from empty.
         target = current[0] if len(current) == 1 else "heads"

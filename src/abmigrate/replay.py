@@ -114,7 +114,6 @@ def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Finger
     resolved = sorted({resolve_revision(workspace, head) for head in heads} - {BASE})
     if len(resolved) <= 1:
         return expected_fingerprint(workspace, resolved[0] if resolved else BASE)
-    from abmigrate.alembic_bridge import AlembicProject
 
     scripts = list(reversed(workspace.project.revisions()))
     keys = _merkle_keys(scripts, _environment_key(workspace))
@@ -126,7 +125,7 @@ def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Finger
     by_id = {script.revision: script for script in scripts}
     result = Replayed(_dialect_name(workspace.url))
     with isolated_scratch(workspace.url, "replay") as scratch:
-        project = AlembicProject(workspace.project.alembic_ini, scratch.url)
+        project = workspace.project.for_url(scratch.url)
         current: list[str] = []
         for head in resolved:
             if _run_to(project, head, current, result):
@@ -137,7 +136,7 @@ def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Finger
                     revision=head,
                 )
             current = sorted(_heads_of(by_id, _ancestry(by_id, [*current, head])))
-        fingerprint = fingerprint_url(scratch.url)
+        fingerprint = fingerprint_url(scratch.url, schema=project.version_table.schema)
     _write_cache(path, fingerprint)
     return fingerprint
 
@@ -203,7 +202,10 @@ def _environment_key(workspace: Workspace) -> str:
             version = ".".join(str(part) for part in info)
     env_py = Path(workspace.project.script.dir) / "env.py"
     env_hash = hashlib.sha256(env_py.read_bytes()).hexdigest() if env_py.is_file() else ""
-    return f"{FORMAT_VERSION}:{dialect}:{version}:{env_hash}"
+    x_args = ",".join(workspace.project.x_args)
+    # "tenant-schema": fingerprints of the schema env.py works in (cached ones from before
+    # read the default schema only).
+    return f"{FORMAT_VERSION}:tenant-schema:{dialect}:{version}:{env_hash}:{x_args}"
 
 
 def _merkle_keys(scripts: list[Script], environment_key: str) -> dict[str, str]:
@@ -260,7 +262,6 @@ def _replay(
     result: Replayed,
     progress: ReplayProgress | None,
 ) -> None:
-    from abmigrate.alembic_bridge import AlembicProject
 
     by_id = {script.revision: script for script in scripts}
     order = [script.revision for script in scripts if script.revision in needed]
@@ -269,7 +270,7 @@ def _replay(
     # has been applied so far; on a branched graph the others are replayed on their own.
     with isolated_scratch(workspace.url, "replay") as scratch:
         scratch_url = scratch.url
-        project = AlembicProject(workspace.project.alembic_ini, scratch_url)
+        project = workspace.project.for_url(scratch_url)
         applied: set[str] = set()
         walking: list[str] = []
 
@@ -283,7 +284,7 @@ def _replay(
                 applied.add(revision)
                 walking.clear()
                 if revision in pending and _ancestry(by_id, [revision]) == applied:
-                    _record(revision, scratch_url, keys, folder, result, progress)
+                    _record(revision, project, keys, folder, result, progress)
 
         try:
             project.run_stepper(stepper)
@@ -299,9 +300,9 @@ def _replay(
             continue
         with isolated_scratch(workspace.url, "replay") as scratch:
             scratch_url = scratch.url
-            project = AlembicProject(workspace.project.alembic_ini, scratch_url)
+            project = workspace.project.for_url(scratch_url)
             if not _run_to(project, revision, [], result):
-                _record(revision, scratch_url, keys, folder, result, progress)
+                _record(revision, project, keys, folder, result, progress)
 
 
 def _heads_of(by_id: dict[str, Script], applied: set[str]) -> set[str]:
@@ -341,13 +342,14 @@ def _replay_failed(revision: str, exc: Exception, result: Replayed) -> None:
 
 def _record(
     revision: str,
-    scratch_url: str,
+    project: Any,
     keys: dict[str, str],
     folder: Path,
     result: Replayed,
     progress: ReplayProgress | None,
 ) -> None:
-    fingerprint = fingerprint_url(scratch_url)
+    # The schema env.py worked in (a tenant's, when it sets one) on the scratch database.
+    fingerprint = fingerprint_url(str(project.url), schema=project.version_table.schema)
     result.fingerprints[revision] = fingerprint
     result.computed.append(revision)
     _write_cache(folder / f"{keys[revision]}.json", fingerprint)

@@ -26,15 +26,22 @@ class Workspace:
         url: str | None = None,
         env: str | None = None,
         cwd: Path | None = None,
+        x_args: tuple[str, ...] = (),
     ) -> Workspace:
         settings = load_settings(config, alembic_ini=alembic_ini, url=url, cwd=cwd)
         environment = settings.environment(env)
-        project = AlembicProject(settings.alembic_ini, environment.url)
+        project = AlembicProject(settings.alembic_ini, environment.url, x_args)
         return cls(settings, environment, project)
 
     @property
     def url(self) -> str:
         return self.environment.url
+
+    def journal_schema(self) -> str | None:
+        """The schema of the journal table: the version table's (learned as
+        :meth:`recorded_revisions` does)."""
+        self.recorded_revisions()
+        return self.project.version_table.schema
 
     def recorded_revisions(self) -> list[str] | None:
         """The revisions the database records, in the version table env.py uses.

@@ -1,0 +1,25 @@
+"""create customers
+
+Revision ID: t1
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "t1"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "customers",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(100), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("customers")
