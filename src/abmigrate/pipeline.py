@@ -138,7 +138,7 @@ def _locked(
         # records revisions. A missing SQLite file is not created by looking.
         project.probe()
     current = read_version_rows(workspace.url, workspace.project.version_table) or []
-    runs = journal.read_runs(workspace.url)
+    runs = journal.read_runs(workspace.url, schema=workspace.project.version_table.schema)
     known = [revision for revision in current if project.known(revision)]
     applied_set = project.applied_set(known)
     changed = journal.checksum_mismatches(workspace, runs, applied_set)
