@@ -109,6 +109,9 @@ def _context(state: CliState, url: str | None, since: str | None) -> tuple[Check
                 f" (a server for scratch databases) or --env {environment.name} to check on"
                 f" {environment.dialect}"
             )
+    if server is None and environment is not None and _names_async_driver(environment.url):
+        # An async env.py builds its engine from the scratch URL: plain sqlite:// will not do.
+        server = "sqlite+aiosqlite://"
     context = CheckContext(
         alembic_ini=settings.alembic_ini,
         server_url=server,
@@ -117,3 +120,14 @@ def _context(state: CliState, url: str | None, since: str | None) -> tuple[Check
         environment=environment,
     )
     return context, note
+
+
+def _names_async_driver(url: str) -> bool:
+    from abmigrate.database import parse_url, sync_url
+    from abmigrate.errors import AbmigrateError
+
+    try:
+        parsed = parse_url(url)
+    except AbmigrateError:
+        return False
+    return sync_url(parsed) != parsed

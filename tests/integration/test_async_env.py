@@ -261,6 +261,14 @@ def test_check_round_trips_on_scratch_databases(cli, target: Target) -> None:  #
     assert "passed: 6 of 6 checks" in checked.stdout
     assert "4 revision(s) round-tripped" in checked.stdout
     assert "the schema at a4 matches the models" in checked.stdout
+
+    # Without --url the scratch databases are temporary SQLite files, through aiosqlite
+    # since the environment's URL names an async driver.
+    default = cli("check", "--checks", "round_trip")
+    assert default.exit_code == 0, default
+    assert "scratch databases: sqlite+aiosqlite://" in default.stdout
+    assert "4 revision(s) round-tripped" in default.stdout
+
     if target.dialect == "sqlite":
         assert not Path(str(make_url(target.sync).database)).exists()
     else:
