@@ -174,8 +174,9 @@ def render_journal_run(result: JournalRun, out: Console, now: datetime | None = 
     out.print(f"[bold]{title}[/]", end="")
     style = _OUTCOME_STYLE.get(str(run.get("outcome")), "white")
     out.print(f", [{style}]{_outcome(run)}[/]")
+    dialect = f" ({run['dialect']})" if run.get("dialect") else ""
     fields: list[tuple[str, str]] = [
-        ("database", f"{run.get('database') or result.database} ({run.get('dialect') or '?'})")
+        ("database", f"{run.get('database') or result.database}{dialect}")
     ]
     if direction == "acknowledge":
         fields.append(("scripts", ", ".join((run.get("checksums") or {}).keys()) or "(none)"))
@@ -183,7 +184,10 @@ def render_journal_run(result: JournalRun, out: Console, now: datetime | None = 
         start = ", ".join(run.get("from_revisions") or []) or "(none)"
         end = ", ".join(run.get("to_revisions") or []) or "(none)"
         target = f" (target {run['target']})" if run.get("target") else ""
-        fields.append(("from → to", f"{start} → {end}{target}"))
+        if run.get("dry_run"):  # it went to the target and back
+            fields.append(("from → to", f"{start} → {run.get('target')} (undone)"))
+        else:
+            fields.append(("from → to", f"{start} → {end}{target}"))
     fields.append(
         ("started", f"{clock(started, seconds=True)}, {ago(started, now)}" if started else "?")
     )
@@ -253,6 +257,8 @@ def _steps(run: dict[str, Any], out: Console) -> None:
     if planned and len(planned) != len(applied):
         count = f"{len(applied)} of {plural(len(planned), 'revision')}"
     done_how = "undone" if run.get("direction") == "downgrade" else "applied"
+    if run.get("dry_run"):
+        done_how += " and rolled back (dry run)"
     out.print(f"\n[bold]steps[/]: {count} {done_how}")
     if not rows:
         return
