@@ -1,0 +1,5 @@
+import sys
+
+from corpus.harness import main
+
+sys.exit(main())

@@ -1,0 +1,206 @@
+"""Corpus projects: their declarations (corpus/projects/<name>.toml) and virtual environments.
+
+Each project gets its own virtual environment under the cache directory, holding the pinned
+PyPI release, its extra requirements and abmigrate itself (``pip install -e`` this checkout),
+so the project's env.py imports work for ``alembic`` and ``abmigrate`` alike.
+"""
+
+from __future__ import annotations
+
+import configparser
+import fcntl
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECTS_DIR = Path(__file__).resolve().parent / "projects"
+DIALECTS = ("postgresql", "sqlite")
+
+_KEYS = {
+    "name",
+    "homepage",
+    "version",
+    "requirements",
+    "dialects",
+    "alembic_ini",
+    "script_location",
+    "version_locations",
+    "ini_url",
+    "env",
+    "prepare",
+    "notes",
+    "known_findings",
+    "alembic_command",
+}
+
+
+class ProjectError(Exception):
+    """A project declaration that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    version: str
+    requirements: list[str]
+    dialects: list[str]
+    alembic_ini: str
+    homepage: str = ""
+    script_location: str | None = None
+    version_locations: dict[str, str] = field(default_factory=dict)
+    ini_url: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: str | None = None
+    notes: str = ""
+    # Failures of `abmigrate check` that are the project's own (each with `check`, `revision`,
+    # `why` and optionally `dialects`): the check step expects exactly these.
+    known_findings: list[dict[str, Any]] = field(default_factory=list)
+    # How plain alembic's CLI is started (the first item is a program of the venv); the
+    # default is the venv's `alembic`. The arguments (-c INI COMMAND ...) follow.
+    alembic_command: list[str] = field(default_factory=lambda: ["alembic"])
+
+    def expected_findings(self, dialect: str) -> dict[tuple[str, str], str]:
+        return {
+            (finding["check"], finding["revision"]): finding["why"]
+            for finding in self.known_findings
+            if dialect in finding.get("dialects", DIALECTS)
+        }
+
+    @property
+    def distribution(self) -> str:
+        """The PyPI distribution the version belongs to (the first requirement's name)."""
+        match = re.match(r"[A-Za-z0-9._-]+", self.requirements[0])
+        assert match is not None
+        return match.group(0)
+
+
+def load_project(path: Path) -> Project:
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    unknown = set(data) - _KEYS
+    if unknown:
+        raise ProjectError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("name", "version", "requirements", "dialects", "alembic_ini"):
+        if key not in data:
+            raise ProjectError(f"{path}: missing key {key!r}")
+    bad = [dialect for dialect in data["dialects"] if dialect not in DIALECTS]
+    if bad:
+        raise ProjectError(f"{path}: unknown dialect(s) {bad} (known: {', '.join(DIALECTS)})")
+    for finding in data.get("known_findings", []):
+        if set(finding) - {"check", "revision", "why", "dialects"} or "why" not in finding:
+            raise ProjectError(f"{path}: a known finding needs check, revision, why: {finding}")
+    return Project(**data)
+
+
+def all_projects() -> list[Project]:
+    return [load_project(path) for path in sorted(PROJECTS_DIR.glob("*.toml"))]
+
+
+@dataclass(frozen=True)
+class Venv:
+    """A project's virtual environment, ready to run its alembic and abmigrate."""
+
+    path: Path
+    site_packages: Path
+    versions: dict[str, str]
+
+    def bin(self, name: str) -> str:
+        return str(self.path / "bin" / name)
+
+
+def _requirements_key(project: Project) -> str:
+    digest = hashlib.sha256()
+    digest.update("\n".join(project.requirements).encode())
+    # abmigrate is installed editable: only its dependencies can change under the venv.
+    digest.update((ROOT / "pyproject.toml").read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv(project: Project, cache: Path, *, reinstall: bool, log: Path) -> Venv:
+    """Create (once) the project's venv and return it; ``log`` receives pip's output."""
+    path = cache / "venvs" / f"{project.name}-{project.version}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("w") as lock:
+        # Two runs at once (a test and ./scripts/corpus) must not install into one venv.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _install(project, path, reinstall=reinstall, log=log)
+    probe = (
+        "import importlib.metadata as m, json, sqlite3, sysconfig\n"
+        f"names = {[project.distribution, 'alembic', 'SQLAlchemy', 'abmigrate']!r}\n"
+        "versions = {n: m.version(n) for n in names}\n"
+        "versions['sqlite'] = sqlite3.sqlite_version\n"
+        "print(json.dumps([sysconfig.get_paths()['purelib'], versions]))\n"
+    )
+    output = subprocess.run(
+        [str(path / "bin" / "python"), "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    site_packages, versions = json.loads(output)
+    return Venv(path=path, site_packages=Path(site_packages), versions=versions)
+
+
+def _install(project: Project, path: Path, *, reinstall: bool, log: Path) -> None:
+    stamp = path / ".corpus-installed"
+    key = _requirements_key(project)
+    python = path / "bin" / "python"
+    if not reinstall and python.exists() and stamp.exists() and stamp.read_text() == key:
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        if not python.exists():
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(path)],
+                check=True,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        command = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+        command += [*project.requirements, "-e", str(ROOT)]
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-3:]
+        raise ProjectError(f"pip install failed ({log}): {' / '.join(tail)}")
+    stamp.write_text(key)
+
+
+def write_alembic_ini(
+    project: Project, venv: Venv, dialect: str, url: str | None, destination: Path
+) -> Path:
+    """Write the alembic.ini the run uses: the project's own, made usable from anywhere.
+
+    ``%(here)s`` is replaced by the shipped ini's folder, ``script_location`` (and the
+    dialect's ``version_locations``) become absolute, and ``sqlalchemy.url`` names the run's
+    database (or is removed when the project reads its URL elsewhere).
+    """
+    source = venv.site_packages / project.alembic_ini
+    if not source.is_file():
+        raise ProjectError(f"{project.name}: no alembic.ini at {source}")
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(source)
+    here = str(source.parent)
+    for section in parser.sections():
+        for key, value in parser.items(section):
+            if "%(here)s" in value:
+                parser.set(section, key, value.replace("%(here)s", here))
+    if project.script_location is not None:
+        parser.set("alembic", "script_location", str(venv.site_packages / project.script_location))
+    location = project.version_locations.get(dialect)
+    if location is not None:
+        parser.set("alembic", "version_locations", str(venv.site_packages / location))
+    if project.ini_url and url is not None:
+        # Alembic's ConfigParser interpolates '%': double it.
+        parser.set("alembic", "sqlalchemy.url", url.replace("%", "%%"))
+    elif parser.has_option("alembic", "sqlalchemy.url"):
+        parser.remove_option("alembic", "sqlalchemy.url")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with destination.open("w") as handle:
+        handle.write(f"# written by corpus/harness.py from {source}\n")
+        parser.write(handle)
+    return destination
