@@ -368,6 +368,7 @@ class AlembicProject:
         dont_mutate: bool = False,
         purge: bool = False,
         autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
+        on_version_apply: Callable[..., None] | None = None,
     ) -> EnvFacts:
         """One online run of ``env.py`` with ``fn`` as Alembic's work function, on a
         connection abmigrate owns (see :func:`abmigrate.env_run.run_env_online`); remembers
@@ -389,6 +390,7 @@ class AlembicProject:
                 purge=purge,
                 autocommit_block=autocommit_block,
                 on_configured=learned,
+                on_version_apply=on_version_apply,
             )
         self.facts = facts
         self.version_table = facts.version_table

@@ -92,10 +92,13 @@ def run_env_online(
     per_migration: bool = True,
     autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
     on_configured: Callable[[EnvFacts], None] | None = None,
+    on_version_apply: Callable[..., None] | None = None,
 ) -> EnvFacts:
     """Run ``env.py`` once with ``fn`` as Alembic's work function, on ``connection`` (or a
     connection abmigrate opens to ``url``), whatever connection env.py configures.
-    ``on_configured(facts)`` is called once env.py configured, before any step runs.
+    ``on_configured(facts)`` is called once env.py configured, before any step runs;
+    ``on_version_apply`` joins the callbacks env.py registers (Alembic calls it after each
+    step, inside the step's transaction, with the heads the database now records).
 
     ``connection`` may already be in a transaction (the dry run's): Alembic then leaves the
     transaction to its owner. Returns what env.py configured (version table, heads …).
@@ -118,6 +121,7 @@ def run_env_online(
                     per_migration=per_migration,
                     autocommit_block=autocommit_block,
                     on_configured=on_configured,
+                    on_version_apply=on_version_apply,
                 )
         finally:
             engine.dispose()
@@ -157,6 +161,10 @@ def run_env_online(
                 _settled(handed, lambda: _set_search_path(handed, search_path))
         if per_migration:
             options["transaction_per_migration"] = True
+        if on_version_apply is not None:
+            own = options.get("on_version_apply")
+            callbacks = () if own is None else (own,) if callable(own) else tuple(own)
+            options["on_version_apply"] = (*callbacks, on_version_apply)
         configure(connection=handed, **options)
         migration_context = context.get_context()
         facts.version_table = _settled(handed, lambda: _version_table(migration_context, facts))

@@ -77,6 +77,34 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
+def _values(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": record["run_id"],
+        "kind": record.get("direction", "run"),
+        "environment": record.get("environment", ""),
+        "started_at": record.get("started_at") or now_iso(),
+        "finished_at": record.get("finished_at"),
+        "outcome": record.get("outcome", "running"),
+        "in_flight": record.get("in_flight"),
+        "from_revisions": ",".join(record.get("from_revisions") or []),
+        "to_revisions": ",".join(record.get("to_revisions") or []),
+        "record": json.dumps(record, default=str),
+    }
+
+
+_tables_by_schema: dict[str, Table] = {}
+
+
+def _journal_table(schema: str | None) -> Table:
+    """The journal table in ``schema`` (a tenant's), for statements on a connection whose
+    execution options abmigrate does not own (the migration's)."""
+    if schema is None:
+        return journal_table
+    if schema not in _tables_by_schema:
+        _tables_by_schema[schema] = journal_table.to_metadata(MetaData(), schema=schema)
+    return _tables_by_schema[schema]
+
+
 def _has_table(connection: Connection) -> bool:
     schema = (connection.get_execution_options().get("schema_translate_map") or {}).get(None)
     return bool(inspect(connection).has_table(JOURNAL_TABLE, schema=schema))
@@ -100,42 +128,82 @@ class Journal:
         self.schema = workspace.project.version_table.schema
         self.log_path = workspace.settings.journal_log
         self.errors: list[str] = []
+        # One connection for the whole run: a run of 300 revisions updates its row 600
+        # times, and a new connection each time cost more than the migrations.
+        self._held: contextlib.ExitStack | None = None
+        self._connection: Connection | None = None
 
     def start(self, record: dict[str, Any]) -> None:
         self._write_row(record, create=True)
         self._append_log({"event": "start", **record})
 
-    def update(self, record: dict[str, Any]) -> None:
-        self._write_row(record, create=False)
+    def update(self, record: dict[str, Any], *, within: Connection | None = None) -> None:
+        """Rewrite the run's row; ``within`` a caller's open transaction (the migration's
+        own, so the row commits with the revision it records), else on the journal's
+        connection."""
+        if within is None or self.errors:
+            self._write_row(record, create=False)
+            return
+        try:
+            self._write_within(within, record)
+        except Exception:
+            self._write_row(record, create=False)
 
     def finish(self, record: dict[str, Any]) -> None:
         self._write_row(record, create=False)
         self._append_log({"event": "finish", **record})
+        self.close()
+
+    def close(self) -> None:
+        if self._held is not None:
+            with contextlib.suppress(Exception):
+                self._held.close()
+        self._held, self._connection = None, None
+
+    def _open(self) -> Connection:
+        if self._connection is None or self._connection.closed:
+            self.close()
+            held = contextlib.ExitStack()
+            try:
+                connection = held.enter_context(_connect(self.url, self.schema))
+                if connection.dialect.name == "postgresql":
+                    # The journal follows the run, it does not make it durable: the
+                    # revisions commit on their own connection, fully synchronous. Not
+                    # waiting for the WAL flush at each of a long run's updates halves
+                    # their cost; a server crash may lose only the latest journal updates.
+                    connection.exec_driver_sql("SET synchronous_commit = off")
+                    connection.commit()
+                self._connection = connection
+            except BaseException:
+                held.close()
+                raise
+            self._held = held
+        return self._connection
 
     def log_only(self, record: dict[str, Any]) -> None:
         """A dry run: in the local log only. The table records what changed the database,
         which a dry run never does (and ``status`` reads its last run from there)."""
         self._append_log({"event": "dry_run", **record})
 
+    def _write_within(self, connection: Connection, record: dict[str, Any]) -> None:
+        table = _journal_table(self.schema)
+        update = table.update().where(table.c.run_id == record["run_id"]).values(**_values(record))
+        if connection.dialect.name == "postgresql":
+            # A failing journal write must not abort the migration's transaction.
+            with connection.begin_nested():
+                connection.execute(update)
+        else:
+            connection.execute(update)
+
     def _write_row(self, record: dict[str, Any], *, create: bool) -> None:
         from abmigrate.database import scrub
 
-        values = {
-            "run_id": record["run_id"],
-            "kind": record.get("direction", "run"),
-            "environment": record.get("environment", ""),
-            "started_at": record.get("started_at") or now_iso(),
-            "finished_at": record.get("finished_at"),
-            "outcome": record.get("outcome", "running"),
-            "in_flight": record.get("in_flight"),
-            "from_revisions": ",".join(record.get("from_revisions") or []),
-            "to_revisions": ",".join(record.get("to_revisions") or []),
-            "record": json.dumps(record, default=str),
-        }
+        values = _values(record)
         # The journal must never turn a run's real outcome into a journal error: a failure
         # to write is remembered (and shown as a warning), the local log still has the run.
         try:
-            with _connect(self.url, self.schema) as connection:
+            connection = self._open()
+            try:
                 if create and not _has_table(connection):
                     _metadata.create_all(connection, tables=[journal_table], checkfirst=True)
                 updated = connection.execute(
@@ -146,6 +214,9 @@ class Journal:
                 if not updated:
                     connection.execute(journal_table.insert().values(**values))
                 connection.commit()
+            except BaseException:
+                self.close()  # a broken connection is not reused
+                raise
         except Exception as exc:
             self.errors.append(scrub(f"journal table not written: {exc}".splitlines()[0], self.url))
 
@@ -176,6 +247,7 @@ class Journal:
             "actor": actor(),
         }
         self._write_row(record, create=True)
+        self.close()
         self._append_log({"event": "acknowledge", **record})
         return record
 

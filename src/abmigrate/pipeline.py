@@ -33,8 +33,9 @@ from abmigrate.verify import verify
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
+    from sqlalchemy import Connection
 
-    from abmigrate.runner import Notify, ProgressCallback
+    from abmigrate.runner import Notify, ProgressCallback, StepCallback
     from abmigrate.workspace import Workspace
 
 __all__ = ["ConfirmCallback", "RunOptions", "run_pipeline"]
@@ -353,14 +354,25 @@ def _locked(
     applied: list[AppliedStep] = []
     failed_revision: str | None = None
 
-    def on_step(event: str, step: Step) -> None:
+    # The journal row is rewritten inside each revision's own transaction (it commits with
+    # the revision, at no extra commit), naming the next revision as in flight: if the
+    # process dies during it, the journal already says which one may be half applied.
+    order = [step.revision for step in plan.steps]
+    applied_records: list[dict[str, Any]] = []
+
+    def on_step(event: str, step: Step, connection: Connection | None) -> None:
         nonlocal failed_revision
         if event == "start":
             run["in_flight"] = failed_revision = step.revision
-        else:
-            run["in_flight"], failed_revision = None, None
-            run["applied"] = [item.to_record() for item in applied]
-        book.update(run)
+            return
+        failed_revision = None
+        position = order.index(step.revision) + 1 if step.revision in order else len(order)
+        run["in_flight"] = order[position] if position < len(order) else None
+        # Only the new steps are serialised: re-serialising the whole list at every step
+        # made a long plan quadratic.
+        applied_records.extend(item.to_record() for item in applied[len(applied_records) :])
+        run["applied"] = applied_records
+        book.update(run, within=connection)
 
     try:
         if take_backup:
@@ -368,6 +380,8 @@ def _locked(
             run["backup"] = _backup(workspace, direction)
             notify("backup_done", {"backup": run["backup"]})
             book.update(run)
+        run["in_flight"] = order[0]
+        book.update(run)
         result = _apply(workspace, plan, steps, options, notify, applied, on_step)
         run["applied"] = [item.to_record() for item in applied]
         verification = verify(workspace, plan, notify)
@@ -532,7 +546,7 @@ def _apply(
     options: RunOptions,
     notify: Notify,
     applied: list[AppliedStep],
-    on_step: Callable[[str, Step], None],
+    on_step: StepCallback,
 ) -> RunResult:
     from abmigrate.runner import apply_plan
 

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from abmigrate.database import connect, read_version_rows, scrub
 from abmigrate.errors import AbmigrateError, MigrationFailed
-from abmigrate.plan import heads_after
 from abmigrate.results import AppliedStep, Plan, RunResult, Step
 
 if TYPE_CHECKING:
@@ -40,6 +39,7 @@ __all__ = [
     "MIGRATION_APPLICATION_NAME",
     "Notify",
     "ProgressCallback",
+    "StepCallback",
     "apply_plan",
     "is_lock_timeout",
     "script_sha256",
@@ -47,6 +47,9 @@ __all__ = [
 
 # Called with ("start", step, None) before a revision and ("done", step, seconds) after it.
 ProgressCallback = Callable[[str, Step, float | None], None]
+# Called with ("start", step, None) before a revision and ("done", step, connection) inside
+# its transaction, after its version row was written.
+StepCallback = Callable[[str, Step, "Connection | None"], None]
 # Called with an event name and its details: step_start, statement, blocked, waiting,
 # retry, index_progress, step_done.
 Notify = Callable[[str, dict[str, Any]], None]
@@ -180,7 +183,8 @@ def _statement_events(
         # Alembic's bookkeeping, dialect introspection and the dry run's savepoints are noise
         # in a progress view.
         noise = ("PRAGMA", "SHOW", "SELECT", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO")
-        if "alembic_version" in first or first.upper().startswith(noise):
+        bookkeeping = ("alembic_version", "abmigrate_journal")
+        if any(name in first for name in bookkeeping) or first.upper().startswith(noise):
             return
         notify("statement", {"revision": current["revision"], "sql": first})
 
@@ -367,7 +371,7 @@ def apply_plan(
     progress: ProgressCallback | None = None,
     notify: Notify | None = None,
     applied: list[AppliedStep] | None = None,
-    on_step: Callable[[str, Step], None] | None = None,
+    on_step: StepCallback | None = None,
     shared: SharedConnection | None = None,
 ) -> RunResult:
     """Apply ``steps`` in order; on failure raise MigrationFailed saying where the DB stands.
@@ -379,7 +383,9 @@ def apply_plan(
     ``env.py`` again from that revision, after a backoff.
 
     ``applied`` (if given) is filled as revisions complete, so a caller still knows what was
-    done when this raises; ``on_step("start"|"done", step)`` lets it journal each revision.
+    done when this raises; ``on_step("start"|"done", step, connection)`` lets it journal
+    each revision ("done" comes with the migration's connection, inside the step's
+    transaction: a journal write there commits with the step).
     ``shared`` runs every revision on one caller-owned connection, each inside a savepoint,
     and commits nothing (the dry run).
     """
@@ -422,6 +428,7 @@ def apply_plan(
                     walk.steps,
                     connection=connection,
                     autocommit_block=shared.autocommit_block if shared is not None else None,
+                    on_version_apply=walk.applied_heads,
                 )
             except AbmigrateError:
                 raise
@@ -456,7 +463,7 @@ class _Walk:
         done: list[AppliedStep],
         progress: ProgressCallback | None,
         notify: Notify | None,
-        on_step: Callable[[str, Step], None] | None,
+        on_step: StepCallback | None,
         shared: SharedConnection | None,
     ) -> None:
         self.workspace = workspace
@@ -475,6 +482,29 @@ class _Walk:
         self.waited: dict[str, float] = {}
         self.started: dict[str, float] = {}
         self.needs: dict[str, dict[str, str]] = {}
+
+    def applied_heads(self, *, ctx: Any, heads: set[str], **details: Any) -> None:
+        """Alembic's on_version_apply, inside the step's transaction once its version row
+        is written: the heads the database now records, and the step journaled on the
+        migration's own connection, so it commits (or rolls back) with the step."""
+        self.current = sorted(heads)
+        if not self.pending or self.in_flight.get("revision") != self.pending[0][0].revision:
+            return
+        record, step = self.pending[0]
+        revision = record.revision
+        self.done.append(
+            AppliedStep(
+                revision=revision,
+                message=record.message,
+                direction=self.plan.direction,
+                elapsed_s=round(time.monotonic() - self.started[revision], 4),
+                script_sha256=script_sha256(step.revision.path),
+                attempts=self.attempts[revision],
+                waited_s=round(self.waited[revision], 3),
+            )
+        )
+        if self.on_step and self.shared is None:
+            self.on_step("done", record, ctx.connection)
 
     def steps(self, heads: Sequence[str], context: Any) -> Iterator[RevisionStep]:
         """Alembic's work function: yields the next step once the previous one committed."""
@@ -499,7 +529,7 @@ class _Walk:
             if self.gatekeeper is not None and record.sql:
                 self.needs[revision] = lock_needs(record.sql)
             if self.on_step:
-                self.on_step("start", record)
+                self.on_step("start", record, None)
             if self.progress:
                 self.progress("start", record, None)
             if self.notify:
@@ -528,20 +558,8 @@ class _Walk:
         self.in_flight["revision"] = None
         self.pending.pop(0)
         elapsed = time.monotonic() - self.started[revision]
-        self.current = heads_after(self.workspace.project, self.current, [step])
-        self.done.append(
-            AppliedStep(
-                revision=revision,
-                message=record.message,
-                direction=self.plan.direction,
-                elapsed_s=round(elapsed, 4),
-                script_sha256=script_sha256(step.revision.path),
-                attempts=self.attempts[revision],
-                waited_s=round(self.waited[revision], 3),
-            )
-        )
-        if self.on_step:
-            self.on_step("done", record)
+        if self.shared is not None and self.on_step:
+            self.on_step("done", record, None)
         if self.progress:
             self.progress("done", record, elapsed)
         if self.notify:
