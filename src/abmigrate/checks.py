@@ -220,6 +220,21 @@ def run_checks(
             outcome = Outcome(
                 [CheckFailure(spec.name, exc.message, hint=exc.hint)], summary=exc.message
             )
+        except Exception as exc:
+            # A project's own bug surfacing inside a check (a migration or env.py raising
+            # while models are compared, say) fails that check; the others still run.
+            lines = str(exc).strip().splitlines()
+            message = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+            outcome = Outcome(
+                [
+                    CheckFailure(
+                        spec.name,
+                        message,
+                        hint="raised by the project's code (env.py, a revision or the models)",
+                    )
+                ],
+                summary=message,
+            )
         elapsed = round(time.monotonic() - started, 3)
         if outcome.skipped is not None:
             status, summary = "skipped", outcome.skipped

@@ -214,8 +214,8 @@ def _synthetic(workspace: Workspace, scratch_url: str, current: list[str], rows:
     if current:
         # The schema the database has: its revisions replayed from empty.
         target = current[0] if len(current) == 1 else "heads"
-        for step in project.upgrade_steps(target, []):
-            project.run_steps([step])
+        # One env.py run, as `alembic upgrade` would build it.
+        project.run_steps(project.upgrade_steps(target, []))
     report = fill(scratch_url, rows)
     skipped = f"; not filled: {', '.join(sorted(report.skipped))}" if report.skipped else ""
     at = ", ".join(current) or "an empty schema"
@@ -259,6 +259,8 @@ def _measure(
 ) -> RehearsalStep:
     from sqlalchemy.engine import make_url
 
+    from abmigrate.env_run import WrongDatabase
+
     dialect = make_url(scratch_url).get_backend_name()
     record = RehearsalStep(str(step.revision.revision), message, direction, 0.0, True)
     with _observer(scratch_url, dialect) as observer:
@@ -283,6 +285,8 @@ def _measure(
         try:
             with _backfilled_rows() as backfilled:
                 project.run_steps([step])
+        except WrongDatabase:
+            raise  # env.py reaches another database than the scratch copy: nothing to measure
         except AbmigrateError as exc:
             record.ok, record.error = False, exc.message
         except Exception as exc:

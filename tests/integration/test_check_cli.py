@@ -368,3 +368,35 @@ def test_data_round_trip_names_the_downgrade_that_loses_rows(
     assert "DROP TABLE prices" in failure["sql"]
     assert outcome(data, "data_round_trip")["summary"] == "1 of 3 revision(s) fail"
     assert "psycopg" not in result.stderr
+
+
+def test_a_migration_raising_inside_the_models_check_fails_that_check_only(
+    run_cli: Callable[..., Any], copy_scenario: Callable[..., Path], pg_url: str
+) -> None:
+    # The project's bug (a revision raising) surfaces in models_match_head, which upgrades a
+    # scratch database to head: that check fails with the error, every other check still
+    # runs and reports, and the exit code is 1 (findings), not 2 (usage).
+    project = copy_scenario("raises")
+    (project / "models.py").write_text(
+        "import sqlalchemy as sa\n"
+        "metadata = sa.MetaData()\n"
+        'sa.Table("orders", metadata, sa.Column("id", sa.Integer, primary_key=True))\n'
+    )
+    (project / "abmigrate.toml").write_text(
+        'alembic_ini = "alembic.ini"\nmodels = "models:metadata"\n'
+    )
+    result = run_cli("check", "--format", "json", "--url", pg_url, cwd=project)
+    assert result.exit_code == 1, result
+    data = json.loads(result.stdout)
+    statuses = {check["name"]: check["status"] for check in data["checks"]}
+    assert statuses == {
+        "single_head": "passed",
+        "single_root": "passed",
+        "graph_integrity": "passed",
+        "lint": "passed",
+        "models_match_head": "failed",
+        "round_trip": "failed",
+    }
+    [failure] = outcome(data, "models_match_head")["failures"]
+    assert failure["message"] == "RuntimeError: data conflict: 3 orders have no customer"
+    assert "unexpected" not in result.stderr
