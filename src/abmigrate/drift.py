@@ -23,6 +23,7 @@ Everything here only reads the target database.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -291,6 +292,8 @@ def _column_change(changes: list[tuple[Any, ...]], dialect: Dialect) -> Differen
 # as current_timestamp() and a BOOLEAN (TINYINT) default true as 1.
 _DEFAULT_SYNONYMS = {
     "now()": "current_timestamp",
+    "current_timestamp(6)": "current_timestamp",
+    "localtimestamp": "current_timestamp",
     "current_timestamp()": "current_timestamp",
     "true": "1",
     "false": "0",
@@ -306,9 +309,32 @@ def _same_default(model: Any, database: Any) -> bool:
     )
 
 
+# PostgreSQL reflects a default with the casts it applied ('draft'::character varying,
+# '{}'::jsonb, 'utc'::text inside timezone(...)); the model's spelling has none.
+_CAST = re.compile(
+    r"::\s*[a-z_]\w*(?:\s+(?:varying|precision|(?:with|without)\s+time\s+zone))?"
+    r"(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])*"
+)
+
+
 def _canonical_default(value: Any) -> str:
-    text = str(value).strip().strip("'\"").lower()
+    """One spelling per default: case, casts, quotes, outer parentheses, whitespace and
+    synonyms (``now()`` / ``CURRENT_TIMESTAMP``) set aside."""
+    text = " ".join(str(value).split()).lower()
+    text = _CAST.sub("", text)
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1].strip()
+    text = text.strip("'\"")
     return _DEFAULT_SYNONYMS.get(text, text)
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for character in text:
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _same_number(first: Any, second: Any) -> bool:

@@ -380,16 +380,22 @@ def _locked(
             run["backup"] = _backup(workspace, direction)
             notify("backup_done", {"backup": run["backup"]})
             book.update(run)
+        # Model differences already there before the run never fail it.
+        drift_before = _drift_before(workspace, direction, target)
+        schema_before = _schema_before(workspace, plan)
         run["in_flight"] = order[0]
         book.update(run)
         result = _apply(workspace, plan, steps, options, notify, applied, on_step)
         run["applied"] = [item.to_record() for item in applied]
-        verification = verify(workspace, plan, notify)
+        verification = verify(
+            workspace, plan, notify, drift_before=drift_before, schema_before=schema_before
+        )
         run["verification"] = verification
+        warnings.extend(verification["warnings"])
         if not verification["ok"]:
             raise MigrationFailed(
                 f"{direction} applied, but verification failed: "
-                + "; ".join(verification["problems"]),
+                + _problems_line(verification["problems"]),
                 hint="see the incident report for the rollback command and the backup",
                 current=result.to_revisions,
             )
@@ -454,7 +460,7 @@ def _dry_run(
         if not result.verification["ok"]:
             raise MigrationFailed(
                 f"dry run: the {plan.direction} applied, but verification would fail: "
-                + "; ".join(result.verification["problems"]),
+                + _problems_line(result.verification["problems"]),
                 hint="nothing was changed (the dry run undid its work); fix the migration or"
                 " the models first",
                 current=plan.current,
@@ -471,7 +477,12 @@ def _dry_run(
         method=result.dry_run_method,
     )
     book.log_only(record)
-    result.warnings = [*warnings, *result.warnings, *book.errors]
+    result.warnings = [
+        *warnings,
+        *result.warnings,
+        *result.verification.get("warnings", []),
+        *book.errors,
+    ]
     result.target = target
     result.overrides = overrides
     result.findings = findings
@@ -479,6 +490,36 @@ def _dry_run(
     result.run_id = record["run_id"]
     result.journal = str(workspace.settings.journal_log)
     return result
+
+
+def _problems_line(problems: list[str]) -> str:
+    return problems[0] + (f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else "")
+
+
+def _drift_before(workspace: Workspace, direction: Direction, target: str) -> list[str] | None:
+    """With ``verify_models = "fail"``: the model differences before an upgrade to head."""
+    from abmigrate.verify import models_drift
+
+    if workspace.environment.policy.verify_models != "fail" or direction != "upgrade":
+        return None
+    try:
+        return models_drift(workspace)
+    except AbmigrateError:
+        return None
+
+
+def _schema_before(workspace: Workspace, plan: Plan) -> list[str] | None:
+    """With ``verify_schema = "replay"``: how the schema differs, before the run, from what
+    the revisions produce at the revision it records (hand changes the run must not be
+    blamed for)."""
+    from abmigrate.verify import schema_differences
+
+    if workspace.environment.policy.verify_schema != "replay":
+        return None
+    try:
+        return schema_differences(workspace, plan.current)
+    except AbmigrateError:
+        return None
 
 
 def _nobody_to_confirm(direction: str, environment: str) -> GuardRefused:

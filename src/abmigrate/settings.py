@@ -44,8 +44,12 @@ POLICY_KEYS = frozenset(
         "health_sql",
         "health_timeout",
         "small_table_rows",
+        "verify_models",
+        "verify_schema",
     }
 )
+VERIFY_MODELS = ("off", "warn", "fail")
+VERIFY_SCHEMA = ("off", "replay")
 ENVIRONMENT_KEYS = frozenset({"url", "url_env"}) | POLICY_KEYS
 TOP_LEVEL_KEYS = frozenset(
     {
@@ -162,11 +166,22 @@ class Policy:
     # in the plan) are downgraded to info when a plan is judged against the live database;
     # 0: only tables created earlier in the plan are (abmigrate.lint.judge).
     small_table_rows: int = 10_000
+    # After a run, the models are a separate question from the run's correctness: a
+    # difference is a warning ("warn"), fatal ("fail") or not looked at ("off").
+    verify_models: str = "warn"
+    # "replay": the schema after a run must equal what the revisions produce at the target
+    # (replayed on a scratch database, cached); the default of guarded environments.
+    verify_schema: str = "off"
 
     @classmethod
     def default_for(cls, environment_name: str) -> Policy:
         if environment_name in PROTECTED_ENVIRONMENTS:
-            return cls(require_backup=True, require_confirmation=True, allow_destructive=False)
+            return cls(
+                require_backup=True,
+                require_confirmation=True,
+                allow_destructive=False,
+                verify_schema="replay",
+            )
         return cls()
 
     def to_record(self) -> dict[str, Any]:
@@ -182,6 +197,8 @@ class Policy:
             "health_url": self.health_url,
             "health_sql": self.health_sql is not None,
             "small_table_rows": self.small_table_rows,
+            "verify_models": self.verify_models,
+            "verify_schema": self.verify_schema,
         }
 
 
@@ -307,6 +324,15 @@ def _policy(name: str, table: Mapping[str, Any]) -> Policy:
         )
     for key in ("maintenance_window", "health_url", "health_sql"):
         if key in table:
+            changes[key] = str(table[key])
+    for key, choices in (("verify_models", VERIFY_MODELS), ("verify_schema", VERIFY_SCHEMA)):
+        if key in table:
+            if table[key] not in choices:
+                raise ConfigError(
+                    f"{name}.{key}: expected one of {', '.join(map(repr, choices))},"
+                    f" got {table[key]!r}",
+                    hint=f'e.g. {key} = "{choices[-1]}"',
+                )
             changes[key] = str(table[key])
     return replace(policy, **changes)
 

@@ -1,5 +1,6 @@
-"""Verification after an apply: the database records the target, the schema matches the
-project's models (at head, when it has models) and the health check answers."""
+"""Verification after an apply: the database records the target, its schema is what the
+revisions produce there, the models (a separate question: a warning unless the policy makes
+it fatal) and the health check."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from abmigrate.runner import Notify
     from abmigrate.workspace import Workspace
 
-__all__ = ["verify"]
+__all__ = ["models_drift", "schema_differences", "verify"]
 
 
 def verify(
@@ -28,8 +29,15 @@ def verify(
     connection: Connection | None = None,
     dry_run: bool = False,
     not_applied: Sequence[str] = (),
+    drift_before: Sequence[str] | None = None,
+    schema_before: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """current == target, no drift against the models (if configured), the health check.
+    """What the run did, proven: the database records the target and (``verify_schema =
+    "replay"``) its schema is what the revisions produce there; then, as a separate question,
+    the models (``verify_models``: a difference is a warning by default, fatal with
+    ``"fail"``; one that ``drift_before`` lists — there before the run — never fails it);
+    and the health check. Differences from the revisions' schema that ``schema_before``
+    lists (hand changes made before the run) do not fail it either.
 
     With ``connection`` (the dry run's open transaction) the revisions and the schema are
     read through it. In a dry run the health check is skipped: the application cannot see
@@ -38,29 +46,67 @@ def verify(
     """
     from abmigrate.health import check_health
 
+    policy = workspace.environment.policy
     problems: list[str] = []
+    warnings: list[str] = []
+    version_table = workspace.project.version_table
     now = (
-        version_rows_on(connection, workspace.project.version_table)
+        version_rows_on(connection, version_table)
         if connection is not None
-        else read_version_rows(workspace.url, workspace.project.version_table)
+        else read_version_rows(workspace.url, version_table)
     ) or []
     if sorted(now) != sorted(plan.target_revisions):
         problems.append(
             f"the database records {', '.join(now) or 'nothing'},"
             f" expected {', '.join(plan.target_revisions) or 'nothing'}"
         )
+    set_aside: list[str] = []
+    names = (
+        re.compile(r"\b(?:" + "|".join(re.escape(n) for n in not_applied) + r")\b")
+        if not_applied
+        else None
+    )
+
+    def keep(differences: list[str]) -> list[str]:
+        if names is None:
+            return differences
+        set_aside.extend(d for d in differences if names.search(d))
+        return [d for d in differences if not names.search(d)]
+
+    schema: dict[str, Any] = {"checked": False, "reason": "verify_schema is off"}
+    if policy.verify_schema == "replay" and not problems:
+        schema = _schema_against_replay(workspace, plan.target_revisions, connection)
+        if schema["checked"]:
+            earlier = set(schema_before or ())
+            schema["before_run"] = [d for d in schema["differences"] if d in earlier]
+            schema["differences"] = keep([d for d in schema["differences"] if d not in earlier])
+            if schema["differences"]:
+                problems.append(
+                    _counted(
+                        "the schema differs from what the revisions produce at"
+                        f" {', '.join(plan.target_revisions) or 'base'}",
+                        schema["differences"],
+                        "abmigrate drift --against head",
+                    )
+                )
+        else:
+            warnings.append(f"schema not compared with the revisions: {schema['reason']}")
     # The models describe the head: an upgrade to an older revision is not compared.
     at_head = sorted(plan.target_revisions) == sorted(workspace.project.heads())
-    compare = plan.direction == "upgrade" and at_head and not problems
+    compare = (
+        policy.verify_models != "off" and plan.direction == "upgrade" and at_head and not problems
+    )
     drift = _drift(workspace, connection) if compare else None
-    set_aside: list[str] = []
-    if drift and not_applied:
-        names = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in not_applied) + r")\b")
-        set_aside = [d for d in drift if names.search(d)]
-        drift = [d for d in drift if not names.search(d)]
     if drift:
-        problems.append(f"schema differs from the models: {'; '.join(drift[:5])}")
-    policy = workspace.environment.policy
+        drift = keep(drift)
+    before = set(drift_before or ())
+    new_drift = [d for d in drift or [] if d not in before]
+    if new_drift:
+        message = _counted("the schema differs from the models", new_drift, "abmigrate drift")
+        if policy.verify_models == "fail":
+            problems.append(message)
+        else:
+            warnings.append(message + ' (verify_models = "fail" makes this fatal)')
     if dry_run:
         health: dict[str, Any] = {"ok": True, "checks": []}
         if policy.health_url or policy.health_sql:
@@ -76,13 +122,61 @@ def verify(
         "ok": not problems,
         "current": now,
         "expected": plan.target_revisions,
+        "schema": schema,
         "drift": drift,
+        "drift_before_run": sorted(before & set(drift or ())),
         "drift_not_checked": set_aside,
+        "verify_models": policy.verify_models,
         "health": health,
         "problems": problems,
+        "warnings": warnings,
     }
     notify("verified", verification)
     return verification
+
+
+def _counted(what: str, differences: list[str], command: str, shown: int = 3) -> str:
+    """A count, the first few differences and the command that lists them all."""
+    first = "; ".join(differences[:shown])
+    more = f" (and {len(differences) - shown} more)" if len(differences) > shown else ""
+    return f"{what} in {len(differences)} place(s): {first}{more}; `{command}` lists them"
+
+
+def schema_differences(workspace: Workspace, revisions: Sequence[str]) -> list[str] | None:
+    """The live schema's differences with what the revisions produce at ``revisions`` now
+    (None: the history cannot be replayed here)."""
+    found = _schema_against_replay(workspace, revisions, None)
+    return list(found["differences"]) if found["checked"] else None
+
+
+def _schema_against_replay(
+    workspace: Workspace, revisions: Sequence[str], connection: Connection | None
+) -> dict[str, Any]:
+    """The live schema against the fingerprint the revisions produce at the target (a
+    replay on a scratch database, cached by the scripts' content)."""
+    from abmigrate.fingerprint import diff, fingerprint_connection, fingerprint_url
+    from abmigrate.replay import BASE, expected_state_fingerprint
+
+    schema_name = workspace.project.version_table.schema
+    try:
+        expected = expected_state_fingerprint(workspace, list(revisions) or [BASE])
+    except AbmigrateError as exc:
+        # A history whose first tables come from elsewhere (create_all, an older tool)
+        # cannot be replayed from empty: nothing to compare with, which is not a failure.
+        return {"checked": False, "reason": exc.message}
+    if connection is not None:
+        live = fingerprint_connection(connection)
+    else:
+        live = fingerprint_url(workspace.url, schema=schema_name)
+    return {
+        "checked": True,
+        "differences": [difference.describe() for difference in diff(expected, live)],
+    }
+
+
+def models_drift(workspace: Workspace) -> list[str] | None:
+    """The models' differences with the live schema now (None: no models)."""
+    return _drift(workspace, None)
 
 
 def _drift(workspace: Workspace, connection: Connection | None) -> list[str] | None:
