@@ -404,6 +404,9 @@ def _classify(
         result.state = "hand_changes"
         objects = ", ".join(f"{d.kind} {d.name}" for d in extra)
         from_recorded = recorded is not None
+        # A forced stamp is advised only to a database that records nothing: never below
+        # (or beside) a revision the database records.
+        advise_stamp = not from_recorded and not rows
         stamp_note = "" if from_recorded else f" (the schema is {reference} plus these)"
         result.recommendation = Recommendation(
             f"{len(extra)} object(s) were created outside the migrations{stamp_note}: {objects}."
@@ -412,7 +415,7 @@ def _classify(
             [
                 *(
                     []
-                    if from_recorded
+                    if not advise_stamp
                     else [
                         f"abmigrate stamp {reference} --force"
                         " --reason 'schema is this revision plus hand-made objects'"
@@ -427,6 +430,21 @@ def _classify(
     where = (
         f"; nearest is {nearest.revision} ({nearest.distance} object(s) differ)" if nearest else ""
     )
+    failed = [row for row in known_rows if row in replayed.errors]
+    if known_rows and (recorded is None or failed):
+        # The recorded revision could not be replayed here: the schema is not proven wrong,
+        # only uncheckable (often a history whose first tables come from create_all or an
+        # older tool). Restoring a backup would be advice without evidence.
+        why = replayed.errors.get(failed[0], "") if failed else "its replay is not available"
+        result.recommendation = Recommendation(
+            f"the database records {', '.join(known_rows)}, but the migrations up to it cannot"
+            f" be replayed on an empty database ({why}), so its schema cannot be checked"
+            " against it. If the history starts from tables made outside the migrations"
+            " (metadata.create_all, an older tool), that is expected; `abmigrate check`"
+            " shows the failing revision",
+            ["abmigrate check"],
+        )
+        return
     result.recommendation = Recommendation(
         f"the schema matches no revision{where}. Restore a backup taken at a known revision,"
         " or capture the differences in a new revision",
