@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from abmigrate.workspace import Workspace
+
 __all__ = ["CONFLICTS", "LockNeed", "conflicting_holders", "lock_needs"]
 
 # PostgreSQL's table-level lock conflict matrix (docs: "Explicit Locking", table 13.2).
@@ -65,17 +67,34 @@ def _stronger(a: str | None, b: str) -> str:
     return a if _ORDER.index(a) >= _ORDER.index(b) else b
 
 
-def lock_needs(sql: str | Iterable[str]) -> LockNeed:
+def lock_needs(sql: str | Iterable[str], *, workspace: Workspace | None = None) -> LockNeed:
     """Tables the statements lock, with the strongest mode each needs (best effort).
 
     Statements pglast cannot parse are skipped; an unknown statement kind on a table counts
-    as ACCESS EXCLUSIVE, the safe assumption for waiting.
+    as ACCESS EXCLUSIVE, the safe assumption for waiting. With ``workspace``, the answer for
+    the same SQL text is kept in the project's analysis cache
+    (:mod:`abmigrate.analysis_cache`): a step's SQL is parsed once, not on every run.
     """
+    texts = [sql] if isinstance(sql, str) else list(sql)
+    if workspace is None:
+        return _lock_needs(texts)
+    from abmigrate.analysis_cache import AnalysisCache
+
+    cache = AnalysisCache.for_workspace(workspace)
+    key = cache.code_key("locks", *texts)
+    found = cache.get("locks", key)
+    if isinstance(found, dict) and all(mode in CONFLICTS for mode in found.values()):
+        return {str(table): str(mode) for table, mode in found.items()}
+    needs = _lock_needs(texts)
+    cache.put("locks", key, needs)
+    return needs
+
+
+def _lock_needs(texts: list[str]) -> LockNeed:
     from pglast import parse_sql
     from pglast.enums import AlterTableType
     from pglast.visitors import Visitor
 
-    texts = [sql] if isinstance(sql, str) else list(sql)
     needs: LockNeed = {}
 
     class Tables(Visitor):
@@ -134,6 +153,19 @@ def conflicting_holders(
     from sqlalchemy import text
 
     if not needs:
+        return []
+    # Asked before every revision: first the cheap question (any other session holding a
+    # lock on one of these tables at all?), answered from pg_locks alone in well under a
+    # millisecond; pg_stat_activity, which costs several times more, only when it says yes.
+    held = connection.execute(
+        text(
+            "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY(:names)"
+            " LIMIT 1"
+        ),
+        {"names": list(needs)},
+    ).first()
+    if held is None:
         return []
     holders: dict[int, dict[str, Any]] = {}
     rows = connection.execute(

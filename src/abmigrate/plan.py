@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -12,10 +13,11 @@ from abmigrate.results import Direction, Plan, Step
 if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
 
-    from abmigrate.alembic_bridge import AlembicProject
+    from abmigrate.alembic_bridge import AlembicProject, StepSQL
+    from abmigrate.analysis_cache import AnalysisCache
     from abmigrate.workspace import Workspace
 
-__all__ = ["build_plan", "heads_after", "message_of", "unknown_revisions"]
+__all__ = ["build_plan", "heads_after", "message_of", "rendered_sql", "unknown_revisions"]
 
 
 def message_of(doc: str | None) -> str:
@@ -84,10 +86,78 @@ def build_plan(
         steps=[_step_record(step, direction) for step in steps],
     )
     if with_sql:
-        for record, rendered in zip(plan.steps, project.render_sql(steps, current), strict=True):
+        for record, rendered in zip(
+            plan.steps, rendered_sql(workspace, steps, current), strict=True
+        ):
             record.sql = rendered.sql
             record.sql_error = rendered.error
     return plan, steps
+
+
+def rendered_sql(
+    workspace: Workspace, steps: Sequence[RevisionStep], current: Sequence[str]
+) -> list[StepSQL]:
+    """Each step's offline SQL (one offline run of env.py), from the analysis cache when
+    every step of the same run is there.
+
+    A step's SQL depends on where the run starts and on every step before it in the run
+    (Alembic remembers, for one run, which PostgreSQL types it created), so each step's key
+    chains the keys of the steps before it: the start (``current``), the dialect and the
+    ``[alembic]`` options (the URL's database and credentials aside), then per step its
+    revision file, direction and from/to revisions (:mod:`abmigrate.analysis_cache` adds
+    env.py and abmigrate's code). Runs with a step that fails to render are not kept.
+    """
+    from abmigrate.alembic_bridge import StepSQL
+    from abmigrate.analysis_cache import AnalysisCache
+
+    if not steps:
+        return []
+    project = workspace.project
+    cache = AnalysisCache.for_workspace(workspace)
+    keys = _sql_keys(cache, workspace, steps, current)
+    cached: list[StepSQL] = []
+    for key, step in zip(keys, steps, strict=True):
+        record = cache.get("sql", key)
+        if not isinstance(record, dict) or not isinstance(record.get("sql"), str):
+            break
+        cached.append(StepSQL(step.revision.revision, record["sql"]))
+    else:
+        return cached
+    rendered = project.render_sql(steps, current)
+    if all(one.error is None and one.sql is not None for one in rendered):
+        for key, one in zip(keys, rendered, strict=True):
+            cache.put("sql", key, {"revision": one.revision, "sql": one.sql})
+    return rendered
+
+
+def _sql_keys(
+    cache: AnalysisCache,
+    workspace: Workspace,
+    steps: Sequence[RevisionStep],
+    current: Sequence[str],
+) -> list[str]:
+    from sqlalchemy.engine import make_url
+
+    project = workspace.project
+    url = make_url(workspace.url)
+    options = project.config.get_section(project.config.config_ini_section) or {}
+    alembic_options = json.dumps(
+        {key: value for key, value in options.items() if key != "sqlalchemy.url"},
+        sort_keys=True,
+    )
+    query = json.dumps(sorted((key, str(value)) for key, value in url.query.items()))
+    key = cache.key("sql", url.drivername, query, alembic_options, "from", *sorted(current))
+    keys = []
+    for step in steps:
+        key = cache.key(
+            key,
+            cache.script_key(step.revision),
+            "upgrade" if step.is_upgrade else "downgrade",
+            ",".join(step.from_revisions),
+            ",".join(step.to_revisions),
+        )
+        keys.append(key)
+    return keys
 
 
 def _step_record(step: RevisionStep, direction: Direction) -> Step:

@@ -225,7 +225,8 @@ def _narrowing(table: str, command: Any) -> PreflightCheck | None:
 
 def run_preflight(workspace: Workspace, plan: Plan, result: LintResult | None) -> None:
     """Fill ``step.preflight`` for every step; does nothing when the database is unreachable."""
-    from abmigrate.lint.engine import capture_statements
+    from abmigrate.analysis_cache import AnalysisCache
+    from abmigrate.lint.engine import preflight_checks
 
     if not plan.steps:
         return
@@ -233,16 +234,18 @@ def run_preflight(workspace: Workspace, plan: Plan, result: LintResult | None) -
     if path is not None and not path.exists():
         return  # connecting would create the file: a read-only command writes nothing
     revisions = [step.revision for step in plan.steps]
+    checks_of: dict[str, list[dict[str, Any]]]
     if plan.direction == "upgrade" and result is not None:
-        statements = {rev: result.units[rev].statements for rev in revisions if rev in result.units}
+        checks_of = {rev: result.facts[rev].checks for rev in revisions if rev in result.facts}
     else:
-        statements = capture_statements(workspace.project, revisions, plan.direction)
+        cache = AnalysisCache.for_workspace(workspace)
+        checks_of = preflight_checks(workspace.project, revisions, plan.direction, cache)
     try:
         with connect(workspace.url) as connection:
             _read_only(connection)
             runner = _Runner(connection)
             for step in plan.steps:
-                checks = checks_for(statements.get(step.revision, []), direction=plan.direction)
+                checks = [PreflightCheck(**check) for check in checks_of.get(step.revision, [])]
                 records = [runner.run(check, step.revision) for check in checks]
                 step.preflight = [record for record in records if record is not None]
             connection.rollback()

@@ -527,7 +527,7 @@ class _Walk:
             self.started[revision] = time.monotonic()
             self.waited[revision] = 0.0
             if self.gatekeeper is not None and record.sql:
-                self.needs[revision] = lock_needs(record.sql)
+                self.needs[revision] = lock_needs(record.sql, workspace=self.workspace)
             if self.on_step:
                 self.on_step("start", record, None)
             if self.progress:

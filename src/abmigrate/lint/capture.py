@@ -122,6 +122,21 @@ class OfflineContext:
             opts={"as_sql": True, "output_buffer": self.buffer, "literal_binds": True},
         )
 
+    @property
+    def memo(self) -> dict[str, Any] | None:
+        """Alembic's DDL memo (PostgreSQL types this context created), as JSON; None when
+        it holds something else."""
+        from abmigrate.lint.facts import memo_to_json
+
+        return memo_to_json(self.context.impl.memo)
+
+    @memo.setter
+    def memo(self, value: dict[str, Any]) -> None:
+        from abmigrate.lint.facts import memo_from_json
+
+        self.context.impl.memo.clear()
+        self.context.impl.memo.update(memo_from_json(value))
+
 
 def capture_revision(
     script: Script, offline: OfflineContext, direction: str = "upgrade"

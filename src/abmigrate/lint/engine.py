@@ -8,17 +8,18 @@ suppressions, and then advances the schema state. Graph rules run once per proje
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.lint.capture import OfflineContext, capture_revision, recording
 from abmigrate.lint.config import LintConfig
+from abmigrate.lint.facts import RevisionFacts, apply_effects, memo_key
 from abmigrate.lint.model import Finding, Hit, RevisionUnit, SchemaState, Statement
 from abmigrate.lint.registry import ProjectFacts, Rule, all_rules
-from abmigrate.lint.sql import enum_name, is_not_null_check, label, table_of
 from abmigrate.lint.suppressions import Suppression, parse_suppressions
 from abmigrate.results import Record
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from alembic.script import Script
 
     from abmigrate.alembic_bridge import AlembicProject
+    from abmigrate.analysis_cache import AnalysisCache
 
 __all__ = ["LintResult", "capture_statements", "lint_project"]
 
@@ -35,8 +37,11 @@ class LintResult(Record):
     revisions: list[str]
     findings: list[Finding]
     suppressed: list[dict[str, Any]] = field(default_factory=list)
-    # what each linted revision does, for data preflight (not part of the record)
+    # what each linted revision does, parse trees included (revisions captured this time;
+    # a revision whose analysis came from the cache has facts only)
     units: dict[str, RevisionUnit] = field(default_factory=dict, repr=False)
+    # what each requested revision does, without parse trees: for judging and preflight
+    facts: dict[str, RevisionFacts] = field(default_factory=dict, repr=False)
 
     @property
     def errors(self) -> list[Finding]:
@@ -62,8 +67,14 @@ def lint_project(
     revisions: Collection[str] | None = None,
     assume_lock_timeout: bool = False,
     graph: bool = True,
+    cache: AnalysisCache | None = None,
 ) -> LintResult:
-    """Lint ``revisions`` (default: all) of ``project``; never touches a database."""
+    """Lint ``revisions`` (default: all) of ``project``; never touches a database.
+
+    Every revision of the history is walked (base first) for the schema state, but with a
+    ``cache`` a revision is only rendered and parsed when its capture or, for the revisions
+    linted, its findings are not cached under the same keys (:mod:`abmigrate.analysis_cache`).
+    """
     config = config or LintConfig()
     rules = [rule() for rule in all_rules() if config.enabled(rule.code)]
     known = {rule.code for rule in all_rules()}
@@ -72,40 +83,74 @@ def lint_project(
         if config.assume_lock_timeout is not None
         else assume_lock_timeout
     )
-    offline = OfflineContext()
+    settings = _config_key(config, assume)
+    offline: OfflineContext | None = None
     state = SchemaState()
-    findings: list[Finding] = []
-    suppressed: list[dict[str, Any]] = []
-    checked: list[str] = []
-    units: dict[str, RevisionUnit] = {}
+    # Alembic's DDL memo (PostgreSQL types created so far) as the walk leaves it, in JSON
+    # form: part of each capture's key. None once it holds what JSON cannot say (then the
+    # rest of the walk is neither read from nor written to the cache).
+    memo: dict[str, Any] | None = {}
+    result = LintResult([], [])
     with recording():
         for script in _in_history_order(project):
-            capture = capture_revision(script, offline)
-            unit = _unit(script, capture, state.copy(), assume)
-            _advance(state, capture.statements)
-            if revisions is not None and script.revision not in revisions:
-                continue
-            units[script.revision] = unit  # preflight needs it even where lint is excluded
-            if script.revision in config.exclude_revisions:
-                continue
-            checked.append(script.revision)
-            hits = [
-                (rule, hit)
-                for rule in rules
-                if rule.scope == "revision"
-                for hit in rule.check(unit)
-            ]
-            found, silenced = _suppress(unit, hits, config, known)
-            findings.extend(found)
-            suppressed.extend(silenced)
+            wanted = revisions is None or script.revision in revisions
+            linted = wanted and script.revision not in config.exclude_revisions
+            # the cache, while the walk so far can be keyed
+            store = cache if memo is not None else None
+            capture_key = findings_key = ""
+            facts: RevisionFacts | None = None
+            found: dict[str, Any] | None = None
+            if store is not None:
+                capture_key = store.key("capture", store.script_key(script), memo_key(memo))
+                facts = RevisionFacts.from_json(store.get("capture", capture_key))
+                if linted:
+                    findings_key = store.key(capture_key, _state_key(state), settings)
+                    if facts is not None:
+                        found = store.get("findings", findings_key)
+            if facts is None or (linted and found is None):
+                if offline is None:
+                    offline = OfflineContext()
+                if memo is not None:
+                    offline.memo = memo
+                capture = capture_revision(script, offline)
+                unit = _unit(script, capture, state.copy(), assume)
+                facts = RevisionFacts.from_capture(capture.statements, offline.memo)
+                if capture.error is not None:
+                    store = None  # a failed render may depend on more than the keys
+                if store is not None and facts.memo is not None:
+                    store.put("capture", capture_key, facts.to_json())
+                if wanted:
+                    result.units[script.revision] = unit
+                if linted:
+                    hits = [
+                        (rule, hit)
+                        for rule in rules
+                        if rule.scope == "revision"
+                        for hit in rule.check(unit)
+                    ]
+                    findings, silenced = _suppress(unit, hits, config, known)
+                    found = {
+                        "findings": [asdict(finding) for finding in findings],
+                        "suppressed": silenced,
+                    }
+                    if store is not None:
+                        store.put("findings", findings_key, found)
+            memo = facts.memo
+            apply_effects(state, facts.effects)
+            if wanted:
+                result.facts[script.revision] = facts  # preflight needs it even if excluded
+            if linted and found is not None:
+                result.revisions.append(script.revision)
+                result.findings.extend(_finding_from(record) for record in found["findings"])
+                result.suppressed.extend(found["suppressed"])
     if graph:
-        facts = _graph_facts(project)
+        facts_of_graph = _graph_facts(project)
         for rule in rules:
             if rule.scope == "project":
-                for hit in rule.check_project(facts):
+                for hit in rule.check_project(facts_of_graph):
                     if revisions is None or hit.revision in revisions:
-                        findings.append(_finding(rule, hit, hit.revision, None, config))
-    return LintResult(checked, findings, suppressed, units)
+                        result.findings.append(_finding(rule, hit, hit.revision, None, config))
+    return result
 
 
 def capture_statements(
@@ -119,6 +164,75 @@ def capture_statements(
             script = project.get(revision)
             captured[revision] = capture_revision(script, offline, direction).statements
     return captured
+
+
+def preflight_checks(
+    project: AlembicProject,
+    revisions: Sequence[str],
+    direction: str,
+    cache: AnalysisCache | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The data-preflight checks (records of :class:`abmigrate.preflight.PreflightCheck`)
+    each revision's ``upgrade()`` or ``downgrade()`` calls for, rendered in ``revisions``'
+    order (one offline context, as Alembic would run them), from the cache where it can."""
+    from abmigrate.preflight import checks_for
+
+    offline: OfflineContext | None = None
+    memo: dict[str, Any] | None = {}  # as in lint_project: None stops the caching
+    found: dict[str, list[dict[str, Any]]] = {}
+    with recording():
+        for revision in revisions:
+            script = project.get(revision)
+            key = ""
+            if cache is not None and memo is not None:
+                key = cache.key("checks", direction, cache.script_key(script), memo_key(memo))
+                record = cache.get("checks", key)
+                if isinstance(record, dict) and isinstance(record.get("memo"), dict):
+                    found[revision], memo = list(record["checks"]), record["memo"]
+                    continue
+            if offline is None:
+                offline = OfflineContext()
+            if memo is not None:
+                offline.memo = memo
+            capture = capture_revision(script, offline, direction)
+            checks = [asdict(c) for c in checks_for(capture.statements, direction=direction)]
+            found[revision] = checks
+            keyed = memo is not None
+            memo = offline.memo
+            if cache is not None and keyed and memo is not None and capture.error is None:
+                cache.put("checks", key, {"checks": checks, "memo": memo})
+    return found
+
+
+def _config_key(config: LintConfig, assume: bool) -> str:
+    return json.dumps(
+        {
+            "select": config.select,
+            "ignore": config.ignore,
+            "severity": dict(sorted(config.severity.items())),
+            "assume_lock_timeout": assume,
+        },
+        sort_keys=True,
+    )
+
+
+def _json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _state_key(state: SchemaState) -> str:
+    return _json_key(
+        [
+            sorted(state.tables),
+            sorted(state.enums.items()),
+            sorted(state.not_null_checked),
+            sorted((list(key), value) for key, value in state.pending_not_null_checks.items()),
+        ]
+    )
+
+
+def _finding_from(record: dict[str, Any]) -> Finding:
+    return Finding(**{**record, "tables": tuple(record.get("tables") or ())})
 
 
 def _in_history_order(project: AlembicProject) -> list[Script]:
@@ -268,53 +382,3 @@ def _finding(
         sql=hit.sql,
         tables=hit.tables,
     )
-
-
-def _advance(state: SchemaState, statements: Iterable[Statement]) -> None:
-    """Apply what one revision did to the tracked schema state."""
-    for statement in statements:
-        node, kind = statement.node, statement.kind
-        if kind == "CreateStmt":
-            state.tables.add(str(node.relation.relname))
-        elif kind == "CreateEnumStmt":
-            state.enums[enum_name(node.typeName)] = tuple(
-                getattr(value, "sval", "") for value in node.vals or ()
-            )
-        elif kind == "AlterEnumStmt":
-            name = enum_name(node.typeName)
-            values = state.enums.get(name, ())
-            if node.oldVal and node.newVal:
-                state.enums[name] = tuple(node.newVal if v == node.oldVal else v for v in values)
-            elif node.newVal and node.newVal not in values:
-                state.enums[name] = (*values, node.newVal)
-        elif kind == "DropStmt":
-            removed = label(node.removeType)
-            for obj in node.objects or ():
-                name = enum_name(getattr(obj, "names", obj))
-                if removed == "OBJECT_TYPE":
-                    state.enums.pop(name, None)
-                elif removed == "OBJECT_TABLE":
-                    state.tables.discard(name)
-        elif kind == "RenameStmt":
-            renamed = label(node.renameType)
-            if renamed == "OBJECT_TABLE" and table_of(node) in state.tables:
-                state.tables.discard(str(table_of(node)))
-                state.tables.add(str(node.newname))
-            elif renamed == "OBJECT_TYPE":
-                old = enum_name(getattr(node.object, "names", node.object))
-                if old in state.enums:
-                    state.enums[str(node.newname)] = state.enums.pop(old)
-        elif kind == "AlterTableStmt":
-            table = str(table_of(node))
-            for command in node.cmds or ():
-                subtype = label(command.subtype)
-                if subtype == "AT_AddConstraint" and label(command.def_.contype) == "CONSTR_CHECK":
-                    column = is_not_null_check(command.def_.raw_expr)
-                    if column and command.def_.skip_validation:
-                        state.pending_not_null_checks[(table, command.def_.conname or "")] = column
-                    elif column:
-                        state.not_null_checked.add((table, column))
-                elif subtype == "AT_ValidateConstraint":
-                    column = state.pending_not_null_checks.pop((table, command.name), None)
-                    if column:
-                        state.not_null_checked.add((table, column))

@@ -25,7 +25,7 @@ tables unjudged. Each finding record gets ``judged`` with the decision and its r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from abmigrate.preflight import LiveTables
     from abmigrate.results import Plan
 
-__all__ = ["PlanTables", "judge_finding", "judge_plan"]
+__all__ = ["PlanTables", "judge_finding", "judge_plan", "table_events"]
 
 
 @dataclass(frozen=True)
@@ -67,24 +67,22 @@ class PlanTables:
         return dict(self.tracked)
 
     def advance(self, revision: str, statements: Iterable[Statement]) -> None:
-        for statement in statements:
-            node, kind = statement.node, statement.kind
-            if kind == "CreateStmt":
-                self._create(revision, str(node.relation.relname), bool(node.if_not_exists))
-            elif kind == "CreateTableAsStmt":
-                name = str(node.into.rel.relname)
-                if self._create(revision, name, bool(node.if_not_exists)):
-                    self._fill(revision, name, node.query)
-            elif kind == "InsertStmt":
-                self._fill(revision, str(table_of(node)), node.selectStmt)
-            elif kind == "CopyStmt" and node.is_from and node.relation is not None:
-                self._fill(revision, str(table_of(node)), None)
-            elif kind == "DropStmt" and label(node.removeType) == "OBJECT_TABLE":
-                for names in node.objects or ():
-                    if names:
-                        self.tracked[str(getattr(names[-1], "sval", ""))] = Dropped(revision)
-            elif kind == "RenameStmt" and label(node.renameType) == "OBJECT_TABLE":
-                old, new = str(table_of(node)), str(node.newname)
+        self.apply(revision, table_events(statements))
+
+    def apply(self, revision: str, events: Iterable[Sequence[Any]]) -> None:
+        """Follow one revision's :func:`table_events` (in order) against the live tables."""
+        for event in events:
+            what = event[0]
+            if what == "create":
+                _, name, if_not_exists, fill = event
+                if self._create(revision, name, if_not_exists) and fill is not None:
+                    self._fill(revision, name, fill)
+            elif what == "fill":
+                self._fill(revision, event[1], event[2])
+            elif what == "drop":
+                self.tracked[event[1]] = Dropped(revision)
+            elif what == "rename":
+                old, new = event[1], event[2]
                 found = self.tracked.get(old)
                 if isinstance(found, Lineage):
                     self.tracked[new] = found
@@ -102,24 +100,15 @@ class PlanTables:
         self.tracked[name] = Lineage(revision)
         return True
 
-    def _fill(self, revision: str, name: str, query: Any) -> None:
+    def _fill(self, revision: str, name: str, fill: Sequence[Any]) -> None:
         found = self.tracked.get(name)
         if not isinstance(found, Lineage):
             return  # rows added to a live table: its live size is what is judged
-        literal = query is None or bool(getattr(query, "valuesLists", None))
+        literal, read = fill
         sources: set[str] = set()
-        seeded = literal
+        seeded = bool(literal)
         if not literal:
-            ctes = {
-                str(cte.ctename)
-                for item in walk(query)
-                if type(item).__name__ == "WithClause"
-                for cte in item.ctes or ()
-            }
-            for item in walk(query):
-                if type(item).__name__ != "RangeVar" or str(item.relname) in ctes:
-                    continue
-                source = str(item.relname)
+            for source in read:
                 origin = self.tracked.get(source)
                 if isinstance(origin, Lineage):
                     sources |= origin.sources
@@ -132,6 +121,52 @@ class PlanTables:
         if seeded and found.seeded_in is None:
             updated = replace(updated, seeded_in=revision)
         self.tracked[name] = updated
+
+
+def table_events(statements: Iterable[Statement]) -> list[list[Any]]:
+    """The tables ``statements`` create, fill, drop and rename, in order, as plain data
+    (what :meth:`PlanTables.apply` follows; cached with the revision's analysis):
+
+    ``["create", table, if_not_exists, fill or None]``, ``["fill", table, fill]``,
+    ``["drop", table]``, ``["rename", old, new]``; a fill is ``[literal, tables read]``
+    (literal rows: ``VALUES``/``COPY``; else the tables its query reads, CTEs left out).
+    """
+    events: list[list[Any]] = []
+    for statement in statements:
+        node, kind = statement.node, statement.kind
+        if kind == "CreateStmt":
+            events.append(["create", str(node.relation.relname), bool(node.if_not_exists), None])
+        elif kind == "CreateTableAsStmt":
+            name = str(node.into.rel.relname)
+            events.append(["create", name, bool(node.if_not_exists), _fill_of(node.query)])
+        elif kind == "InsertStmt":
+            events.append(["fill", str(table_of(node)), _fill_of(node.selectStmt)])
+        elif kind == "CopyStmt" and node.is_from and node.relation is not None:
+            events.append(["fill", str(table_of(node)), _fill_of(None)])
+        elif kind == "DropStmt" and label(node.removeType) == "OBJECT_TABLE":
+            for names in node.objects or ():
+                if names:
+                    events.append(["drop", str(getattr(names[-1], "sval", ""))])
+        elif kind == "RenameStmt" and label(node.renameType) == "OBJECT_TABLE":
+            events.append(["rename", str(table_of(node)), str(node.newname)])
+    return events
+
+
+def _fill_of(query: Any) -> list[Any]:
+    if query is None or bool(getattr(query, "valuesLists", None)):
+        return [True, []]
+    ctes = {
+        str(cte.ctename)
+        for item in walk(query)
+        if type(item).__name__ == "WithClause"
+        for cte in item.ctes or ()
+    }
+    read = [
+        str(item.relname)
+        for item in walk(query)
+        if type(item).__name__ == "RangeVar" and str(item.relname) not in ctes
+    ]
+    return [False, read]
 
 
 @dataclass(frozen=True)
@@ -159,9 +194,9 @@ def judge_plan(plan: Plan, result: LintResult, live: LiveTables, small_table_row
     rules = rule_by_code()
     tables = PlanTables(live)
     for step in plan.steps:
-        unit = result.units.get(step.revision)
+        facts = result.facts.get(step.revision)
         before = tables.snapshot()
-        tables.advance(step.revision, unit.statements if unit is not None else ())
+        tables.apply(step.revision, facts.table_events if facts is not None else ())
         after = tables.snapshot()
         judged = []
         for record in step.findings:

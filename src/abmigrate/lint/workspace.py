@@ -33,12 +33,15 @@ def _runner_sets_lock_timeout(workspace: Workspace) -> bool:
 def lint_workspace(
     workspace: Workspace, revisions: Collection[str] | None = None, *, graph: bool = True
 ) -> LintResult:
+    from abmigrate.analysis_cache import AnalysisCache
+
     return lint_project(
         workspace.project,
         config=lint_config(workspace),
         revisions=revisions,
         assume_lock_timeout=_runner_sets_lock_timeout(workspace),
         graph=graph,
+        cache=AnalysisCache.for_workspace(workspace),
     )
 
 

@@ -1,0 +1,212 @@
+"""Per-revision analysis cached on disk: nothing is analysed twice.
+
+What abmigrate works out about a revision without a database depends only on files and
+versions, so it is stored once and reused until one of its inputs changes:
+
+========== ============================================ =====================================
+kind       what                                         keyed by (besides the common keys)
+========== ============================================ =====================================
+capture    lint: what the revision's ``upgrade()`` does  the PostgreSQL types earlier
+           (schema effects, data-preflight checks, the  revisions of the walk created
+           tables it creates, fills, renames, drops)    (Alembic's DDL memo)
+findings   lint: the findings and suppressions           the schema state earlier revisions
+                                                        left, the lint configuration
+checks     preflight checks of a ``downgrade()``         the DDL memo, the direction
+sql        a plan step's offline SQL (``env.py`` run     every earlier step of the same
+           offline)                                     offline run, the starting
+                                                        revisions, the dialect, the
+                                                        ``[alembic]`` options
+locks      the tables a step's SQL locks, and how        the SQL text itself
+========== ============================================ =====================================
+
+Common keys: the revision file's bytes (sha256) and path; ``env.py``'s bytes, the values of
+the environment variables ``env.py`` names and the ``-x`` arguments; abmigrate's version and
+its source files (size and modification time of each, so an edited checkout invalidates
+too); the versions of Python, Alembic, SQLAlchemy and pglast. Modules a revision file
+imports are not part of the key: a revision whose output depends on them is re-analysed when
+the revision file (or ``env.py``) changes, not when only they do.
+
+What depends on the live database (judging findings by table sizes, data preflight counts,
+the guards) is never cached. Entries are JSON files in ``.abmigrate/analysis/<kind>/``
+next to the configuration file (or alembic.ini), or in ``$ABMIGRATE_CACHE_DIR/analysis``;
+each is written to a temporary file and renamed into place, so a reader never sees half an
+entry, and a read-only checkout only loses the cache. Deleting the folder is always safe.
+
+``stats`` counts hits, misses and writes per kind in this process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+
+    from abmigrate.alembic_bridge import AlembicProject
+    from abmigrate.workspace import Workspace
+
+__all__ = ["AnalysisCache", "cache_folder", "stats"]
+
+# Bump when the shape of a cached record changes.
+FORMAT = 1
+
+stats: Counter[str] = Counter()  # "<kind>.hit", "<kind>.miss", "<kind>.write"
+
+_ENV_NAMES = re.compile(
+    r"""(?:environ(?:\.get)?\s*[\[(]|getenv\s*\()\s*["']([A-Za-z_][A-Za-z0-9_]*)["']"""
+)
+
+
+def cache_folder(workspace: Workspace) -> Path:
+    """``.abmigrate/analysis`` next to the configuration (or alembic.ini), or
+    ``$ABMIGRATE_CACHE_DIR/analysis``."""
+    override = os.environ.get("ABMIGRATE_CACHE_DIR")
+    if override:
+        return Path(override) / "analysis"
+    settings = workspace.settings
+    anchor = settings.config_path.parent if settings.config_path else settings.alembic_ini.parent
+    return anchor / ".abmigrate" / "analysis"
+
+
+class AnalysisCache:
+    """Get and put JSON records by kind and key; ``folder=None`` caches nothing."""
+
+    def __init__(self, folder: Path | None, project: AlembicProject) -> None:
+        self.folder = folder
+        self.project = project
+        self._environment: str | None = None
+
+    @classmethod
+    def for_workspace(cls, workspace: Workspace) -> AnalysisCache:
+        return cls(cache_folder(workspace), workspace.project)
+
+    # -- keys ------------------------------------------------------------------------
+
+    @property
+    def environment(self) -> str:
+        """abmigrate and its libraries, env.py (and the variables it names), the -x args."""
+        if self._environment is None:
+            env_py = Path(self.project.script.dir) / "env.py"
+            try:
+                source = env_py.read_bytes()
+            except OSError:
+                source = b""
+            names = sorted(set(_ENV_NAMES.findall(source.decode("utf-8", "replace"))))
+            variables = [
+                f"{name}={hashlib.sha256(os.environ.get(name, '').encode()).hexdigest()}"
+                if name in os.environ
+                else f"{name} unset"
+                for name in names
+            ]
+            self._environment = _digest(
+                code_salt(),
+                hashlib.sha256(source).hexdigest(),
+                *variables,
+                "-x",
+                *self.project.x_args,
+            )
+        return self._environment
+
+    def key(self, *parts: str) -> str:
+        """A key covering ``parts``, env.py and abmigrate's code and libraries."""
+        return _digest(self.environment, *parts)
+
+    @staticmethod
+    def code_key(*parts: str) -> str:
+        """A key covering ``parts`` and abmigrate's code and libraries only (for what
+        depends on nothing of the project, such as what a SQL text locks)."""
+        return _digest(code_salt(), *parts)
+
+    def script_key(self, script: Script) -> str:
+        """The revision file: id, path and content."""
+        path = str(script.path or "")
+        return _digest(script.revision, path, file_digest(path))
+
+    # -- records ---------------------------------------------------------------------
+
+    def get(self, kind: str, key: str) -> Any | None:
+        if self.folder is None:
+            return None
+        try:
+            with open(self.folder / kind / f"{key}.json", encoding="utf-8") as file:
+                record = json.load(file)
+        except (OSError, ValueError):
+            stats[f"{kind}.miss"] += 1
+            return None
+        stats[f"{kind}.hit"] += 1
+        return record
+
+    def put(self, kind: str, key: str, record: Any) -> None:
+        if self.folder is None:
+            return
+        path = self.folder / kind / f"{key}.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{key}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
+            partial.replace(path)
+        except (OSError, TypeError, ValueError):
+            return  # a read-only checkout (or an odd value) only loses the cache entry
+        stats[f"{kind}.write"] += 1
+
+
+def _digest(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+_files: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a file's bytes (remembered per size and modification time in a process)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return "missing"
+    memo = (path, status.st_size, status.st_mtime_ns)
+    found = _files.get(memo)
+    if found is None:
+        try:
+            with open(path, "rb") as file:
+                found = hashlib.sha256(file.read()).hexdigest()
+        except OSError:
+            return "missing"
+        _files[memo] = found
+    return found
+
+
+@functools.cache
+def code_salt() -> str:
+    """abmigrate's version and source files, and the libraries that shape an analysis."""
+    import importlib.util
+
+    import abmigrate
+
+    parts = [f"format {FORMAT}", abmigrate.__version__, sys.version.split()[0]]
+    package = Path(abmigrate.__file__).parent
+    for folder, _, names in sorted(os.walk(package)):
+        for name in sorted(names):
+            if name.endswith(".py"):
+                status = os.stat(os.path.join(folder, name))
+                relative = os.path.relpath(os.path.join(folder, name), package)
+                parts.append(f"{relative}:{status.st_size}:{status.st_mtime_ns}")
+    for library in ("alembic", "sqlalchemy"):
+        module = sys.modules.get(library) or __import__(library)
+        parts.append(f"{library} {getattr(module, '__version__', '?')}")
+    spec = importlib.util.find_spec("pglast")  # its version without importing it
+    if spec is not None and spec.origin:
+        status = os.stat(spec.origin)
+        parts.append(f"pglast {status.st_size}:{status.st_mtime_ns}")
+    return _digest(*parts)
