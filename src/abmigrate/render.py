@@ -363,6 +363,38 @@ def _index_progress(details: dict[str, Any]) -> str:
     return f"   {what}: " + ", ".join(figures) + (f"; held up by {blockers}" if blockers else "")
 
 
+_SGR = {"green": "\x1b[32m", "dim": "\x1b[2m"}
+_RESET = "\x1b[0m"
+
+
+def _write_lines(
+    out: Console, lines: list[str], *, style: str | None = None, mark: tuple[str, str] = ("", "")
+) -> bool:
+    """Write progress lines straight to the console's file, as Rich would print them (no
+    markup, no highlighting, no wrapping: soft wrap), without its rendering pipeline, which
+    costs about a millisecond per line (a 300-revision upgrade prints over a thousand).
+    ``style`` styles whole lines, ``mark`` is a styled prefix of the first line. False when
+    the console records, is in Jupyter or on a legacy Windows console: then Rich prints."""
+    if out.record or out.is_jupyter or out.legacy_windows:
+        return False
+    if out.quiet:
+        return True
+    colour = out.color_system is not None
+    text, mark_style = mark
+    if text and colour and not out.no_color:
+        text = f"{_SGR[mark_style]}{text}{_RESET}"
+    rendered = []
+    for index, line in enumerate(lines):
+        line = f"{text}{line}" if index == 0 else line
+        if style is not None and colour and line:
+            line = f"{_SGR[style]}{line}{_RESET}"
+        rendered.append(line + "\n")
+    file = out.file
+    file.write("".join(rendered))
+    file.flush()
+    return True
+
+
 class ProgressThrottle:
     """Fewer progress lines as a long operation goes on: every phase change is shown, then
     lines after 1, 2, 4 … seconds, at most ``max_gap_s`` apart (a 30-minute index build
@@ -430,14 +462,15 @@ def render_event(event: str, details: dict[str, Any], out: Console) -> None:
             f" held by {who or 'another session'}[/]"
         )
     elif event == "step_start":
-        out.print(
-            f"→ {details.get('direction')} {details.get('revision')}  {details.get('message')} …"
-        )
+        line = f"→ {details.get('direction')} {details.get('revision')}  {details.get('message')} …"
+        if not _write_lines(out, [line]):
+            out.print(line, markup=False)
     elif event == "statement":
         # Wrapped under itself (SQL reads the same across lines), printed as text: SQL may
         # hold brackets that Rich would take for markup.
         sql = wrap(str(details.get("sql")), out.width, 5, lead="   ")
-        out.print("\n".join(sql), style="dim", markup=False)
+        if not _write_lines(out, sql, style="dim"):
+            out.print("\n".join(sql), style="dim", markup=False)
     elif event == "blocked":
         out.print(
             f"   [yellow]{details.get('revision')} waiting {details.get('waiting_s')}s for a lock,"
@@ -460,12 +493,14 @@ def render_event(event: str, details: dict[str, Any], out: Console) -> None:
         out.print(_index_progress(details), markup=False)
     elif event == "step_done":
         attempts = details.get("attempts") or 1
-        out.print(
-            f"[green]✓[/] {details.get('direction')} {details.get('revision')}"
+        rest = (
+            f" {details.get('direction')} {details.get('revision')}"
             f" ({details.get('elapsed_s', 0):.2f}s"
             + (f", {attempts} attempts" if attempts > 1 else "")
             + ")"
         )
+        if not _write_lines(out, [rest], mark=("✓", "green")):
+            out.print(f"[green]✓[/]{rest}")
     elif event == "downgrade_sql":
         for step in details.get("steps", []):
             out.print(f"-- ===== downgrade {step.get('revision')}: {step.get('message')} =====")
