@@ -136,7 +136,7 @@ class AnalysisCache:
         if self.folder is None:
             return None
         try:
-            with open(self.folder / kind / f"{key}.json", encoding="utf-8") as file:
+            with open(os.path.join(self.folder, kind, f"{key}.json"), encoding="utf-8") as file:
                 record = json.load(file)
         except (OSError, ValueError):
             stats[f"{kind}.miss"] += 1
@@ -147,15 +147,23 @@ class AnalysisCache:
     def put(self, kind: str, key: str, record: Any) -> None:
         if self.folder is None:
             return
-        path = self.folder / kind / f"{key}.json"
+        folder = os.path.join(self.folder, kind)
+        path = os.path.join(folder, f"{key}.json")
+        partial = os.path.join(folder, f"{key}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{key}.{os.getpid()}.tmp")
-            partial.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
-            partial.replace(path)
+            text = json.dumps(record, separators=(",", ":"))
+            if folder not in _folders:
+                os.makedirs(folder, exist_ok=True)
+                _folders.add(folder)
+            with open(partial, "w", encoding="utf-8") as file:
+                file.write(text)
+            os.replace(partial, path)
         except (OSError, TypeError, ValueError):
             return  # a read-only checkout (or an odd value) only loses the cache entry
         stats[f"{kind}.write"] += 1
+
+
+_folders: set[str] = set()  # cache folders known to exist (made) in this process
 
 
 def _digest(*parts: str) -> str:
