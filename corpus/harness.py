@@ -616,16 +616,20 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
         if new or gone or unexplained or (run.exit_code != 0 and not found):
             parts = [f"exit {run.exit_code}"]
             if new:
-                text = next(iter(new.values()))
                 parts.append(
                     f"{len(new)} unexpected failure(s): "
-                    + ", ".join(f"{c} {r}" for c, r in new)
-                    + f"; first: {text[:300]}"
+                    + " | ".join(f"{c} {r}: {text[:220]}" for (c, r), text in new.items())
                 )
             if gone:
                 parts.append(
-                    "known project findings no longer reported: "
-                    + ", ".join(f"{c} {r}" for c, r in gone)
+                    "known project findings not reported: "
+                    + ", ".join(f"{c} {r} ({expected[(c, r)][:80]})" for c, r in gone)
+                )
+            reported = [key for key in found if key in expected]
+            if reported:
+                parts.append(
+                    "known ones reported: "
+                    + " | ".join(f"{c} {r}: {found[(c, r)][:120]}" for c, r in reported)
                 )
             if unexplained or (run.exit_code != 0 and not found):
                 parts.append(f"{', '.join(sorted(unexplained)) or run.first_error}")
