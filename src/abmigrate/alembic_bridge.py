@@ -36,6 +36,7 @@ __all__ = [
     "StepSQL",
     "between_steps",
     "refuse_moved",
+    "remember_existing_types",
 ]
 
 # alembic_version.version_num is VARCHAR(32): a longer id cannot be stored.
@@ -369,6 +370,8 @@ class AlembicProject:
         purge: bool = False,
         autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
         on_version_apply: Callable[..., None] | None = None,
+        swap: bool = False,
+        prepare: Callable[[Connection], None] | None = None,
     ) -> EnvFacts:
         """One online run of ``env.py`` with ``fn`` as Alembic's work function, on a
         connection abmigrate owns (see :func:`abmigrate.env_run.run_env_online`); remembers
@@ -391,6 +394,8 @@ class AlembicProject:
                 autocommit_block=autocommit_block,
                 on_configured=learned,
                 on_version_apply=on_version_apply,
+                swap=swap,
+                prepare=prepare,
             )
         self.facts = facts
         self.version_table = facts.version_table
@@ -573,6 +578,25 @@ def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:
             if key.startswith("pg_") and isinstance(names, set) and names:
                 names.intersection_update(_existing_types(connection, names))
     if connection is not None and context._transaction is None and connection.in_transaction():
+        connection.commit()
+
+
+def remember_existing_types(context: MigrationContext) -> None:
+    """Seed Alembic's per-run DDL memo with the PostgreSQL enum types the database already
+    has, as if this run had created them (a run resumed where an earlier one stopped)."""
+    connection = context.connection
+    if connection is None or connection.dialect.name != "postgresql":
+        return
+    rows = connection.exec_driver_sql(
+        "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"
+        " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'e'"
+    ).all()
+    known = context.impl.memo.setdefault("pg_enum", set())
+    for schema, name, visible in rows:
+        known.add((str(schema), str(name)))
+        if visible:
+            known.add((None, str(name)))
+    if context._transaction is None and connection.in_transaction():
         connection.commit()
 
 

@@ -10,10 +10,11 @@ environment variable, its application's settings, an async engine) and calls
   (:func:`abmigrate.database.database_identity`). When that is not the database abmigrate was
   told to change, the run stops before any revision runs, naming both databases and the
   setting that decides it (:class:`WrongDatabase`, exit 2): nothing anywhere has changed;
-- the migrations then run on abmigrate's own connection to that database, with env.py's
-  options (target metadata, batch mode, version table …) and the ``search_path`` env.py set
-  on its own connection, so lock and statement timeouts, progress and transactions are
-  abmigrate's whatever driver env.py uses (an asyncpg or aiosqlite engine included);
+- the migrations then run on that connection, with the project's own driver and session
+  state (an asyncpg engine's SQL stays asyncpg's), after abmigrate set its session settings
+  on it (lock and statement timeouts, application name); env.py's own ``search_path`` and
+  version table are followed. Only the dry run, which needs every revision inside its own
+  transaction, runs them on abmigrate's connection (with env.py's ``search_path``);
 - ``transaction_per_migration`` is turned on, so each revision commits on its own and a run
   that fails keeps the revisions before it, as the journal says.
 
@@ -78,6 +79,7 @@ class EnvFacts:
     search_path: str | None = None  # set by env.py on its own connection (PostgreSQL)
     own_engine: bool = False  # env.py opened its own engine (to the same database)
     options: list[str] = field(default_factory=list)  # the names env.py passed to configure
+    connection: Connection | None = None  # the one the migrations run on
 
 
 def run_env_online(
@@ -93,6 +95,8 @@ def run_env_online(
     autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
     on_configured: Callable[[EnvFacts], None] | None = None,
     on_version_apply: Callable[..., None] | None = None,
+    swap: bool = False,
+    prepare: Callable[[Connection], None] | None = None,
 ) -> EnvFacts:
     """Run ``env.py`` once with ``fn`` as Alembic's work function, on ``connection`` (or a
     connection abmigrate opens to ``url``), whatever connection env.py configures.
@@ -100,8 +104,13 @@ def run_env_online(
     ``on_version_apply`` joins the callbacks env.py registers (Alembic calls it after each
     step, inside the step's transaction, with the heads the database now records).
 
-    ``connection`` may already be in a transaction (the dry run's): Alembic then leaves the
-    transaction to its owner. Returns what env.py configured (version table, heads …).
+    The migrations run on the connection env.py configured when it reaches the target
+    (the project's own driver and session state), with ``prepare(connection)`` applied first
+    (abmigrate's session settings: timeouts, application name); with ``swap`` (the dry run,
+    which needs its own transaction) they run on ``connection`` instead, with env.py's
+    search_path. ``connection`` may already be in a transaction (the dry run's): Alembic then
+    leaves the transaction to its owner. Returns what env.py configured (version table,
+    heads …).
     """
     from alembic.runtime.environment import EnvironmentContext
 
@@ -122,6 +131,8 @@ def run_env_online(
                     autocommit_block=autocommit_block,
                     on_configured=on_configured,
                     on_version_apply=on_version_apply,
+                    swap=swap,
+                    prepare=prepare,
                 )
         finally:
             engine.dispose()
@@ -150,24 +161,31 @@ def run_env_online(
         nonlocal configured
         configured = True
         facts.options = sorted(options)
+        used = handed
         if connection is not None and connection is not handed:
             facts.own_engine = True
             theirs = _settled(connection, lambda: database_identity(connection))
             if not theirs.same_as(target):
                 raise _wrong_database(script, connection, theirs, handed, target)
             facts.search_path = _settled(connection, lambda: _own_search_path(connection))
-            if facts.search_path is not None:
+            if not swap:
+                used = connection
+            elif facts.search_path is not None:
                 search_path = facts.search_path
                 _settled(handed, lambda: _set_search_path(handed, search_path))
+        if prepare is not None and used is not handed:
+            prepared = used
+            _settled(prepared, lambda: prepare(prepared))
+        facts.connection = used
         if per_migration:
             options["transaction_per_migration"] = True
         if on_version_apply is not None:
             own = options.get("on_version_apply")
             callbacks = () if own is None else (own,) if callable(own) else tuple(own)
             options["on_version_apply"] = (*callbacks, on_version_apply)
-        configure(connection=handed, **options)
+        configure(connection=used, **options)
         migration_context = context.get_context()
-        facts.version_table = _settled(handed, lambda: _version_table(migration_context, facts))
+        facts.version_table = _settled(used, lambda: _version_table(migration_context, facts))
         if autocommit_block is not None:
             migration_context.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
         if on_configured is not None:
@@ -248,8 +266,10 @@ def _own_search_path(connection: Connection) -> str | None:
 
 def _set_search_path(connection: Connection, search_path: str) -> None:
     # set_config(…, false): for the session, surviving the commit _settled makes.
-    connection.exec_driver_sql(
-        "SELECT set_config('search_path', %(path)s, false)", {"path": search_path}
+    from sqlalchemy import text
+
+    connection.execute(
+        text("SELECT set_config('search_path', :path, false)"), {"path": search_path}
     )
 
 
@@ -260,10 +280,14 @@ def _version_table(context: MigrationContext, facts: EnvFacts) -> VersionTable:
     name, schema = str(version.name), version.schema
     connection = context.connection
     if schema is None and facts.search_path is not None and connection is not None:
-        found = connection.exec_driver_sql(
-            "SELECT coalesce((SELECT n.nspname FROM pg_class c"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.oid = to_regclass(quote_ident(%(name)s))), current_schema())",
+        from sqlalchemy import text
+
+        found = connection.execute(
+            text(
+                "SELECT coalesce((SELECT n.nspname FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.oid = to_regclass(quote_ident(:name))), current_schema())"
+            ),
             {"name": name},
         ).scalar()
         schema = str(found) if found else None

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from abmigrate.alembic_bridge import between_steps
+from abmigrate.alembic_bridge import between_steps, remember_existing_types
 from abmigrate.database import scrub
 
 if TYPE_CHECKING:
@@ -115,6 +115,9 @@ def walk_round_trip(
             ) -> Iterator[RevisionStep]:
                 connection = context.connection
                 assert connection is not None
+                # A walk resumed on a rebuilt database continues the history as one run
+                # would: the types the history created so far count as created by it.
+                remember_existing_types(context)
                 state = _state_key(connection, fingerprint)
                 before = state(connection)
                 for revision in remaining:
@@ -351,6 +354,7 @@ def _apply(
     taken: list[Any] = []
 
     def stepper(heads: Sequence[str], context: MigrationContext) -> Iterator[RevisionStep]:
+        remember_existing_types(context)  # continuing a history applied by an earlier run
         for revision in revisions:
             between_steps(context)
             yield project.revision_step(revision, upgrade=True)

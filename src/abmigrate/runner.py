@@ -164,17 +164,36 @@ def _ops_progress(notify: Notify | None) -> Iterator[None]:
         ops.progress_hook = previous
 
 
+def _session_settings(policy: Policy) -> Callable[[Connection], None]:
+    """abmigrate's settings for the session the migrations run on, whatever its driver
+    (PGOPTIONS reaches libpq drivers only; an asyncpg env.py's connection gets them here)."""
+
+    def prepare(connection: Connection) -> None:
+        from sqlalchemy import text
+
+        settings = {"application_name": MIGRATION_APPLICATION_NAME}
+        if policy.lock_timeout_ms is not None:
+            settings["lock_timeout"] = str(policy.lock_timeout_ms)
+        if policy.statement_timeout_ms is not None:
+            settings["statement_timeout"] = str(policy.statement_timeout_ms)
+        for name, value in settings.items():
+            connection.execute(
+                text("SELECT set_config(:name, :value, false)"), {"name": name, "value": value}
+            )
+
+    return prepare
+
+
 @contextlib.contextmanager
-def _statement_events(
-    notify: Notify | None, current: dict[str, Any], connection: Connection
-) -> Iterator[None]:
-    """Report each statement the migrations run (on the connection abmigrate owns)."""
+def _statement_events(notify: Notify | None, current: dict[str, Any]) -> Iterator[None]:
+    """Report each statement the migrations run (on whichever engine env.py configured)."""
     if notify is None:
         yield
         return
     from sqlalchemy import event
+    from sqlalchemy.engine import Engine
 
-    engine = connection.engine
+    engine = Engine
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not current.get("revision"):
@@ -421,7 +440,7 @@ def apply_plan(
         connection = (
             shared.connection if shared is not None else stack.enter_context(connect(workspace.url))
         )
-        stack.enter_context(_statement_events(notify, walk.in_flight, connection))
+        stack.enter_context(_statement_events(notify, walk.in_flight))
         while walk.pending:
             try:
                 workspace.project.run_online(
@@ -429,6 +448,8 @@ def apply_plan(
                     connection=connection,
                     autocommit_block=shared.autocommit_block if shared is not None else None,
                     on_version_apply=walk.applied_heads,
+                    swap=shared is not None,
+                    prepare=_session_settings(policy) if is_pg else None,
                 )
             except AbmigrateError:
                 raise
