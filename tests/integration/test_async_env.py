@@ -125,7 +125,7 @@ def upgrade() -> None:
     found = [bind.dialect.driver]
     if bind.dialect.name == "postgresql":
         found.append(bind.exec_driver_sql("SHOW lock_timeout").scalar())
-    if found not in (["psycopg", "2s"], ["pysqlite"]):
+    if found not in (["asyncpg", "2s"], ["aiosqlite"]):
         raise RuntimeError(f"revision ran on {found}")
 
 
@@ -217,8 +217,8 @@ def test_production_upgrade_backs_up_the_target_first(  # type: ignore[no-untype
         "INSERT INTO customers (id, email, status) VALUES (2, 'b@example.com', 'gone')",
     )
 
-    # A last revision that fails unless it runs on abmigrate's own synchronous connection,
-    # with production's lock_timeout in force (env.py's engine is asyncpg / aiosqlite).
+    # A last revision that fails unless it runs on env.py's own async connection (the
+    # project's driver: asyncpg / aiosqlite), with production's lock_timeout in force.
     (project / "versions" / "a5_probe_connection.py").write_text(PROBE_REVISION)
 
     upgraded = cli("--env", "production", "upgrade", "--yes")
