@@ -27,16 +27,20 @@ imports are not part of the key: a revision whose output depends on them is re-a
 the revision file (or ``env.py``) changes, not when only they do.
 
 What depends on the live database (judging findings by table sizes, data preflight counts,
-the guards) is never cached. Entries are JSON files in ``.abmigrate/analysis/<kind>/``
-next to the configuration file (or alembic.ini), or in ``$ABMIGRATE_CACHE_DIR/analysis``;
-each is written to a temporary file and renamed into place, so a reader never sees half an
-entry, and a read-only checkout only loses the cache. Deleting the folder is always safe.
+the guards) is never cached. Records are kept in one JSON file per kind,
+``.abmigrate/analysis/<kind>.json`` next to the configuration file (or alembic.ini), or
+``$ABMIGRATE_CACHE_DIR/analysis/<kind>.json``: read once per process, written once per
+batch (:class:`_Store`), always through a temporary file renamed into place, so a reader
+never sees half a file; a read-only checkout only loses the cache. Deleting the folder is
+always safe.
 
 ``stats`` counts hits, misses and writes per kind in this process.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import hashlib
 import json
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
     from abmigrate.alembic_bridge import AlembicProject
     from abmigrate.workspace import Workspace
 
-__all__ = ["AnalysisCache", "cache_folder", "stats"]
+__all__ = ["AnalysisCache", "cache_folder", "flush", "forget", "stats"]
 
 # Bump when the shape of a cached record changes.
 FORMAT = 1
@@ -135,35 +139,114 @@ class AnalysisCache:
     def get(self, kind: str, key: str) -> Any | None:
         if self.folder is None:
             return None
-        try:
-            with open(os.path.join(self.folder, kind, f"{key}.json"), encoding="utf-8") as file:
-                record = json.load(file)
-        except (OSError, ValueError):
-            stats[f"{kind}.miss"] += 1
-            return None
-        stats[f"{kind}.hit"] += 1
+        record = _store(self.folder, kind).get(key)
+        stats[f"{kind}.{'miss' if record is None else 'hit'}"] += 1
         return record
 
     def put(self, kind: str, key: str, record: Any) -> None:
+        """Keep ``record`` (written to disk by :meth:`flush`, or when the process ends)."""
         if self.folder is None:
             return
-        folder = os.path.join(self.folder, kind)
-        path = os.path.join(folder, f"{key}.json")
-        partial = os.path.join(folder, f"{key}.{os.getpid()}.tmp")
         try:
             text = json.dumps(record, separators=(",", ":"))
-            if folder not in _folders:
-                os.makedirs(folder, exist_ok=True)
-                _folders.add(folder)
-            with open(partial, "w", encoding="utf-8") as file:
-                file.write(text)
-            os.replace(partial, path)
-        except (OSError, TypeError, ValueError):
-            return  # a read-only checkout (or an odd value) only loses the cache entry
+        except (TypeError, ValueError):
+            return  # not plain data: not cached
+        _store(self.folder, kind).put(key, json.loads(text))
         stats[f"{kind}.write"] += 1
 
+    def flush(self) -> None:
+        """Write what :meth:`put` kept to disk (every kind of this cache's folder)."""
+        if self.folder is not None:
+            flush(self.folder)
 
-_folders: set[str] = set()  # cache folders known to exist (made) in this process
+
+class _Store:
+    """Every record of one kind in one JSON file, ``<folder>/<kind>.json``: read once per
+    process, written once per batch (creating a file per record costs more, on a cold run,
+    than the analysis it saves). Writing re-reads the file and adds this process's records
+    to what another process wrote meanwhile, then renames a complete temporary file into
+    place: a reader sees the old or the new file, never half of one. The records this
+    process used go last and the file keeps at most four times as many others (oldest
+    first out), so it stays near the size of the history."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.records: dict[str, Any] | None = None
+        self.used: set[str] = set()
+        self.new: dict[str, Any] = {}
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            with open(self.path, encoding="utf-8") as file:
+                records = json.load(file)
+        except (OSError, ValueError):
+            return {}
+        return records if isinstance(records, dict) else {}
+
+    def get(self, key: str) -> Any | None:
+        if self.records is None:
+            self.records = self._load()
+        record = self.records.get(key)
+        if record is not None:
+            self.used.add(key)
+        return record
+
+    def put(self, key: str, record: Any) -> None:
+        if self.records is None:
+            self.records = self._load()
+        self.records[key] = self.new[key] = record
+        self.used.add(key)
+
+    def flush(self) -> None:
+        if not self.new:
+            return
+        on_disk = self._load()
+        on_disk.update(self.new)
+        others = [key for key in on_disk if key not in self.used]
+        keep = others[max(0, len(others) - max(4 * len(self.used), 1000)) :]
+        records = {key: on_disk[key] for key in keep}
+        records.update((key, on_disk[key]) for key in on_disk if key in self.used)
+        folder = os.path.dirname(self.path)
+        partial = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(partial, "w", encoding="utf-8") as file:
+                json.dump(records, file, separators=(",", ":"))
+            os.replace(partial, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            return  # a read-only checkout only loses the cache
+        finally:
+            self.new = {}
+        self.records = records
+
+
+_stores: dict[str, _Store] = {}
+
+
+def _store(folder: Path, kind: str) -> _Store:
+    path = os.path.join(folder, f"{kind}.json")
+    found = _stores.get(path)
+    if found is None:
+        if not _stores:
+            atexit.register(flush)
+        found = _stores[path] = _Store(path)
+    return found
+
+
+def flush(folder: Path | None = None) -> None:
+    """Write the records kept by :meth:`AnalysisCache.put` (of ``folder``; default all)."""
+    for path, store in list(_stores.items()):
+        if folder is None or os.path.dirname(path) == os.fspath(folder):
+            store.flush()
+
+
+def forget() -> None:
+    """Write what is pending, then drop what this process read (as a new process would
+    start; for tests)."""
+    flush()
+    _stores.clear()
 
 
 def _digest(*parts: str) -> str:

@@ -127,6 +127,7 @@ def rendered_sql(
     if all(one.error is None and one.sql is not None for one in rendered):
         for key, one in zip(keys, rendered, strict=True):
             cache.put("sql", key, {"revision": one.revision, "sql": one.sql})
+        cache.flush()
     return rendered
 
 

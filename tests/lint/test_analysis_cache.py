@@ -7,7 +7,7 @@ the lock parser are made to fail) and by the cache's own counters and files, nev
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,21 @@ def downgrade():
 
 
 @pytest.fixture(autouse=True)
-def _own_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+def _own_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("ABMIGRATE_CACHE_DIR", raising=False)
+    _new_process()
+    yield
+    _new_process()
+
+
+def _new_process() -> None:
+    """What a new abmigrate process starts with: the cache files, nothing read yet."""
+    analysis_cache.forget()
     analysis_cache.stats.clear()
+
+
+def _records(folder: Path, kind: str) -> dict[str, Any]:
+    return dict(json.loads((folder / f"{kind}.json").read_text()))
 
 
 def _workspace(project: Path, tmp_path: Path) -> Workspace:
@@ -94,9 +106,9 @@ def test_a_second_lint_renders_and_parses_nothing(
     assert analysis_cache.stats["capture.write"] == 3
     assert analysis_cache.stats["findings.write"] == 3
     folder = project / ".abmigrate" / "analysis"
-    assert len(list((folder / "capture").glob("*.json"))) == 3
+    assert len(_records(folder, "capture")) == 3
 
-    analysis_cache.stats.clear()
+    _new_process()
     monkeypatch.setattr("abmigrate.lint.engine.capture_revision", _fail)
     monkeypatch.setattr("abmigrate.lint.sql.parse_statements", _fail)
     second = api.lint(_workspace(project, tmp_path))
@@ -124,7 +136,7 @@ def test_an_edited_revision_is_analysed_again_and_its_findings_change(
             1,
         )
     )
-    analysis_cache.stats.clear()
+    _new_process()
     after = api.lint(_workspace(project, tmp_path))
     added = [f for f in after.for_revision("c0ffee000003") if f.code == "AM101"]
     assert added and "ix_parts_name" in added[0].message
@@ -166,7 +178,7 @@ def test_the_cache_gives_what_a_fresh_analysis_gives_after_edits(
     assert [e[0] for e in cached().facts["e0000002"].effects] == ["create_table"]
     first = versions / "e0000001.py"
     first.write_text(first.read_text().replace('sa.Enum("a", "b", name="kind")', "sa.Text"))
-    analysis_cache.stats.clear()
+    _new_process()
     edited = cached()
     # the second revision now creates the type itself: analysed again, not taken from cache
     assert analysis_cache.stats["capture.miss"] == 2
@@ -181,7 +193,7 @@ def test_changing_the_lint_configuration_recomputes_findings_only(
     project = copy_scenario("lint_preflight")
     api.lint(_workspace(project, tmp_path))
     (project / "abmigrate.toml").write_text('[lint]\nignore = ["AM1"]\n')
-    analysis_cache.stats.clear()
+    _new_process()
     result = api.lint(_workspace(project, tmp_path))
     assert not [f for f in result.findings if f.code.startswith("AM1")]
     assert analysis_cache.stats["capture.hit"] == 3
@@ -197,6 +209,7 @@ def test_plan_sql_is_rendered_once_and_again_after_an_edit(
     first = api.plan(_workspace(project, tmp_path), sql=True)
     assert analysis_cache.stats["sql.write"] == 3
 
+    _new_process()
     with monkeypatch.context() as patched:
         patched.setattr(AlembicProject, "render_sql", _fail)
         patched.setattr("abmigrate.lint.engine.capture_revision", _fail)
@@ -221,7 +234,7 @@ def test_an_edited_env_py_renders_the_sql_again(copy_scenario: Any, tmp_path: Pa
             "literal_binds=True,", 'literal_binds=True,\n        version_table="history",'
         )
     )
-    analysis_cache.stats.clear()
+    _new_process()
     plan = api.plan(_workspace(project, tmp_path), sql=True)
     assert analysis_cache.stats["sql.miss"] == 1  # the first step already: all rendered
     assert analysis_cache.stats["sql.write"] == 3
@@ -237,6 +250,7 @@ def test_a_step_that_does_not_render_is_not_cached(copy_scenario: Any, tmp_path:
     first = api.plan(_workspace(project, tmp_path), sql=True)
     assert first.steps[1].sql_error
     assert analysis_cache.stats["sql.write"] == 0
+    _new_process()
     second = api.plan(_workspace(project, tmp_path), sql=True)
     assert [s.sql_error for s in second.steps] == [s.sql_error for s in first.steps]
 
@@ -250,6 +264,7 @@ def test_lock_needs_are_parsed_once_per_sql_text(
     sql = "ALTER TABLE parts ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES customers (id)"
     needs = pg_locks.lock_needs(sql, workspace=workspace)
     assert needs == {"parts": "AccessExclusiveLock", "customers": "ShareRowExclusiveLock"}
+    _new_process()  # written when the process ends
     monkeypatch.setattr(pg_locks, "_lock_needs", _fail)
     assert pg_locks.lock_needs(sql, workspace=workspace) == needs
     assert analysis_cache.stats["locks.hit"] == 1
@@ -265,6 +280,7 @@ def test_downgrade_preflight_checks_are_cached(
     revisions = ["c0ffee000003", "c0ffee000002"]
     first = preflight_checks(workspace.project, revisions, "downgrade", cache)
     assert any(c["check"] == "drop_column_values" for c in first["c0ffee000002"])
+    _new_process()
     monkeypatch.setattr("abmigrate.lint.engine.capture_revision", _fail)
     assert preflight_checks(workspace.project, revisions, "downgrade", cache) == first
 
@@ -277,13 +293,15 @@ def test_a_broken_entry_is_a_miss_and_the_override_folder_is_used(
     monkeypatch.setenv("ABMIGRATE_CACHE_DIR", str(override))
     first = api.lint(_workspace(project, tmp_path))
     assert not (project / ".abmigrate").exists()
-    entries = sorted((override / "analysis" / "capture").glob("*.json"))
-    assert len(entries) == 3
-    for entry in entries:
-        entry.write_text("{not json")
-    for entry in (override / "analysis" / "findings").glob("*.json"):
-        entry.write_text(json.dumps({"unexpected": True}))
-    analysis_cache.stats.clear()
+    assert len(_records(override / "analysis", "capture")) == 3
+    (override / "analysis" / "capture.json").write_text("{not json")
+    findings = override / "analysis" / "findings.json"
+    findings.write_text(
+        json.dumps(
+            {key: {"unexpected": True} for key in _records(override / "analysis", "findings")}
+        )
+    )
+    _new_process()
     second = api.lint(_workspace(project, tmp_path))
     assert _findings(second) == _findings(first)
     assert analysis_cache.stats["capture.miss"] == 3
@@ -311,6 +329,35 @@ def test_a_second_upgrade_through_the_cli_writes_no_cache_entry(
     upgrade("one.db")
     folder = project / ".abmigrate" / "analysis"
     written = _entries(folder)
-    assert {name.split(os.sep)[0] for name in written} >= {"capture", "findings", "sql"}
+    assert set(written) == {"capture.json", "findings.json", "sql.json"}
     upgrade("two.db")
     assert _entries(folder) == written  # nothing new, nothing rewritten
+
+
+def test_processes_add_to_the_same_file_and_old_records_go(tmp_path: Path) -> None:
+    folder = tmp_path / "analysis"
+    first = analysis_cache.AnalysisCache(folder, None)  # type: ignore[arg-type]
+    first.put("sql", "a", {"sql": "one"})
+    assert not (folder / "sql.json").exists()  # kept until flushed
+    first.flush()
+    # another process wrote meanwhile: its records and ours both stay
+    analysis_cache.forget()
+    other = analysis_cache.AnalysisCache(folder, None)  # type: ignore[arg-type]
+    other.put("sql", "b", {"sql": "two"})
+    other.flush()
+    assert _records(folder, "sql") == {"a": {"sql": "one"}, "b": {"sql": "two"}}
+    # a process that uses one record keeps at most 1000 unused others, the newest
+    analysis_cache.forget()
+    many = analysis_cache.AnalysisCache(folder, None)  # type: ignore[arg-type]
+    for index in range(1100):
+        many.put("sql", f"k{index}", {"sql": str(index)})
+    many.flush()
+    analysis_cache.forget()
+    last = analysis_cache.AnalysisCache(folder, None)  # type: ignore[arg-type]
+    assert last.get("sql", "a") == {"sql": "one"}
+    last.put("sql", "c", {"sql": "three"})
+    last.flush()
+    kept = _records(folder, "sql")
+    assert len(kept) == 1002 and {"a", "c", "k1099"} <= set(kept) and "b" not in kept
+    assert list(kept)[-2:] == ["a", "c"]  # the records used go last
+    assert not list(folder.glob("*.tmp"))

@@ -106,7 +106,7 @@ def lint_project(
                 if linted:
                     findings_key = store.key(capture_key, _state_key(state), settings)
                     if facts is not None:
-                        found = store.get("findings", findings_key)
+                        found = _cached_findings(store.get("findings", findings_key))
             if facts is None or (linted and found is None):
                 if offline is None:
                     offline = OfflineContext()
@@ -129,20 +129,22 @@ def lint_project(
                         for hit in rule.check(unit)
                     ]
                     findings, silenced = _suppress(unit, hits, config, known)
-                    found = {
-                        "findings": [asdict(finding) for finding in findings],
-                        "suppressed": silenced,
-                    }
+                    found = {"findings": findings, "suppressed": silenced}
                     if store is not None:
-                        store.put("findings", findings_key, found)
+                        record = [asdict(finding) for finding in findings]
+                        store.put(
+                            "findings", findings_key, {"findings": record, "suppressed": silenced}
+                        )
             memo = facts.memo
             apply_effects(state, facts.effects)
             if wanted:
                 result.facts[script.revision] = facts  # preflight needs it even if excluded
             if linted and found is not None:
                 result.revisions.append(script.revision)
-                result.findings.extend(_finding_from(record) for record in found["findings"])
+                result.findings.extend(found["findings"])
                 result.suppressed.extend(found["suppressed"])
+    if cache is not None:
+        cache.flush()
     if graph:
         facts_of_graph = _graph_facts(project)
         for rule in rules:
@@ -187,8 +189,12 @@ def preflight_checks(
             if cache is not None and memo is not None:
                 key = cache.key("checks", direction, cache.script_key(script), memo_key(memo))
                 record = cache.get("checks", key)
-                if isinstance(record, dict) and isinstance(record.get("memo"), dict):
-                    found[revision], memo = list(record["checks"]), record["memo"]
+                if (
+                    isinstance(record, dict)
+                    and isinstance(record.get("memo"), dict)
+                    and isinstance(record.get("checks"), list)
+                ):
+                    found[revision], memo = record["checks"], record["memo"]
                     continue
             if offline is None:
                 offline = OfflineContext()
@@ -201,6 +207,8 @@ def preflight_checks(
             memo = offline.memo
             if cache is not None and keyed and memo is not None and capture.error is None:
                 cache.put("checks", key, {"checks": checks, "memo": memo})
+    if cache is not None:
+        cache.flush()
     return found
 
 
@@ -231,8 +239,17 @@ def _state_key(state: SchemaState) -> str:
     )
 
 
-def _finding_from(record: dict[str, Any]) -> Finding:
-    return Finding(**{**record, "tables": tuple(record.get("tables") or ())})
+def _cached_findings(record: Any) -> dict[str, Any] | None:
+    """A cached findings record as findings and suppressions; None (a miss) if malformed."""
+    try:
+        findings = [
+            Finding(**{**item, "tables": tuple(item.get("tables") or ())})
+            for item in record["findings"]
+        ]
+        suppressed = [dict(item) for item in record["suppressed"]]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return {"findings": findings, "suppressed": suppressed}
 
 
 def _in_history_order(project: AlembicProject) -> list[Script]:
