@@ -359,6 +359,12 @@ def _locked(
     # process dies during it, the journal already says which one may be half applied.
     order = [step.revision for step in plan.steps]
     applied_records: list[dict[str, Any]] = []
+    # Where DDL is transactional a revision killed half way is rolled back, so the journal
+    # may lag the version table by up to a second of revisions (rewriting the row at every
+    # revision of a long plan cost more than the migrations); elsewhere it must name the
+    # revision in flight exactly, and is rewritten at every revision.
+    transactional = environment.dialect not in journal.NON_TRANSACTIONAL_DDL
+    last_written = [time.monotonic()]
 
     def on_step(event: str, step: Step, connection: Connection | None) -> None:
         nonlocal failed_revision
@@ -372,7 +378,11 @@ def _locked(
         # made a long plan quadratic.
         applied_records.extend(item.to_record() for item in applied[len(applied_records) :])
         run["applied"] = applied_records
+        last = position >= len(order)
+        if transactional and not last and time.monotonic() - last_written[0] < 1.0:
+            return
         book.update(run, within=connection)
+        last_written[0] = time.monotonic()
 
     try:
         if take_backup:
