@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from abmigrate.errors import ConfigError, GraphError, RevisionError
 
@@ -148,6 +148,16 @@ class AlembicProject:
         with self._graph_errors():
             return list(self.script.walk_revisions("base", "heads"))
 
+    def _scripts_by_id(self) -> dict[str, Script]:
+        """Every revision by id, in no particular order (the revision map as Alembic built
+        it, branch-label keys left out); raises what building the map raises."""
+        revision_map = self.script.revision_map._revision_map
+        return {
+            key: cast("Script", script)
+            for key, script in revision_map.items()
+            if script is not None and key == script.revision
+        }
+
     def heads(self) -> list[str]:
         with self._graph_errors():
             return list(self.script.get_heads())
@@ -208,7 +218,9 @@ class AlembicProject:
 
         problems: list[GraphProblem] = []
         try:
-            scripts = list(self.script.walk_revisions("base", "heads"))
+            # Building the revision map already detects cycles; walking it in order
+            # (walk_revisions) would sort all revisions again, a tenth of a second for 300.
+            scripts = list(self._scripts_by_id().values())
         except (AlembicRevisionError, CommandError) as exc:
             return [GraphProblem("graph_broken", str(exc))]
         except KeyError as exc:

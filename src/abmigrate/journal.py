@@ -150,7 +150,9 @@ class Journal:
             self._write_row(record, create=False)
 
     def finish(self, record: dict[str, Any]) -> None:
-        self._write_row(record, create=False)
+        # Durable: on PostgreSQL this commit waits for the WAL flush, and with it every
+        # revision the run committed before (they commit without waiting, see runner).
+        self._write_row(record, create=False, durable=True)
         self._append_log({"event": "finish", **record})
         self.close()
 
@@ -167,10 +169,8 @@ class Journal:
             try:
                 connection = held.enter_context(_connect(self.url, self.schema))
                 if connection.dialect.name == "postgresql":
-                    # The journal follows the run, it does not make it durable: the
-                    # revisions commit on their own connection, fully synchronous. Not
-                    # waiting for the WAL flush at each of a long run's updates halves
-                    # their cost; a server crash may lose only the latest journal updates.
+                    # Not waiting for the WAL flush at each of a long run's updates halves
+                    # their cost; the last write of the run (finish) waits for it.
                     connection.exec_driver_sql("SET synchronous_commit = off")
                     connection.commit()
                 self._connection = connection
@@ -195,7 +195,7 @@ class Journal:
         else:
             connection.execute(update)
 
-    def _write_row(self, record: dict[str, Any], *, create: bool) -> None:
+    def _write_row(self, record: dict[str, Any], *, create: bool, durable: bool = False) -> None:
         from abmigrate.database import scrub
 
         values = _values(record)
@@ -213,6 +213,8 @@ class Journal:
                 ).rowcount
                 if not updated:
                     connection.execute(journal_table.insert().values(**values))
+                if durable and connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit = on")
                 connection.commit()
             except BaseException:
                 self.close()  # a broken connection is not reused

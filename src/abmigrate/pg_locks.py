@@ -8,7 +8,7 @@ writer queue behind the waiting ALTER for up to ``lock_timeout``, so a blind ret
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from abmigrate.workspace import Workspace
 
-__all__ = ["CONFLICTS", "LockNeed", "conflicting_holders", "lock_needs"]
+__all__ = ["CONFLICTS", "LockNeed", "conflicting_holders", "created_tables", "lock_needs"]
 
 # PostgreSQL's table-level lock conflict matrix (docs: "Explicit Locking", table 13.2).
 _ORDER = [
@@ -76,18 +76,55 @@ def lock_needs(sql: str | Iterable[str], *, workspace: Workspace | None = None) 
     (:mod:`abmigrate.analysis_cache`): a step's SQL is parsed once, not on every run.
     """
     texts = [sql] if isinstance(sql, str) else list(sql)
+    found = _cached("locks", texts, workspace, lambda: _lock_needs(texts))
+    if isinstance(found, dict) and all(mode in CONFLICTS for mode in found.values()):
+        return {str(table): str(mode) for table, mode in found.items()}
+    return _lock_needs(texts)
+
+
+def created_tables(sql: str | Iterable[str], *, workspace: Workspace | None = None) -> set[str]:
+    """Tables the statements create (CREATE TABLE, CREATE TABLE AS), by name; cached like
+    :func:`lock_needs`."""
+    texts = [sql] if isinstance(sql, str) else list(sql)
+    found = _cached("creates", texts, workspace, lambda: sorted(_created_tables(texts)))
+    if isinstance(found, list):
+        return {str(name) for name in found}
+    return _created_tables(texts)
+
+
+def _cached(
+    kind: str, texts: list[str], workspace: Workspace | None, compute: Callable[[], object]
+) -> object:
     if workspace is None:
-        return _lock_needs(texts)
+        return compute()
     from abmigrate.analysis_cache import AnalysisCache
 
     cache = AnalysisCache.for_workspace(workspace)
-    key = cache.code_key("locks", *texts)
-    found = cache.get("locks", key)
-    if isinstance(found, dict) and all(mode in CONFLICTS for mode in found.values()):
-        return {str(table): str(mode) for table, mode in found.items()}
-    needs = _lock_needs(texts)
-    cache.put("locks", key, needs)
-    return needs
+    key = cache.code_key(kind, *texts)
+    found = cache.get(kind, key)
+    if found is None:
+        found = compute()
+        cache.put(kind, key, found)
+    return found
+
+
+def _created_tables(texts: list[str]) -> set[str]:
+    from pglast import parse_sql
+
+    created: set[str] = set()
+    for text in texts:
+        try:
+            statements = parse_sql(text)
+        except Exception:
+            continue
+        for raw in statements:
+            statement: Any = raw.stmt
+            kind = type(statement).__name__
+            if kind == "CreateStmt":
+                created.add(str(statement.relation.relname))
+            elif kind == "CreateTableAsStmt":
+                created.add(str(statement.into.rel.relname))
+    return created
 
 
 def _lock_needs(texts: list[str]) -> LockNeed:
