@@ -204,7 +204,12 @@ def plan(
     *,
     direction: Direction = "upgrade",
     sql: bool = False,
+    models: bool = False,
 ) -> Plan:
+    """The plan to ``target``, with lint findings, data preflight, the data-loss estimate
+    of a downgrade and, for an upgrade to the head, whether the schema there will match the
+    models: from the cache, or (``models=True``) replaying the revisions on a scratch
+    database when the cache does not have it."""
     if target is None:
         if direction == "downgrade":
             raise RevisionError("downgrade needs a target", hint="e.g. -1, a revision id, or base")
@@ -216,6 +221,9 @@ def plan(
 
         # The same estimate `downgrade` gates on, so the preview says what would be lost.
         built.data_loss = estimate_data_loss(workspace, built)
+    from abmigrate.model_prediction import predict_models
+
+    built.models = predict_models(workspace, built, replay=models)
     return built
 
 

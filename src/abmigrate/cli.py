@@ -327,17 +327,27 @@ def heads(state: CliState) -> None:
 @click.argument("target", required=False)
 @click.option("--sql", is_flag=True, help="Render each revision's SQL offline.")
 @click.option("--down", is_flag=True, help="Plan a downgrade to TARGET instead.")
+@click.option(
+    "--models",
+    is_flag=True,
+    help="Predict whether the schema at head will match the models, replaying the revisions"
+    " on a scratch database when the cache lacks it (creates and drops a database there).",
+)
 @common_options()
 @pass_state
-def plan(state: CliState, target: str | None, sql: bool, down: bool) -> None:
-    """The steps an upgrade (or --down downgrade) to TARGET would run; writes nothing."""
+def plan(state: CliState, target: str | None, sql: bool, down: bool, models: bool) -> None:
+    """The steps an upgrade (or --down downgrade) to TARGET would run; writes nothing.
+
+    For an upgrade to the head it says whether the schema will match the models, when that
+    is in the cache (--models computes it).
+    """
     from abmigrate import api
 
     workspace = open_workspace(state)
     if down:
         emit(state, api.plan(workspace, target, direction="downgrade", sql=sql))
     else:
-        emit(state, api.plan(workspace, target, direction="upgrade", sql=sql))
+        emit(state, api.plan(workspace, target, direction="upgrade", sql=sql, models=models))
 
 
 def migrate_options(function: F) -> F:
@@ -508,9 +518,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(exc: AbmigrateError) -> None:
     click.echo(f"error: {exc.message}", err=True)
-    if isinstance(exc, GuardRefused):
+    if isinstance(exc, GuardRefused) and exc.reasons:
+        from abmigrate.render import console
+        from abmigrate.render_text import wrap
+
+        # A refusal's reasons can be long (the differences, findings they name): wrapped
+        # under themselves at the terminal's width, 80 columns without one, never cut.
+        width = console(stderr=True).width
         for reason in exc.reasons:
-            click.echo(f"  - {reason}", err=True)
+            click.echo("\n".join(wrap(reason, width, 4, lead="  - ")), err=True)
+        if exc.hint:
+            click.echo("\n".join(wrap(exc.hint, width, 6, lead="hint: ")), err=True)
+        return
     if exc.hint:
         click.echo(f"hint: {exc.hint}", err=True)
 

@@ -59,8 +59,12 @@ def compare_url_to_models(
     include_name: IncludeFilter | None = None,
 ) -> list[Difference]:
     """:func:`compare_to_models` on a URL (read only; a missing SQLite file is empty)."""
-    from abmigrate.database import connect
+    from abmigrate.database import connect, sqlite_path
 
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        # Connecting would create the file: an in-memory database is just as empty.
+        url = "sqlite://"
     with connect(url) as connection:
         return compare_to_models(
             connection, metadata, include_object=include_object, include_name=include_name

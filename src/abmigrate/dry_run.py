@@ -138,16 +138,23 @@ def dry_run(
     *,
     progress: ProgressCallback | None = None,
     notify: Notify | None = None,
+    drift_before: Sequence[str] | None = None,
+    drift_overridden: Sequence[str] = (),
 ) -> RunResult:
     """Apply ``plan`` and undo it (see the module docstring); a failure raises
-    MigrationFailed saying that nothing was changed."""
+    MigrationFailed saying that nothing was changed. ``drift_before`` and
+    ``drift_overridden`` reach the verification as in a real run."""
+    known_drift: dict[str, Any] = {
+        "drift_before": drift_before,
+        "drift_overridden": drift_overridden,
+    }
     dialect = workspace.environment.dialect
     sqlite_file = sqlite_path(workspace.url)
     started = time.monotonic()
     if dialect in ("mysql", "mariadb") or (sqlite_file is not None and not sqlite_file.exists()):
-        result = _on_scratch_copy(workspace, plan, steps, progress, notify)
+        result = _on_scratch_copy(workspace, plan, steps, progress, notify, known_drift)
     else:
-        result = _in_rolled_back_transaction(workspace, plan, steps, progress, notify)
+        result = _in_rolled_back_transaction(workspace, plan, steps, progress, notify, known_drift)
     result.elapsed_s = round(time.monotonic() - started, 4)
     return result
 
@@ -158,6 +165,7 @@ def _in_rolled_back_transaction(
     steps: Sequence[RevisionStep],
     progress: ProgressCallback | None,
     notify: Notify | None,
+    known_drift: dict[str, Any],
 ) -> RunResult:
     from sqlalchemy import event
 
@@ -185,6 +193,7 @@ def _in_rolled_back_transaction(
                     connection=connection,
                     dry_run=True,
                     not_applied=[s["object"] for s in shared.skipped if "object" in s],
+                    **known_drift,
                 )
             finally:
                 transaction.rollback()
@@ -204,6 +213,7 @@ def _on_scratch_copy(
     steps: Sequence[RevisionStep],
     progress: ProgressCallback | None,
     notify: Notify | None,
+    known_drift: dict[str, Any],
 ) -> RunResult:
     from abmigrate.backup.operations import copy_database
     from abmigrate.replay import isolated_scratch
@@ -222,7 +232,13 @@ def _on_scratch_copy(
             result = apply_plan(copy, plan, steps, progress=progress, notify=notify)
         except MigrationFailed as exc:
             raise _dry_run_failure(exc, SCRATCH_COPY, plan, []) from exc
-        result.verification = verify(copy, plan, notify or _ignore, dry_run=True)
+        result.verification = verify(
+            copy,
+            plan,
+            notify or _ignore,
+            dry_run=True,
+            **known_drift,
+        )
     result.dry_run = True
     result.dry_run_method = SCRATCH_COPY
     return result

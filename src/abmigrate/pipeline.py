@@ -215,6 +215,19 @@ def _locked(
         for step in plan.steps
         for finding in step.findings
     ]
+    # Will the schema at the target match the models? Guarded environments (and
+    # verify_models = "fail", which gates on it) replay the revisions when the cache lacks
+    # the answer; elsewhere a prediction not cached is only reported as such.
+    from abmigrate.model_prediction import predict_models
+
+    plan.models = predict_models(workspace, plan, replay=strict or policy.verify_models == "fail")
+    if plan.models is not None and not plan.models.get("not_cached"):
+        # A development run that may not replay does not nag about it: the verification
+        # after the run compares the models with the database anyway.
+        notify("models_predicted", plan.models)
+    # Model differences already there before the run never fail it (read from the live
+    # database now, before anything changes).
+    drift_before = _drift_before(workspace, direction, target)
 
     # -- policy gate ---------------------------------------------------------------------
     if direction == "upgrade" and policy.maintenance_window:
@@ -281,6 +294,9 @@ def _locked(
                     " destroys data: " + "; ".join(loss["message"] for loss in losing[:5]),
                 )
             )
+    refused_models = _predicted_failure(plan, drift_before, policy.verify_models)
+    if refused_models:
+        refusals.append(("models", refused_models))
     take_backup = policy.require_backup and not options.dry_run and not nothing_to_lose
     if options.no_backup and policy.require_backup and not nothing_to_lose:
         refusals.append(
@@ -305,6 +321,13 @@ def _locked(
             for gate, message in refusals
         ]
         notify("override", {"overrides": overrides})
+    # Overriding the predicted models' differences accepts them: the verification after the
+    # run warns about them instead of failing a run whose revisions are in.
+    overridden_drift = (
+        list((plan.models or {}).get("differences") or [])
+        if any(gate == "models" for gate, _ in refusals)
+        else []
+    )
 
     # -- confirmation ------------------------------------------------------------------
     # Destroying data asks first in every environment; an empty table is no loss.
@@ -319,7 +342,16 @@ def _locked(
 
     if options.dry_run:
         return _dry_run(
-            workspace, plan, steps, options, notify, target, overrides, findings, warnings
+            workspace,
+            plan,
+            steps,
+            options,
+            notify,
+            target,
+            overrides,
+            findings,
+            warnings,
+            {"drift_before": drift_before, "drift_overridden": overridden_drift},
         )
 
     # -- journal, backup, apply, verify --------------------------------------------------
@@ -347,6 +379,7 @@ def _locked(
         "overrides": overrides,
         "warnings": warnings,
         "data_loss": plan.data_loss,
+        "models_prediction": plan.models,
     }
     book = journal.Journal(workspace)
     book.start(run)
@@ -390,15 +423,18 @@ def _locked(
             run["backup"] = _backup(workspace, direction)
             notify("backup_done", {"backup": run["backup"]})
             book.update(run)
-        # Model differences already there before the run never fail it.
-        drift_before = _drift_before(workspace, direction, target)
         schema_before = _schema_before(workspace, plan)
         run["in_flight"] = order[0]
         book.update(run)
         result = _apply(workspace, plan, steps, options, notify, applied, on_step)
         run["applied"] = [item.to_record() for item in applied]
         verification = verify(
-            workspace, plan, notify, drift_before=drift_before, schema_before=schema_before
+            workspace,
+            plan,
+            notify,
+            drift_before=drift_before,
+            schema_before=schema_before,
+            drift_overridden=overridden_drift,
         )
         run["verification"] = verification
         warnings.extend(verification["warnings"])
@@ -429,6 +465,7 @@ def _locked(
     result.overrides = overrides
     result.findings = findings
     result.data_loss = plan.data_loss
+    result.models_prediction = plan.models
     result.journal = str(workspace.settings.journal_log)
     return result
 
@@ -443,6 +480,7 @@ def _dry_run(
     overrides: list[dict[str, str]],
     findings: list[dict[str, Any]],
     warnings: list[str],
+    known_drift: dict[str, Any],
 ) -> RunResult:
     """Apply and undo (abmigrate.dry_run); the local journal log records the attempt."""
     from abmigrate import journal
@@ -466,7 +504,9 @@ def _dry_run(
     }
     book = journal.Journal(workspace)
     try:
-        result = dry_run(workspace, plan, steps, progress=options.progress, notify=notify)
+        result = dry_run(
+            workspace, plan, steps, progress=options.progress, notify=notify, **known_drift
+        )
         if not result.verification["ok"]:
             raise MigrationFailed(
                 f"dry run: the {plan.direction} applied, but verification would fail: "
@@ -497,6 +537,7 @@ def _dry_run(
     result.overrides = overrides
     result.findings = findings
     result.data_loss = plan.data_loss
+    result.models_prediction = plan.models
     result.run_id = record["run_id"]
     result.journal = str(workspace.settings.journal_log)
     return result
@@ -516,6 +557,32 @@ def _drift_before(workspace: Workspace, direction: Direction, target: str) -> li
         return models_drift(workspace)
     except AbmigrateError:
         return None
+
+
+def _predicted_failure(
+    plan: Plan, drift_before: list[str] | None, verify_models: str
+) -> str | None:
+    """With ``verify_models = "fail"``: the refusal when the models' differences predicted
+    at the target would fail the verification after the run (those already in the database
+    before it would not, so they do not refuse it either)."""
+    from abmigrate.verify import counted
+
+    prediction = plan.models or {}
+    if verify_models != "fail" or prediction.get("status") != "differ":
+        return None
+    earlier = set(drift_before or ())
+    new = [d for d in prediction.get("differences") or [] if d not in earlier]
+    if not new:
+        return None
+    return (
+        counted(
+            "predicted: the schema at"
+            f" {', '.join(plan.target_revisions)} will differ from the models",
+            new,
+            str(prediction.get("command")),
+        )
+        + '; verify_models = "fail" would fail the run after the revisions are in'
+    )
 
 
 def _schema_before(workspace: Workspace, plan: Plan) -> list[str] | None:

@@ -270,6 +270,11 @@ def _plan(result: Any, out: Console) -> None:
             line(f"     preflight: {check.get('message')}")
     for loss in result.data_loss:
         line(f"[red]data loss: {loss.get('message')}[/]")
+    models_lines = model_prediction_lines(result.models, out.width)
+    if models_lines:
+        style = {"match": "green", "differ": "yellow"}.get(str((result.models or {}).get("status")))
+        for text in models_lines:
+            lines.append(out.render_str(text, markup=False, style=style or ""))
     if any(step.sql is not None or step.sql_error for step in result.steps):
         for step in result.steps:
             line(f"\n-- ===== {step.direction} {step.revision}: {step.message} =====")
@@ -280,15 +285,60 @@ def _plan(result: Any, out: Console) -> None:
     out.print(*lines, sep="\n")
 
 
+def model_prediction_lines(prediction: dict[str, Any] | None, width: int) -> list[str]:
+    """The prediction of ``plan`` and the pipeline's plan step, wrapped at ``width``: a
+    line for a match or for why there is none, the count and the first three differences
+    otherwise. Nothing when there is nothing to say (no models, ``verify_models = "off"``,
+    a target that is not the head)."""
+    from abmigrate.model_prediction import describe_for_people
+    from abmigrate.render_text import wrap
+
+    if not prediction:
+        return []
+    status = prediction.get("status")
+    at = ", ".join(prediction.get("target") or []) or "base"
+    lead = "models: "
+    if status == "match":
+        text = f"the schema at {at} will match the models ({prediction.get('source')})"
+    elif status == "not_predicted":
+        text = f"not predicted: {prediction.get('reason')}"
+    elif status == "differ":
+        differences = [str(item) for item in prediction.get("differences") or []]
+        lines = wrap(
+            f"the schema at {at} will differ from the models ({prediction.get('source')})"
+            f" in {len(differences)} place(s):",
+            width,
+            len(lead),
+            lead=lead,
+        )
+        for difference in differences[:3]:
+            lines.extend(wrap(describe_for_people(difference), width, 4, lead="  - "))
+        if len(differences) > 3:
+            lines.extend(
+                wrap(
+                    f"and {len(differences) - 3} more: `{prediction.get('command')}` lists"
+                    " them all",
+                    width,
+                    2,
+                    lead="  ",
+                )
+            )
+        return lines
+    else:
+        return []
+    return wrap(text, width, len(lead), lead=lead)
+
+
 def _run(result: Any, out: Console) -> None:
+    from abmigrate.render_text import wrap
+
     assert isinstance(result, RunResult)
     for warning in result.warnings:
         _warning(warning, out)
     for override in result.overrides:
-        out.print(
-            f"[yellow]override ({override.get('gate')}): {override.get('refused')}"
-            f" — reason: {override.get('reason')}[/]"
-        )
+        text = f"{override.get('refused')} — reason: {override.get('reason')}"
+        lead = f"override ({override.get('gate')}): "
+        out.print("\n".join(wrap(text, out.width, 2, lead=lead)), style="yellow", markup=False)
     for loss in result.data_loss:
         out.print(f"[red]data loss: {loss.get('message')}[/]")
     if not result.applied:
@@ -543,9 +593,16 @@ def render_event(event: str, details: dict[str, Any], out: Console) -> None:
         else:
             for problem in details.get("problems", []):
                 out.print(f"[red]verification: {problem}[/]")
+    elif event == "models_predicted":
+        models_lines = model_prediction_lines(details, out.width)
+        if models_lines:
+            style = {"match": "green", "differ": "yellow"}.get(str(details.get("status")), "")
+            out.print("\n".join(models_lines), style=style, markup=False)
     elif event == "override":
         for override in details.get("overrides", []):
-            out.print(f"[yellow]override ({override.get('gate')}): {override.get('refused')}[/]")
+            lead = f"override ({override.get('gate')}): "
+            text = wrap(str(override.get("refused")), out.width, 2, lead=lead)
+            out.print("\n".join(text), style="yellow", markup=False)
 
 
 def _created(result: Any, out: Console) -> None:

@@ -48,7 +48,9 @@ __all__ = [
     "expected_fingerprints",
     "expected_state_fingerprint",
     "isolated_scratch",
+    "replayed_state",
     "resolve_revision",
+    "state_key",
 ]
 
 BASE = "base"
@@ -114,15 +116,51 @@ def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Finger
     resolved = sorted({resolve_revision(workspace, head) for head in heads} - {BASE})
     if len(resolved) <= 1:
         return expected_fingerprint(workspace, resolved[0] if resolved else BASE)
-
-    scripts = list(reversed(workspace.project.revisions()))
-    keys = _merkle_keys(scripts, _environment_key(workspace))
-    state_key = hashlib.sha256("+".join(keys[head] for head in resolved).encode()).hexdigest()
-    path = cache_dir(workspace) / _dialect_name(workspace.url) / f"{state_key}.json"
-    cached = _read_cache(path)
+    cached = _read_cache(_state_path(workspace, state_key(workspace, resolved)))
     if cached is not None:
         return cached
-    by_id = {script.revision: script for script in scripts}
+    with replayed_state(workspace, resolved) as replayed:
+        return replayed.fingerprint
+
+
+def state_key(workspace: Workspace, heads: list[str]) -> str:
+    """The cache key of the schema when exactly ``heads`` are applied: the revision's own
+    key for one head (content of its script and of every ancestor, env.py, dialect, server
+    version), a digest of the heads' keys for several."""
+    resolved = sorted({resolve_revision(workspace, head) for head in heads} - {BASE})
+    environment_key = _environment_key(workspace)
+    if not resolved:
+        return hashlib.sha256(f"{environment_key}:base".encode()).hexdigest()
+    keys = _merkle_keys(list(reversed(workspace.project.revisions())), environment_key)
+    if len(resolved) == 1:
+        return keys[resolved[0]]
+    return hashlib.sha256("+".join(keys[head] for head in resolved).encode()).hexdigest()
+
+
+def _state_path(workspace: Workspace, key: str) -> Path:
+    return cache_dir(workspace) / _dialect_name(workspace.url) / f"{key}.json"
+
+
+@dataclass
+class ReplayedState:
+    """A scratch database the revisions were replayed into, up to a state (see
+    :func:`replayed_state`), and its fingerprint."""
+
+    url: str
+    fingerprint: Fingerprint
+
+
+@contextlib.contextmanager
+def replayed_state(workspace: Workspace, heads: list[str]) -> Iterator[ReplayedState]:
+    """A scratch database upgraded from empty to exactly ``heads``, kept open for the
+    block (to compare something else with it, such as the models); its fingerprint is
+    cached on the way, where :func:`expected_state_fingerprint` looks for it.
+
+    Raises :class:`MigrationFailed` when a revision fails on the empty database.
+    """
+    resolved = sorted({resolve_revision(workspace, head) for head in heads} - {BASE})
+    key = state_key(workspace, resolved)
+    by_id = {script.revision: script for script in workspace.project.revisions()}
     result = Replayed(_dialect_name(workspace.url))
     with isolated_scratch(workspace.url, "replay") as scratch:
         project = workspace.project.for_url(scratch.url)
@@ -137,8 +175,8 @@ def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Finger
                 )
             current = sorted(_heads_of(by_id, _ancestry(by_id, [*current, head])))
         fingerprint = fingerprint_url(scratch.url, schema=project.version_table.schema)
-    _write_cache(path, fingerprint)
-    return fingerprint
+        _write_cache(_state_path(workspace, key), fingerprint)
+        yield ReplayedState(scratch.url, fingerprint)
 
 
 def expected_fingerprints(

@@ -132,6 +132,8 @@ class Plan(Record):
     target_revisions: list[str]
     steps: list[Step]
     data_loss: list[dict[str, Any]] = field(default_factory=list)
+    # Will the schema at the target match the models? (abmigrate.model_prediction)
+    models: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -144,6 +146,7 @@ class Plan(Record):
             "target_revisions": self.target_revisions,
             "steps": [step.to_record() for step in self.steps],
             "data_loss": self.data_loss,
+            "models": self.models,
         }
 
 
@@ -180,6 +183,8 @@ class RunResult(Record):
     findings: list[dict[str, Any]] = field(default_factory=list)
     data_loss: list[dict[str, Any]] = field(default_factory=list)
     journal: str | None = None
+    # The plan step's prediction: will the schema at the target match the models?
+    models_prediction: dict[str, Any] | None = None
 
 
 @dataclass

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from abmigrate.runner import Notify
     from abmigrate.workspace import Workspace
 
-__all__ = ["models_drift", "schema_differences", "verify"]
+__all__ = ["counted", "models_drift", "schema_differences", "verify"]
 
 
 def verify(
@@ -31,13 +31,16 @@ def verify(
     not_applied: Sequence[str] = (),
     drift_before: Sequence[str] | None = None,
     schema_before: Sequence[str] | None = None,
+    drift_overridden: Sequence[str] = (),
 ) -> dict[str, Any]:
     """What the run did, proven: the database records the target and (``verify_schema =
     "replay"``) its schema is what the revisions produce there; then, as a separate question,
     the models (``verify_models``: a difference is a warning by default, fatal with
     ``"fail"``; one that ``drift_before`` lists — there before the run — never fails it);
     and the health check. Differences from the revisions' schema that ``schema_before``
-    lists (hand changes made before the run) do not fail it either.
+    lists (hand changes made before the run) do not fail it either, nor do model
+    differences in ``drift_overridden`` (predicted before the run, refused by
+    ``verify_models = "fail"`` and overridden: a warning, not a failure after the fact).
 
     With ``connection`` (the dry run's open transaction) the revisions and the schema are
     read through it. In a dry run the health check is skipped: the application cannot see
@@ -82,7 +85,7 @@ def verify(
             schema["differences"] = keep([d for d in schema["differences"] if d not in earlier])
             if schema["differences"]:
                 problems.append(
-                    _counted(
+                    counted(
                         "the schema differs from what the revisions produce at"
                         f" {', '.join(plan.target_revisions) or 'base'}",
                         schema["differences"],
@@ -101,12 +104,18 @@ def verify(
         drift = keep(drift)
     before = set(drift_before or ())
     new_drift = [d for d in drift or [] if d not in before]
-    if new_drift:
-        message = _counted("the schema differs from the models", new_drift, "abmigrate drift")
-        if policy.verify_models == "fail":
-            problems.append(message)
-        else:
-            warnings.append(message + ' (verify_models = "fail" makes this fatal)')
+    accepted = set(drift_overridden)
+    fatal = [d for d in new_drift if d not in accepted] if policy.verify_models == "fail" else []
+    if fatal:
+        problems.append(counted("the schema differs from the models", fatal, "abmigrate drift"))
+    elif new_drift and policy.verify_models == "fail":
+        warnings.append(
+            counted("the schema differs from the models", new_drift, "abmigrate drift")
+            + " (predicted before the run; the refusal was overridden)"
+        )
+    elif new_drift:
+        message = counted("the schema differs from the models", new_drift, "abmigrate drift")
+        warnings.append(message + ' (verify_models = "fail" makes this fatal)')
     if dry_run:
         health: dict[str, Any] = {"ok": True, "checks": []}
         if policy.health_url or policy.health_sql:
@@ -135,7 +144,7 @@ def verify(
     return verification
 
 
-def _counted(what: str, differences: list[str], command: str, shown: int = 3) -> str:
+def counted(what: str, differences: list[str], command: str, shown: int = 3) -> str:
     """A count, the first few differences and the command that lists them all."""
     first = "; ".join(differences[:shown])
     more = f" (and {len(differences) - shown} more)" if len(differences) > shown else ""
