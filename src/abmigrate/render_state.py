@@ -17,6 +17,7 @@ _STATE_STYLE = {
     "up_to_date": "green",
     "behind": "yellow",
     "uninitialized": "yellow",
+    "baseline_undeclared": "yellow",
 }
 _LIMIT = 25
 
@@ -52,6 +53,8 @@ def render_diagnosis(result: Diagnosis, out: Console) -> None:
         f"\n[bold]schema[/]: {result.tables} table(s), fingerprint {result.fingerprint[:12]}"
         f" (replayed {result.replayed} revision(s), {result.cached} from cache)"
     )
+    if result.baseline is not None:
+        out.print(f"  replays start from the {result.baseline}", markup=False)
     if result.state == "graph_broken":
         out.print("  not compared with any revision: the graph cannot be read")
     elif result.state == "not_compared":
