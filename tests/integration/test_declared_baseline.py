@@ -153,6 +153,10 @@ def test_without_a_declaration_diagnose_names_the_baseline_not_a_restore(
     commands = " ".join(report["recommendation"]["commands"])
     assert "restore" not in commands and "stamp" not in commands, report
     assert versions(db_url) == [HEAD]
+    human = cli("diagnose")
+    assert "state: baseline_undeclared" in human.stdout, human
+    assert "in [tool.abmigrate] (or $ABMIGRATE_BASELINE)" in human.stdout, human
+    assert "2 later revision(s) not replayed: an ancestor failed" in human.stdout, human
 
     drift = cli("drift", "--against", "head")
     assert drift.exit_code == 1, drift
