@@ -346,8 +346,13 @@ def _classify(
     if replayed.errors and not fingerprints.keys() - {BASE}:
         first = next(iter(replayed.errors.items()))
         result.state = "no_match"
+        start = (
+            f"from the declared {workspace.settings.baseline.describe()}"
+            if workspace.settings.baseline is not None
+            else "on an empty database"
+        )
         result.recommendation = Recommendation(
-            f"the migrations cannot be replayed on an empty database ({first[0]}: {first[1]}),"
+            f"the migrations cannot be replayed {start} ({first[0]}: {first[1]}),"
             " so the schema cannot be matched to a revision",
             ["abmigrate check"],
         )
@@ -417,10 +422,6 @@ def _classify(
             + f": record the revision the schema really is at{_then_upgrade(project, match)}",
             [f"abmigrate stamp {match}", *_upgrade_after(project, match)],
         )
-        return
-
-    if known_rows and recorded is None and any(r in replayed.errors for r in known_rows):
-        _unverifiable(result, known_rows, replayed)
         return
 
     partial = result.partial
