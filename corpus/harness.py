@@ -66,6 +66,7 @@ STEPS: list[tuple[str, str]] = [
 STEP_NAMES = [name for name, _ in STEPS]
 
 _DROPPED_ENV = (
+    "ABMIGRATE_BASELINE",  # only a project's declared `baseline` sets it
     "ABMIGRATE_ENV",
     "ENVIRONMENT",
     "DATABASE_URL",
@@ -263,6 +264,11 @@ class Case:
         argv += ["--url", self.a.url]
         if json_output:
             argv += ["--format", "json"]
+        if self.project.baseline:
+            # The project's own knowledge of how its databases start (corpus/projects/
+            # <name>.toml `baseline`), given the way a user without a configuration file
+            # gives it; shown in the command line so that the command can be rerun.
+            argv = ["env", f"ABMIGRATE_BASELINE={self.project.baseline}", *argv]
         return self.run([*argv, *args], self.a)
 
     def alembic(self, db: Database, *args: str) -> Run:

@@ -35,6 +35,7 @@ _KEYS = {
     "ini_url",
     "env",
     "prepare",
+    "baseline",
     "notes",
     "known_findings",
     "alembic_command",
@@ -58,6 +59,9 @@ class Project:
     ini_url: bool = True
     env: dict[str, str] = field(default_factory=dict)
     prepare: str | None = None
+    # abmigrate's `baseline` for this project ($ABMIGRATE_BASELINE of abmigrate's commands):
+    # how an empty database reaches the history's first revision, when `prepare` does that.
+    baseline: str | None = None
     notes: str = ""
     # Failures of `abmigrate check` that are the project's own (each with `check`, `revision`,
     # `why` and optionally `dialects`): the check step expects exactly these.

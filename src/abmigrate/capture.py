@@ -73,7 +73,7 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
         live.reflect(connection, only=lambda name, _: not excluded_table(name))
 
     dialect = workspace.environment.dialect
-    with isolated_scratch(workspace.url, "capture") as scratch:
+    with isolated_scratch(workspace.url, "capture", workspace.settings.baseline) as scratch:
         replay = project.for_url(scratch.url)
         for step in replay.upgrade_steps(head, []):
             replay.run_steps([step])

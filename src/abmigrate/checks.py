@@ -138,10 +138,13 @@ class CheckContext:
         return mask_url(self.server_url) if self.server_url else "temporary SQLite files"
 
     def scratch(self, label: str) -> Any:
-        """A context manager yielding a fresh scratch database (dropped on exit)."""
+        """A context manager yielding a fresh scratch database (dropped on exit), at the
+        project's baseline when it declares one."""
         from abmigrate.scratch import scratch_database
 
-        return scratch_database(self.server_url, label=label)
+        baseline = self.settings.baseline if self.settings is not None else None
+        prepare = baseline.apply if baseline is not None else None
+        return scratch_database(self.server_url, label=label, prepare=prepare)
 
     def project_on(self, scratch: ScratchDatabase) -> AlembicProject:
         """The project with its env.py pointed at ``scratch``."""

@@ -16,11 +16,17 @@ and classifies it into one ``state`` with a :class:`Recommendation` naming the e
 
 States: ``uninitialized``, ``up_to_date``, ``behind``, ``unstamped``, ``unknown_revision``,
 ``wrong_stamp``, ``partially_applied``, ``hand_changes``, ``no_match``, ``graph_broken``,
-``not_compared`` (no scratch database could be created for the replay).
+``not_compared`` (no scratch database could be created for the replay),
+``baseline_undeclared`` (a revision fails to replay because objects it expects are missing:
+the history starts from a database that is not empty, and the project has not declared how
+that baseline is made, see :mod:`abmigrate.baseline`).
+
+"base" is the schema before the first revision: empty, or the declared baseline's.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +53,15 @@ __all__ = [
 HEALTHY_STATES = frozenset({"uninitialized", "up_to_date", "behind"})
 NEAREST = 3
 BATCH_TEMP_PREFIX = "_alembic_tmp_"
+# How the drivers say "that table/column/type is not there" (PostgreSQL, SQLite, MySQL,
+# SQLAlchemy's reflection in batch mode).
+_MISSING_OBJECT = re.compile(
+    r"does not exist|no such (table|column)|doesn't exist|Unknown table|UndefinedTable"
+    r"|UndefinedColumn|UndefinedObject|NoSuchTableError|Can't DROP|check that (it|column/key)"
+    r" exists",
+    re.IGNORECASE,
+)
+ANCESTOR_FAILED = "an ancestor failed to replay"
 
 
 @dataclass
@@ -91,6 +106,8 @@ class Diagnosis(Record):
     exact_matches: list[str]
     nearest: list[RevisionMatch]
     partial: PartialApplication | None = None
+    # The declared baseline the replays started from (None: an empty database).
+    baseline: str | None = None
     unfinished_runs: list[dict[str, Any]] = field(default_factory=list)
     models: str | None = None
     model_drift: list[dict[str, Any]] | None = None
@@ -143,6 +160,7 @@ def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
         tables=len(live.tables),
         exact_matches=[],
         nearest=[],
+        baseline=(workspace.settings.baseline.describe() if workspace.settings.baseline else None),
         unfinished_runs=_unfinished_runs(workspace.url),
     )
     if any(p.code == "graph_broken" for p in problems):
@@ -317,21 +335,47 @@ def _classify(
     recorded = _recorded_fingerprint(workspace, fingerprints, known_rows, result)
     recorded_match = not result.unknown and recorded is not None and recorded.digest == live.digest
 
+    missing_start = _missing_start(workspace, replayed)
+    if missing_start is not None and not recorded_match and match in (None, BASE):
+        # Without its baseline nothing after the failing revision has a schema to compare
+        # with: calling the baseline's tables hand changes, or advising a restore or a
+        # forced stamp to an earlier revision, would be advice without evidence.
+        _baseline_undeclared(result, missing_start, replayed.errors[missing_start], known_rows)
+        return
+
     if replayed.errors and not fingerprints.keys() - {BASE}:
         first = next(iter(replayed.errors.items()))
         result.state = "no_match"
+        start = (
+            f"from the declared {workspace.settings.baseline.describe()}"
+            if workspace.settings.baseline is not None
+            else "on an empty database"
+        )
         result.recommendation = Recommendation(
-            f"the migrations cannot be replayed on an empty database ({first[0]}: {first[1]}),"
+            f"the migrations cannot be replayed {start} ({first[0]}: {first[1]}),"
             " so the schema cannot be matched to a revision",
             ["abmigrate check"],
         )
         return
 
     if not rows:
+        baseline = workspace.settings.baseline
         if match in (None, BASE) and not live.objects:
             result.state = "uninitialized"
+            summary = "the database is empty and records no revision: apply the migrations"
+            if baseline is not None:
+                summary = (
+                    "the database is empty and records no revision; the migrations start"
+                    f" from the {baseline.describe()}: create it the project's way, then"
+                    " apply the migrations"
+                )
+            result.recommendation = Recommendation(summary, ["abmigrate upgrade"])
+            return
+        if match == BASE and baseline is not None:
+            result.state = "uninitialized"
             result.recommendation = Recommendation(
-                "the database is empty and records no revision: apply the migrations",
+                f"the database holds the {baseline.describe()} and records no revision:"
+                " apply the migrations",
                 ["abmigrate upgrade"],
             )
             return
@@ -356,6 +400,11 @@ def _classify(
                 f"the schema matches the recorded revision {current}; newer revisions are pending",
                 ["abmigrate plan", "abmigrate upgrade"],
             )
+        return
+    elif recorded is None and any(row in replayed.errors for row in known_rows):
+        # The recorded revision cannot be replayed: an exact match with an earlier revision
+        # is no proof that the record is wrong, so no stamp below it is advised.
+        _unverifiable(result, known_rows, replayed)
         return
     elif match is not None:
         recorded_text = ", ".join(rows)
@@ -432,18 +481,7 @@ def _classify(
     )
     failed = [row for row in known_rows if row in replayed.errors]
     if known_rows and (recorded is None or failed):
-        # The recorded revision could not be replayed here: the schema is not proven wrong,
-        # only uncheckable (often a history whose first tables come from create_all or an
-        # older tool). Restoring a backup would be advice without evidence.
-        why = replayed.errors.get(failed[0], "") if failed else "its replay is not available"
-        result.recommendation = Recommendation(
-            f"the database records {', '.join(known_rows)}, but the migrations up to it cannot"
-            f" be replayed on an empty database ({why}), so its schema cannot be checked"
-            " against it. If the history starts from tables made outside the migrations"
-            " (metadata.create_all, an older tool), that is expected; `abmigrate check`"
-            " shows the failing revision",
-            ["abmigrate check"],
-        )
+        _unverifiable(result, known_rows, replayed)
         return
     result.recommendation = Recommendation(
         f"the schema matches no revision{where}. Restore a backup taken at a known revision,"
@@ -453,6 +491,50 @@ def _classify(
             "abmigrate restore BACKUP_ID",
             'abmigrate diagnose --write-revision -m "capture hand-applied changes"',
         ],
+    )
+
+
+def _missing_start(workspace: Workspace, replayed: Replayed) -> str | None:
+    """The oldest revision that fails to replay because something it expects is missing,
+    when the project declares no baseline (with one, a failure is the revision's own)."""
+    if workspace.settings.baseline is not None:
+        return None
+    for script in reversed(workspace.project.revisions()):  # oldest first
+        error = replayed.errors.get(script.revision)
+        if error is not None and error != ANCESTOR_FAILED and _MISSING_OBJECT.search(error):
+            return str(script.revision)
+    return None
+
+
+def _baseline_undeclared(
+    result: Diagnosis, revision: str, error: str, known_rows: list[str]
+) -> None:
+    from abmigrate.baseline import BASELINE_ENV
+
+    result.state = "baseline_undeclared"
+    records = f"the database records {', '.join(known_rows)}; " if known_rows else ""
+    result.recommendation = Recommendation(
+        f"{records}the migrations cannot be replayed on an empty database: {revision} expects"
+        f" objects no earlier revision creates ({error}). The history starts from a database"
+        " that is not empty (metadata.create_all, an older tool): declare how that baseline"
+        " is made, with baseline = 'package.module:Base.metadata' (create_all),"
+        " 'package.module:function' (called with a connection) or 'baseline.sql' in"
+        f" [tool.abmigrate] (or ${BASELINE_ENV}), so that replays start from it",
+        ["abmigrate diagnose   # after declaring the baseline"],
+    )
+
+
+def _unverifiable(result: Diagnosis, known_rows: list[str], replayed: Replayed) -> None:
+    # The recorded revision could not be replayed here: the schema is not proven wrong,
+    # only uncheckable. Restoring a backup or stamping lower would be advice without evidence.
+    result.state = "no_match"
+    failed = [row for row in known_rows if row in replayed.errors]
+    why = replayed.errors.get(failed[0], "") if failed else "its replay is not available"
+    result.recommendation = Recommendation(
+        f"the database records {', '.join(known_rows)}, but the migrations up to it cannot"
+        f" be replayed ({why}), so its schema cannot be checked against it; `abmigrate"
+        " check` shows the failing revision",
+        ["abmigrate check"],
     )
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from abmigrate.workspace import Workspace
 
-__all__ = ["ModelSource", "load_models", "metadata_from_env_py"]
+__all__ = ["ModelSource", "import_attribute", "load_models", "metadata_from_env_py"]
 
 
 @dataclass
@@ -51,7 +51,7 @@ def load_models(workspace: Workspace) -> ModelSource | None:
     env_source = _quiet_env_capture(workspace)
     if spec:
         folders = [workspace.settings.base_dir, workspace.settings.alembic_ini.parent]
-        found = _import_attribute(spec, folders)
+        found = import_attribute(spec, folders)
         metadata = _as_metadata_list(found, spec)
         return ModelSource(
             metadata,
@@ -64,12 +64,14 @@ def load_models(workspace: Workspace) -> ModelSource | None:
     return None
 
 
-def _import_attribute(spec: str, folders: Sequence[Any]) -> Any:
+def import_attribute(spec: str, folders: Sequence[Any], *, key: str = "models") -> Any:
+    """The object ``spec`` ('package.module:attribute.path') names, imported with
+    ``folders`` on sys.path; ``key`` is the configuration key named in errors."""
     module_name, _, attribute_path = spec.partition(":")
     if not module_name or not attribute_path:
         raise ConfigError(
-            f"models = {spec!r}: expected 'package.module:attribute'",
-            hint="e.g. models = 'app.models:Base.metadata'",
+            f"{key} = {spec!r}: expected 'package.module:attribute'",
+            hint=f"e.g. {key} = 'app.models:Base.metadata'",
         )
     for folder in folders:
         entry = str(folder)
@@ -79,14 +81,14 @@ def _import_attribute(spec: str, folders: Sequence[Any]) -> Any:
         found: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(
-            f"models = {spec!r}: cannot import {module_name}: {exc}",
+            f"{key} = {spec!r}: cannot import {module_name}: {exc}",
             hint="the module path is taken from the configuration's folder",
         ) from None
     for part in attribute_path.split("."):
         try:
             found = getattr(found, part)
         except AttributeError:
-            raise ConfigError(f"models = {spec!r}: {module_name} has no {attribute_path}") from None
+            raise ConfigError(f"{key} = {spec!r}: {module_name} has no {attribute_path}") from None
     return found
 
 

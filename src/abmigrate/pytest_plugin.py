@@ -104,12 +104,22 @@ def abmigrate_alembic_ini(pytestconfig: pytest.Config) -> Path:
 
 @pytest.fixture
 def abmigrate_context(
-    abmigrate_alembic_ini: Path, abmigrate_server_url: str | None
+    pytestconfig: pytest.Config, abmigrate_alembic_ini: Path, abmigrate_server_url: str | None
 ) -> CheckContext:
-    """The context the named checks run with."""
+    """The context the named checks run with (with the project's configuration when there
+    is one: its baseline, its lint settings)."""
     from abmigrate.checks import CheckContext
+    from abmigrate.errors import ConfigError
+    from abmigrate.settings import Settings, load_settings
 
-    return CheckContext(alembic_ini=abmigrate_alembic_ini, server_url=abmigrate_server_url)
+    settings: Settings | None
+    try:
+        settings = load_settings(cwd=Path(pytestconfig.rootpath), alembic_ini=abmigrate_alembic_ini)
+    except ConfigError:
+        settings = None
+    return CheckContext(
+        alembic_ini=abmigrate_alembic_ini, server_url=abmigrate_server_url, settings=settings
+    )
 
 
 @pytest.fixture

@@ -211,8 +211,12 @@ def _synthetic(workspace: Workspace, scratch_url: str, current: list[str], rows:
     if rows < 1:
         raise AbmigrateError("--scale-rows needs a positive number of rows")
     project = workspace.project.for_url(scratch_url)
+    baseline = workspace.settings.baseline
+    if baseline is not None:
+        # Replayed from where the history starts (the copy or backup paths bring their own).
+        baseline.apply(scratch_url)
     if current:
-        # The schema the database has: its revisions replayed from empty.
+        # The schema the database has: its revisions replayed from the start.
         target = current[0] if len(current) == 1 else "heads"
         # One env.py run, as `alembic upgrade` would build it.
         project.run_steps(project.upgrade_steps(target, []))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -17,6 +19,7 @@ _STATE_STYLE = {
     "up_to_date": "green",
     "behind": "yellow",
     "uninitialized": "yellow",
+    "baseline_undeclared": "yellow",
 }
 _LIMIT = 25
 
@@ -52,6 +55,8 @@ def render_diagnosis(result: Diagnosis, out: Console) -> None:
         f"\n[bold]schema[/]: {result.tables} table(s), fingerprint {result.fingerprint[:12]}"
         f" (replayed {result.replayed} revision(s), {result.cached} from cache)"
     )
+    if result.baseline is not None:
+        out.print(f"  replays start from the {result.baseline}", markup=False)
     if result.state == "graph_broken":
         out.print("  not compared with any revision: the graph cannot be read")
     elif result.state == "not_compared":
@@ -63,8 +68,18 @@ def render_diagnosis(result: Diagnosis, out: Console) -> None:
         for match in result.nearest:
             out.print(f"  {match.revision}: {match.distance} object(s) differ")
             _differences(out, match.differences, "    ")
+    from abmigrate.diagnose import ANCESTOR_FAILED
+
+    # Descendants of a failing revision all fail the same way: one line says how many.
+    blocked = [r for r, error in result.replay_errors.items() if error == ANCESTOR_FAILED]
     for revision, error in result.replay_errors.items():
-        out.print(f"  [yellow]replay failed at {revision}: {error}[/]")
+        if error != ANCESTOR_FAILED:
+            out.print(f"  replay failed at {revision}: {error}", style="yellow", markup=False)
+    if blocked:
+        out.print(
+            f"  {len(blocked)} later revision(s) not replayed: an ancestor failed to replay",
+            style="yellow",
+        )
     if result.partial is not None:
         partial = result.partial
         out.print(f"\n[bold red]partially applied[/]: {partial.revision} ({partial.evidence})")
@@ -79,7 +94,8 @@ def render_diagnosis(result: Diagnosis, out: Console) -> None:
         pending = " (expected: revisions are pending)" if result.state == "behind" else ""
         out.print(f"\n[bold]models[/] ({result.models}): {len(drift)} difference(s){pending}")
         _differences(out, drift)
-    out.print(f"\n[bold]recommendation[/]: {result.recommendation.summary}", markup=True)
+    # The summary may hold brackets ("[tool.abmigrate]") that are not Rich markup.
+    out.print(f"\n[bold]recommendation[/]: {escape(result.recommendation.summary)}")
     for command in result.recommendation.commands:
         out.print(f"  $ {command}", markup=False)
 

@@ -38,11 +38,13 @@ from abmigrate.fingerprint import FORMAT_VERSION, Fingerprint, fingerprint_url
 if TYPE_CHECKING:
     from alembic.script import Script
 
+    from abmigrate.baseline import Baseline
     from abmigrate.scratch import ScratchDatabase
     from abmigrate.workspace import Workspace
 
 __all__ = [
     "Replayed",
+    "base_fingerprint",
     "cache_dir",
     "expected_fingerprint",
     "expected_fingerprints",
@@ -60,7 +62,8 @@ ReplayProgress = Callable[[str], None]
 
 @dataclass
 class Replayed:
-    """Expected fingerprints per revision ("base" = the empty schema) and replay failures."""
+    """Expected fingerprints per revision and replay failures. "base" is the schema before
+    the first revision: empty, or the project's declared baseline (:mod:`abmigrate.baseline`)."""
 
     dialect: str
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
@@ -71,8 +74,11 @@ class Replayed:
 
 
 @contextlib.contextmanager
-def isolated_scratch(url: str, label: str) -> Iterator[ScratchDatabase]:
-    """A scratch database next to ``url`` that every ``env.py`` run inside the block uses.
+def isolated_scratch(
+    url: str, label: str, baseline: Baseline | None = None
+) -> Iterator[ScratchDatabase]:
+    """A scratch database next to ``url`` that every ``env.py`` run inside the block uses;
+    with ``baseline``, it starts (and restarts) at the project's baseline instead of empty.
 
     The scratch URL goes to ``sqlalchemy.url`` (by the caller's AlembicProject), to
     ``$DATABASE_URL`` and to every environment variable that names ``url``'s database, which
@@ -82,7 +88,11 @@ def isolated_scratch(url: str, label: str) -> Iterator[ScratchDatabase]:
     from abmigrate.env_run import pointing_env_at
     from abmigrate.scratch import scratch_database
 
-    with scratch_database(url, label=label) as scratch, pointing_env_at(scratch.url, url):
+    prepare = baseline.apply if baseline is not None else None
+    with (
+        scratch_database(url, label=label, prepare=prepare) as scratch,
+        pointing_env_at(scratch.url, url),
+    ):
         yield scratch
 
 
@@ -99,15 +109,46 @@ def expected_fingerprint(workspace: Workspace, revision: str) -> Fingerprint:
     """The schema the migrations produce at ``revision`` (an id, prefix, ``head`` or ``base``)."""
     resolved = resolve_revision(workspace, revision)
     if resolved == BASE:
-        return Fingerprint(_dialect_name(workspace.url), {})
+        return base_fingerprint(workspace)
     replayed = expected_fingerprints(workspace, [resolved])
     if resolved in replayed.errors:
         raise MigrationFailed(
             f"cannot replay the migrations up to {resolved}: {replayed.errors[resolved]}",
-            hint="the migrations fail on an empty database; fix them, then retry",
+            hint=_replay_hint(workspace),
             revision=resolved,
         )
     return replayed.fingerprints[resolved]
+
+
+def _replay_hint(workspace: Workspace) -> str:
+    from abmigrate.baseline import BASELINE_ENV
+
+    baseline = workspace.settings.baseline
+    if baseline is not None:
+        return f"the migrations fail on a database at the declared {baseline.describe()}"
+    return (
+        "the migrations fail on an empty database: fix them, or, if the history starts from"
+        " tables made outside it (metadata.create_all, an older tool), declare how with"
+        f" baseline = 'package.module:Base.metadata' in [tool.abmigrate] (or ${BASELINE_ENV})"
+    )
+
+
+def base_fingerprint(workspace: Workspace) -> Fingerprint:
+    """The schema before the first revision: empty, or the declared baseline's (built once
+    on a scratch database, then cached like the revisions' fingerprints)."""
+    dialect = _dialect_name(workspace.url)
+    baseline = workspace.settings.baseline
+    if baseline is None:
+        return Fingerprint(dialect, {})
+    key = hashlib.sha256(f"base:{_environment_key(workspace)}".encode()).hexdigest()
+    path = cache_dir(workspace) / dialect / f"{key}.json"
+    cached = _read_cache(path)
+    if cached is not None:
+        return cached
+    with isolated_scratch(workspace.url, "baseline", baseline) as scratch:
+        fingerprint = fingerprint_url(scratch.url, schema=workspace.project.version_table.schema)
+    _write_cache(path, fingerprint)
+    return fingerprint
 
 
 def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Fingerprint:
@@ -162,7 +203,7 @@ def replayed_state(workspace: Workspace, heads: list[str]) -> Iterator[ReplayedS
     key = state_key(workspace, resolved)
     by_id = {script.revision: script for script in workspace.project.revisions()}
     result = Replayed(_dialect_name(workspace.url))
-    with isolated_scratch(workspace.url, "replay") as scratch:
+    with isolated_scratch(workspace.url, "replay", workspace.settings.baseline) as scratch:
         project = workspace.project.for_url(scratch.url)
         current: list[str] = []
         for head in resolved:
@@ -170,7 +211,7 @@ def replayed_state(workspace: Workspace, heads: list[str]) -> Iterator[ReplayedS
                 raise MigrationFailed(
                     f"cannot replay the migrations up to {', '.join(resolved)}:"
                     f" {result.errors[head]}",
-                    hint="the migrations fail on an empty database; fix them, then retry",
+                    hint=_replay_hint(workspace),
                     revision=head,
                 )
             current = sorted(_heads_of(by_id, _ancestry(by_id, [*current, head])))
@@ -197,7 +238,7 @@ def expected_fingerprints(
     keys = _merkle_keys(scripts, environment_key)
     folder = cache_dir(workspace) / _dialect_name(workspace.url)
     result = Replayed(_dialect_name(workspace.url))
-    result.fingerprints[BASE] = Fingerprint(result.dialect, {})
+    result.fingerprints[BASE] = base_fingerprint(workspace)
     missing = []
     for revision in wanted:
         cached = _read_cache(folder / f"{keys[revision]}.json")
@@ -241,9 +282,13 @@ def _environment_key(workspace: Workspace) -> str:
     env_py = Path(workspace.project.script.dir) / "env.py"
     env_hash = hashlib.sha256(env_py.read_bytes()).hexdigest() if env_py.is_file() else ""
     x_args = ",".join(workspace.project.x_args)
+    baseline = workspace.settings.baseline
+    # Every replay starts from the baseline: another baseline, other fingerprints (no
+    # baseline keeps the keys of before, so existing caches stay valid).
+    start = f":baseline:{baseline.identity()}" if baseline is not None else ""
     # "tenant-schema": fingerprints of the schema env.py works in (cached ones from before
     # read the default schema only).
-    return f"{FORMAT_VERSION}:tenant-schema:{dialect}:{version}:{env_hash}:{x_args}"
+    return f"{FORMAT_VERSION}:tenant-schema:{dialect}:{version}:{env_hash}:{x_args}{start}"
 
 
 def _merkle_keys(scripts: list[Script], environment_key: str) -> dict[str, str]:
@@ -306,7 +351,7 @@ def _replay(
     pending = [revision for revision in order if revision not in result.fingerprints]
     # One pass in topological order records every revision whose ancestry is exactly what
     # has been applied so far; on a branched graph the others are replayed on their own.
-    with isolated_scratch(workspace.url, "replay") as scratch:
+    with isolated_scratch(workspace.url, "replay", workspace.settings.baseline) as scratch:
         scratch_url = scratch.url
         project = workspace.project.for_url(scratch_url)
         applied: set[str] = set()
@@ -336,7 +381,7 @@ def _replay(
         if any(parent in result.errors for parent in _ancestry(by_id, [revision]) - {revision}):
             result.errors[revision] = "an ancestor failed to replay"
             continue
-        with isolated_scratch(workspace.url, "replay") as scratch:
+        with isolated_scratch(workspace.url, "replay", workspace.settings.baseline) as scratch:
             scratch_url = scratch.url
             project = workspace.project.for_url(scratch_url)
             if not _run_to(project, revision, [], result):

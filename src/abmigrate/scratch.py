@@ -19,7 +19,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -55,13 +55,17 @@ class ScratchDatabase:
     _server: URL | None = None
     _directory: Path | None = None
     _dropped: bool = field(default=False, repr=False)
+    # Run on the new database each time it is created (a project's baseline, so that
+    # "empty" means where the history starts, also after recreate()).
+    _prepare: Callable[[str], None] | None = field(default=None, repr=False)
 
     @property
     def masked_url(self) -> str:
         return mask_url(self.url)
 
     def recreate(self) -> None:
-        """Drop and create it again, empty (to start over after a failed migration)."""
+        """Drop and create it again, empty or at the baseline (to start over after a failed
+        migration)."""
         self._drop()
         self._dropped = False
         self._create()
@@ -71,13 +75,15 @@ class ScratchDatabase:
     def _create(self) -> None:
         if self._directory is not None:
             self._directory.mkdir(parents=True, exist_ok=True)
-            return
-        assert self._server is not None
-        with _admin(self._server) as connection:
-            if self.dialect == "postgresql":
-                _create_postgres(connection, self.name)
-            else:
-                connection.execute(text(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4"))
+        else:
+            assert self._server is not None
+            with _admin(self._server) as connection:
+                if self.dialect == "postgresql":
+                    _create_postgres(connection, self.name)
+                else:
+                    connection.execute(text(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4"))
+        if self._prepare is not None:
+            self._prepare(self.url)
 
     def _drop(self) -> None:
         if self._dropped:
@@ -95,12 +101,19 @@ class ScratchDatabase:
 
 
 @contextlib.contextmanager
-def scratch_database(server_url: str | None, *, label: str = "run") -> Iterator[ScratchDatabase]:
+def scratch_database(
+    server_url: str | None,
+    *,
+    label: str = "run",
+    prepare: Callable[[str], None] | None = None,
+) -> Iterator[ScratchDatabase]:
     """Create a scratch database next to ``server_url`` (SQLite temp file when None/SQLite);
-    yield it; drop it afterwards, also on failure or interruption."""
+    yield it; drop it afterwards, also on failure or interruption. ``prepare`` is called with
+    its URL whenever it is (re)created: a project's baseline."""
     name = f"{SCRATCH_PREFIX}{label}_{os.getpid()}_{secrets.token_hex(4)}"[:63]
     with signals_raise():
         scratch = _new_scratch(server_url, name)
+        scratch._prepare = prepare
         try:
             scratch._create()
             yield scratch

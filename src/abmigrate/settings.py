@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from abmigrate.baseline import BASELINE_ENV, Baseline, parse_baseline
 from abmigrate.errors import ConfigError
 
 __all__ = [
@@ -60,6 +61,7 @@ TOP_LEVEL_KEYS = frozenset(
         "incident_dir",
         "journal_log",
         "models",
+        "baseline",
         "lint",
         "environments",
     }
@@ -239,6 +241,8 @@ class Settings:
     incident_dir: Path = Path("incidents")
     journal_log: Path = Path(".abmigrate/journal.jsonl")
     models: str | None = None
+    # How an empty database reaches the history's starting point (None: it is empty).
+    baseline: Baseline | None = None
     lint: Mapping[str, Any] = field(default_factory=dict)
     environments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     url_override: str | None = None
@@ -402,6 +406,24 @@ def _validate(path: Path, data: Mapping[str, Any]) -> None:
         _policy(env_name, table)
 
 
+def _baseline(
+    path: Path | None, data: Mapping[str, Any] | None, alembic_ini: Path
+) -> Baseline | None:
+    """``$ABMIGRATE_BASELINE`` (relative to the working directory), else the file's
+    ``baseline`` (relative to the file's folder); module paths also resolve from the
+    alembic.ini's folder, as ``models`` does."""
+    variable = os.environ.get(BASELINE_ENV)
+    if variable:
+        return parse_baseline(
+            variable, origin=f"${BASELINE_ENV}", folders=[Path.cwd(), alembic_ini.parent]
+        )
+    if path is None or data is None or "baseline" not in data:
+        return None
+    return parse_baseline(
+        data["baseline"], origin=str(path), folders=[path.parent, alembic_ini.parent]
+    )
+
+
 def load_settings(
     config: Path | None = None,
     *,
@@ -428,7 +450,8 @@ def load_settings(
                 f"no abmigrate configuration and no {alembic_ini} here",
                 hint="add [tool.abmigrate] to pyproject.toml, or pass --alembic-ini PATH --url URL",
             )
-        return Settings(alembic_ini=alembic_ini.resolve(), url_override=url)
+        ini = alembic_ini.resolve()
+        return Settings(alembic_ini=ini, baseline=_baseline(None, None, ini), url_override=url)
 
     path, data = found
     _validate(path, data)
@@ -451,6 +474,7 @@ def load_settings(
         incident_dir=base / str(data.get("incident_dir", "incidents")),
         journal_log=base / str(data.get("journal_log", ".abmigrate/journal.jsonl")),
         models=data.get("models"),
+        baseline=_baseline(path, data, ini.resolve()),
         lint=data.get("lint", {}),
         environments=data.get("environments", {}),
         url_override=url,

@@ -34,4 +34,6 @@ def test_diagnose_does_not_advise_a_restore_when_the_baseline_is_not_empty(
     assert "restore" not in commands, report
     assert "--force" not in commands, report
     assert "cannot be replayed on an empty database" in report["recommendation"]["summary"]
+    assert report["state"] == "baseline_undeclared", report
+    assert 'relation "legacy" does not exist' in report["recommendation"]["summary"]
     assert versions(pg_url) == ["r5"]  # diagnose only reads

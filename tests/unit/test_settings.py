@@ -36,7 +36,7 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def no_selection_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ABMIGRATE_ENV", "ENVIRONMENT", "PROD_DATABASE_URL"):
+    for name in ("ABMIGRATE_ENV", "ENVIRONMENT", "PROD_DATABASE_URL", "ABMIGRATE_BASELINE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -188,3 +188,43 @@ def test_masked_url_reads_back_as_the_same_url(url: str) -> None:
     for part in ("drivername", "username", "host", "port", "database"):
         assert getattr(shown, part) == getattr(original, part), part
     assert dict(shown.query) == dict(original.query)
+
+
+def test_baseline_from_the_file_and_from_the_environment(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(cwd=project).baseline is None
+    (project / "sql").mkdir()
+    (project / "sql" / "start.sql").write_text("CREATE TABLE t (id INTEGER);\n")
+    (project / "pyproject.toml").write_text(
+        CONFIG.replace('default_env = "development"', 'baseline = "sql/start.sql"')
+    )
+    declared = load_settings(cwd=project).baseline
+    assert declared is not None and declared.is_sql
+    assert declared.sql_path == project / "sql" / "start.sql"
+    assert str(project / "pyproject.toml") in declared.describe()
+    # The variable wins over the file (and needs no file: --alembic-ini alone).
+    monkeypatch.setenv("ABMIGRATE_BASELINE", "app.legacy:Base.metadata")
+    from_env = load_settings(cwd=project).baseline
+    assert from_env is not None and from_env.source == "app.legacy:Base.metadata"
+    assert "$ABMIGRATE_BASELINE" in from_env.describe()
+    elsewhere = project / "elsewhere"
+    elsewhere.mkdir()
+    bare = load_settings(cwd=elsewhere, alembic_ini=project / "alembic.ini").baseline
+    assert bare is not None and bare.source == "app.legacy:Base.metadata"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"app.models"', "cannot read baseline = 'app.models'"),
+        ('"no_such.sql"', "baseline SQL file not found"),
+        ("true", "baseline must be a non-empty string"),
+    ],
+)
+def test_bad_baseline_values(project: Path, value: str, message: str) -> None:
+    (project / "pyproject.toml").write_text(
+        CONFIG.replace('default_env = "development"', f"baseline = {value}")
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_settings(cwd=project)
