@@ -270,7 +270,7 @@ def bench_pytest_alembic(project: Path, server: Server, python: str) -> float:
 
 def bench_scratch(server: Server) -> float:
     """Creating and dropping one empty scratch database: the fixed cost check pays."""
-    from abmigrate.scratch import scratch_database
+    from abmigrate.db.scratch import scratch_database
 
     started = time.perf_counter()
     with scratch_database(server.url.render_as_string(hide_password=False)):

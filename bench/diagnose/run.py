@@ -38,7 +38,7 @@ from sqlalchemy.pool import NullPool
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from abmigrate.fingerprint import fingerprint_url  # noqa: E402
+from abmigrate.db.fingerprint import fingerprint_url  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -221,7 +221,7 @@ def diagnose_in_process(folder: Path, url: str, repeat: int) -> float:
     """The cached diagnose's own work: imports are paid once, before timing."""
     os.environ["ABMIGRATE_CACHE_DIR"] = str(folder / "cache")
     from abmigrate import api
-    from abmigrate.workspace import Workspace
+    from abmigrate.config.workspace import Workspace
 
     def run() -> None:
         workspace = Workspace.open(alembic_ini=folder / "alembic.ini", url=url)

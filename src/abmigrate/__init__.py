@@ -23,8 +23,8 @@ from abmigrate.errors import (
 
 if TYPE_CHECKING:
     from abmigrate import api
-    from abmigrate.settings import Environment, Policy, Settings, load_settings
-    from abmigrate.workspace import Workspace
+    from abmigrate.config.settings import Environment, Policy, Settings, load_settings
+    from abmigrate.config.workspace import Workspace
 
 __version__ = "0.1.0"
 
@@ -51,11 +51,11 @@ __all__ = [
 # and --help included) must not pay for SQLAlchemy and Alembic before a command needs them.
 _LAZY = {
     "api": "abmigrate.api",
-    "Environment": "abmigrate.settings",
-    "Policy": "abmigrate.settings",
-    "Settings": "abmigrate.settings",
-    "load_settings": "abmigrate.settings",
-    "Workspace": "abmigrate.workspace",
+    "Environment": "abmigrate.config.settings",
+    "Policy": "abmigrate.config.settings",
+    "Settings": "abmigrate.config.settings",
+    "load_settings": "abmigrate.config.settings",
+    "Workspace": "abmigrate.config.workspace",
 }
 
 

@@ -1,3 +1,3 @@
-from abmigrate.cli import run
+from abmigrate.cli.main import run
 
 run()

@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from alembic.script import Script
 
-    from abmigrate.alembic_bridge import AlembicProject
-    from abmigrate.workspace import Workspace
+    from abmigrate.bridge.project import AlembicProject
+    from abmigrate.config.workspace import Workspace
 
 __all__ = ["AnalysisCache", "cache_folder", "flush", "forget", "stats"]
 

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.checks import CheckContext, CheckReport, run_checks
-from abmigrate.database import read_version_rows
+from abmigrate.apply.pipeline import ConfirmCallback, RunOptions, run_pipeline
+from abmigrate.apply.runner import Notify, ProgressCallback
+from abmigrate.bridge.plan import build_plan, message_of, unknown_revisions
+from abmigrate.check.checks import CheckContext, CheckReport, run_checks
+from abmigrate.config.workspace import Workspace
+from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
-from abmigrate.pipeline import ConfirmCallback, RunOptions, run_pipeline
-from abmigrate.plan import build_plan, message_of, unknown_revisions
 from abmigrate.results import (
     CurrentResult,
     Direction,
@@ -33,16 +35,14 @@ from abmigrate.results import (
     StampResult,
     Status,
 )
-from abmigrate.runner import Notify, ProgressCallback
-from abmigrate.workspace import Workspace
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
 
-    from abmigrate.diagnose import Diagnosis
-    from abmigrate.drift import DriftReport
     from abmigrate.lint import LintResult
-    from abmigrate.rehearse import Rehearsal, StepProgress
+    from abmigrate.rehearse.rehearsal import Rehearsal, StepProgress
+    from abmigrate.state.diagnose import Diagnosis
+    from abmigrate.state.drift import DriftReport
 
 __all__ = [
     "ConfirmCallback",
@@ -127,7 +127,7 @@ def _journal_view(
     workspace: Workspace, current: list[str], unknown: list[str]
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The last run (summary) and the journal's warnings: changed scripts, partial runs."""
-    from abmigrate import journal as journal_module
+    from abmigrate.apply import journal as journal_module
 
     runs = journal_module.read_runs(workspace.url, schema=workspace.journal_schema())
     migrations = [run for run in runs if run.get("direction") in ("upgrade", "downgrade")]
@@ -217,11 +217,11 @@ def plan(
     built, steps = build_plan(workspace, direction, target, with_sql=sql)
     _analyse(workspace, built, steps)
     if direction == "downgrade":
-        from abmigrate.data_loss import estimate_data_loss
+        from abmigrate.apply.data_loss import estimate_data_loss
 
         # The same estimate `downgrade` gates on, so the preview says what would be lost.
         built.data_loss = estimate_data_loss(workspace, built)
-    from abmigrate.model_prediction import predict_models
+    from abmigrate.apply.model_prediction import predict_models
 
     built.models = predict_models(workspace, built, replay=models)
     return built
@@ -263,7 +263,7 @@ def upgrade(
     no_backup: bool = False,
     lock_wait_ms: int | None = None,
 ) -> RunResult:
-    """The guarded pipeline (see abmigrate.pipeline) up to ``target``."""
+    """The guarded pipeline (see abmigrate.apply.pipeline) up to ``target``."""
     return _migrate(
         workspace,
         "upgrade",
@@ -321,7 +321,7 @@ def _migrate(
 
 def journal(workspace: Workspace, *, limit: int = 20, local: bool = False) -> JournalResult:
     """The runs recorded for the environment (newest first)."""
-    from abmigrate import journal as journal_module
+    from abmigrate.apply import journal as journal_module
 
     if local:
         runs = journal_module.read_local_log(workspace.settings.journal_log, limit=limit)
@@ -342,7 +342,7 @@ def journal(workspace: Workspace, *, limit: int = 20, local: bool = False) -> Jo
 def journal_run(workspace: Workspace, run_id: str, *, local: bool = False) -> JournalRun:
     """One run of the journal, whole: ``run_id`` is the id, a unique prefix of it, or of
     the random part after the date that `journal` shows (``5505b2ad``)."""
-    from abmigrate import journal as journal_module
+    from abmigrate.apply import journal as journal_module
 
     if local:
         runs = [
@@ -377,8 +377,8 @@ def journal_run(workspace: Workspace, run_id: str, *, local: bool = False) -> Jo
 
 def acknowledge_checksums(workspace: Workspace, reason: str) -> JournalResult:
     """Accept the current scripts of applied revisions whose checksum changed (recorded)."""
-    from abmigrate import journal as journal_module
-    from abmigrate.runner import script_sha256
+    from abmigrate.apply import journal as journal_module
+    from abmigrate.apply.runner import script_sha256
 
     if not reason.strip():
         raise GuardRefused("acknowledging changed scripts needs a reason", reasons=[])
@@ -441,7 +441,7 @@ def stamp(
     ``revision``; any difference refuses the stamp (GuardRefused listing them) unless
     ``force`` is given with a ``reason``, which is recorded in the journal.
     """
-    from abmigrate.stamp_guard import check_stamp, record_forced_stamp
+    from abmigrate.apply.stamp_guard import check_stamp, record_forced_stamp
 
     if force and not (reason and reason.strip()):
         raise AbmigrateError(
@@ -477,14 +477,14 @@ def check(
 
 def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     """The database's real state, with evidence and the recommended command. Reads only."""
-    from abmigrate.diagnose import diagnose as run_diagnosis
+    from abmigrate.state.diagnose import diagnose as run_diagnosis
 
     return run_diagnosis(workspace, with_models=with_models)
 
 
 def drift(workspace: Workspace, against: str = "models") -> DriftReport:
     """Live schema vs the models (``models``) or the schema at a revision. Reads only."""
-    from abmigrate.drift import drift_report
+    from abmigrate.state.drift import drift_report
 
     return drift_report(workspace, against)
 
@@ -499,7 +499,7 @@ def rehearse(
     progress: StepProgress | None = None,
 ) -> Rehearsal:
     """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade."""
-    from abmigrate.rehearse import rehearse as run_rehearsal
+    from abmigrate.rehearse.rehearsal import rehearse as run_rehearsal
 
     return run_rehearsal(
         workspace,
@@ -513,6 +513,6 @@ def rehearse(
 
 def capture(workspace: Workspace, message: str) -> RevisionCreated:
     """Write a revision capturing the objects made by hand on a database recorded at head."""
-    from abmigrate.capture import write_capture_revision
+    from abmigrate.state.capture import write_capture_revision
 
     return write_capture_revision(workspace, message)

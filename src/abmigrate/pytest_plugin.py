@@ -14,7 +14,7 @@ Fixtures (every database is fresh for the test and dropped after it, also on fai
 - ``before_revision``: with ``@pytest.mark.before_revision("<rev>")``, a connection to a
   database at the parent(s) of ``<rev>`` (each statement committed at once); seed rows,
   then apply the revision with ``migrate(rev)`` and assert on what it did to them.
-- ``abmigrate_context``: the :class:`abmigrate.checks.CheckContext` the checks run with.
+- ``abmigrate_context``: the :class:`abmigrate.check.checks.CheckContext` the checks run with.
 
 The named checks of ``abmigrate check`` become tests when a test module opts in::
 
@@ -40,9 +40,9 @@ import pytest
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from abmigrate.alembic_bridge import AlembicProject
-    from abmigrate.checks import CheckContext
-    from abmigrate.scratch import ScratchDatabase
+    from abmigrate.bridge.project import AlembicProject
+    from abmigrate.check.checks import CheckContext
+    from abmigrate.db.scratch import ScratchDatabase
 
 __all__ = ["Migrator", "abmigrate_check"]
 
@@ -93,8 +93,8 @@ def abmigrate_alembic_ini(pytestconfig: pytest.Config) -> Path:
     root = Path(pytestconfig.rootpath)
     if configured:
         return (root / configured).resolve()
+    from abmigrate.config.settings import load_settings
     from abmigrate.errors import ConfigError
-    from abmigrate.settings import load_settings
 
     try:
         return load_settings(cwd=root).alembic_ini
@@ -108,9 +108,9 @@ def abmigrate_context(
 ) -> CheckContext:
     """The context the named checks run with (with the project's configuration when there
     is one: its baseline, its lint settings)."""
-    from abmigrate.checks import CheckContext
+    from abmigrate.check.checks import CheckContext
+    from abmigrate.config.settings import Settings, load_settings
     from abmigrate.errors import ConfigError
-    from abmigrate.settings import Settings, load_settings
 
     settings: Settings | None
     try:
@@ -125,7 +125,7 @@ def abmigrate_context(
 @pytest.fixture
 def abmigrate_db(abmigrate_server_url: str | None) -> Iterator[ScratchDatabase]:
     """A fresh, empty database for this test; dropped afterwards."""
-    from abmigrate.scratch import scratch_database
+    from abmigrate.db.scratch import scratch_database
 
     with scratch_database(abmigrate_server_url, label="test") as scratch:
         yield scratch
@@ -156,7 +156,7 @@ class Migrator:
     """Moves one database between revisions of one project, through its own env.py."""
 
     def __init__(self, alembic_ini: Path, url: str) -> None:
-        from abmigrate.alembic_bridge import AlembicProject
+        from abmigrate.bridge.project import AlembicProject
 
         self.url = url
         self.project: AlembicProject = AlembicProject(alembic_ini, url)
@@ -164,13 +164,13 @@ class Migrator:
     @property
     def current(self) -> list[str]:
         """The revisions the database records (empty: none)."""
-        from abmigrate.database import read_version_rows
+        from abmigrate.db.database import read_version_rows
 
         return read_version_rows(self.url) or []
 
     def __call__(self, target: str) -> list[str]:
         """Upgrade or downgrade to ``target`` (head, heads, base, an id or prefix, +N, -N)."""
-        from abmigrate.roundtrip import run_one_step_at_a_time
+        from abmigrate.check.roundtrip import run_one_step_at_a_time
 
         current = self.current
         project = self.project
@@ -196,7 +196,7 @@ class Migrator:
         """A connection to the database: committed when the block ends without error, or
         with ``autocommit`` committing each statement (so a later ``migrate()`` in the same
         test is not blocked by the rows it wrote)."""
-        from abmigrate.database import make_engine
+        from abmigrate.db.database import make_engine
 
         engine = make_engine(self.url)
         try:
@@ -239,7 +239,7 @@ def abmigrate_check(name: str) -> Callable[..., None]:
     Assign it to a ``test_*`` name in a test module to opt in; an unknown name is an error
     listing the valid ones.
     """
-    from abmigrate.checks import select_checks
+    from abmigrate.check.checks import select_checks
     from abmigrate.errors import ConfigError
 
     try:
@@ -248,7 +248,7 @@ def abmigrate_check(name: str) -> Callable[..., None]:
         raise ValueError(f"{exc.message} ({exc.hint})") from None
 
     def test(abmigrate_context: CheckContext) -> None:
-        from abmigrate.checks import run_checks
+        from abmigrate.check.checks import run_checks
 
         report = run_checks(abmigrate_context, [name])
         [outcome] = report.outcomes
@@ -263,7 +263,7 @@ def abmigrate_check(name: str) -> Callable[..., None]:
 
 
 def _rationale(name: str) -> str:
-    from abmigrate.checks import CHECKS
+    from abmigrate.check.checks import CHECKS
 
     return CHECKS[name].rationale
 

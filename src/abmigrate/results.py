@@ -132,7 +132,7 @@ class Plan(Record):
     target_revisions: list[str]
     steps: list[Step]
     data_loss: list[dict[str, Any]] = field(default_factory=list)
-    # Will the schema at the target match the models? (abmigrate.model_prediction)
+    # Will the schema at the target match the models? (abmigrate.apply.model_prediction)
     models: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:

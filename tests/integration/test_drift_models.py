@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from abmigrate.drift import compare_url_to_models
-from abmigrate.fingerprint import fingerprint_url
-from abmigrate.models import load_models
-from abmigrate.workspace import Workspace
+from abmigrate.bridge.models import load_models
+from abmigrate.config.workspace import Workspace
+from abmigrate.db.fingerprint import fingerprint_url
+from abmigrate.state.drift import compare_url_to_models
 
 ABPARTS_INI = Path(__file__).resolve().parents[2] / "examples" / "abparts" / "alembic.ini"
 

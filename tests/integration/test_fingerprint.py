@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from abmigrate.fingerprint import Fingerprint, diff, fingerprint_url
+from abmigrate.db.fingerprint import Fingerprint, diff, fingerprint_url
 
 BASE_SQLITE = [
     "CREATE TABLE orgs (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL UNIQUE)",

@@ -14,8 +14,8 @@ from runner_helpers import PRODUCTION, make_project, versions
 
 import abmigrate.lint
 from abmigrate import api
+from abmigrate.config.workspace import Workspace
 from abmigrate.errors import GuardRefused
-from abmigrate.workspace import Workspace
 
 
 def _broken_analysis(*args: object, **kwargs: object) -> None:
@@ -57,11 +57,11 @@ def test_development_warns_when_lint_cannot_run(copy_scenario, sqlite_url, monke
 def test_production_refuses_a_downgrade_whose_data_loss_cannot_be_estimated(
     copy_scenario, sqlite_url, monkeypatch
 ):
-    import abmigrate.data_loss
+    import abmigrate.apply.data_loss
 
     root = make_project(copy_scenario, {"production": {**PRODUCTION, "allow_destructive": True}})
     api.upgrade(_open(root, sqlite_url, "development"))
-    monkeypatch.setattr(abmigrate.data_loss, "estimate_data_loss", _broken_analysis)
+    monkeypatch.setattr(abmigrate.apply.data_loss, "estimate_data_loss", _broken_analysis)
     with pytest.raises(GuardRefused) as refused:
         api.downgrade(_open(root, sqlite_url, "production"), "-1", confirm=lambda plan: True)
     assert "the data-loss estimate could not run on r5" in " ".join(refused.value.reasons)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from abmigrate.scratch import SCRATCH_PREFIX
+from abmigrate.db.scratch import SCRATCH_PREFIX
 
 ABPARTS = Path(__file__).resolve().parents[2] / "examples" / "abparts"
 I1, I2, I3 = "7e0000000001", "7e0000000002", "7e0000000003"

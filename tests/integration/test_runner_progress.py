@@ -21,7 +21,7 @@ from runner_helpers import query
 from sqlalchemy.engine import make_url
 
 from abmigrate import api
-from abmigrate.workspace import Workspace
+from abmigrate.config.workspace import Workspace
 
 SCANNING = "building index: scanning table"
 OLD_SNAPSHOTS = "waiting for old snapshots"

@@ -26,7 +26,7 @@ from runner_helpers import (
 )
 from sqlalchemy.engine import make_url
 
-from abmigrate.lock import PG_LOCK_KEY
+from abmigrate.db.lock import PG_LOCK_KEY
 
 
 def _libpq(url: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from abmigrate.roundtrip import schema_digest
+from abmigrate.check.roundtrip import schema_digest
 
 
 def _digest_after(url: str, *statements: str) -> str:

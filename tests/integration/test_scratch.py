@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from abmigrate.db.scratch import SCRATCH_PREFIX, scratch_database
 from abmigrate.errors import ConnectionFailed
-from abmigrate.scratch import SCRATCH_PREFIX, scratch_database
 
 
 def pg_database_exists(server_url: str, name: str) -> bool:
@@ -135,7 +135,7 @@ def test_scratch_is_dropped_when_the_process_is_interrupted(
             # A process started in the background inherits an ignored SIGINT; an interactive
             # one (what this test is about) has Python's default handler.
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            from abmigrate.scratch import scratch_database
+            from abmigrate.db.scratch import scratch_database
             with scratch_database({pg_server_url!r}, label="sig") as scratch:
                 print(make_url(scratch.url).database, flush=True)
                 time.sleep(60)

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from abmigrate.synthetic import fill
+from abmigrate.db.synthetic import fill
 
 
 def build(url: str) -> None:

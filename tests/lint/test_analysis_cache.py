@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from abmigrate import analysis_cache, api
-from abmigrate.workspace import Workspace
+from abmigrate.config.workspace import Workspace
 
 ENUM_REVISIONS = {
     "e0000001": '''"""create kinds with an enum"""
@@ -203,7 +203,7 @@ def test_changing_the_lint_configuration_recomputes_findings_only(
 def test_plan_sql_is_rendered_once_and_again_after_an_edit(
     copy_scenario: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from abmigrate.alembic_bridge import AlembicProject
+    from abmigrate.bridge.project import AlembicProject
 
     project = copy_scenario("linear")
     first = api.plan(_workspace(project, tmp_path), sql=True)
@@ -258,7 +258,7 @@ def test_a_step_that_does_not_render_is_not_cached(copy_scenario: Any, tmp_path:
 def test_lock_needs_are_parsed_once_per_sql_text(
     copy_scenario: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from abmigrate import pg_locks
+    from abmigrate.db import pg_locks
 
     workspace = _workspace(copy_scenario("lint_preflight"), tmp_path)
     sql = "ALTER TABLE parts ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES customers (id)"

@@ -17,8 +17,8 @@ from sqlalchemy.pool import NullPool
 
 from abmigrate.lint.judge import PlanTables, judge_finding
 from abmigrate.lint.model import Statement
+from abmigrate.lint.preflight import LiveTables
 from abmigrate.lint.sql import parse_statements
-from abmigrate.preflight import LiveTables
 
 
 def _project(copy_scenario: Any, **production: Any) -> Path:

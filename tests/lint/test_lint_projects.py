@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from abmigrate.alembic_bridge import AlembicProject
+from abmigrate.bridge.project import AlembicProject
 from abmigrate.lint import lint_project
 
 ROOT = Path(__file__).resolve().parents[2]

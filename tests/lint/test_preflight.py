@@ -158,8 +158,8 @@ def test_plan_on_a_missing_sqlite_file_creates_nothing(
 
 def test_a_backfill_before_set_not_null_is_not_predicted_to_fail() -> None:
     from abmigrate.lint.model import Statement
+    from abmigrate.lint.preflight import checks_for
     from abmigrate.lint.sql import parse_statements
-    from abmigrate.preflight import checks_for
 
     sql = (
         "UPDATE parts SET name = 'unnamed' WHERE name IS NULL;"
@@ -176,8 +176,8 @@ def test_a_backfill_before_set_not_null_is_not_predicted_to_fail() -> None:
 
 def test_a_partial_unique_index_counts_only_its_rows() -> None:
     from abmigrate.lint.model import Statement
+    from abmigrate.lint.preflight import checks_for
     from abmigrate.lint.sql import parse_statements
-    from abmigrate.preflight import checks_for
 
     sql = "CREATE UNIQUE INDEX uq ON parts (code) WHERE qty > 0"
     statements = [Statement(0, text, node, None, True) for text, node, _ in parse_statements(sql)]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from abmigrate.alembic_bridge import AlembicProject
+from abmigrate.bridge.project import AlembicProject
 from abmigrate.lint import lint_project
 from abmigrate.lint.registry import all_rules, rule_by_code
 

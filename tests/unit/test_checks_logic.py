@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from abmigrate.checks import CHECKS, CheckFailure, select_checks
-from abmigrate.datatrip import compare_snapshots
+from abmigrate.check.checks import CHECKS, CheckFailure, select_checks
+from abmigrate.check.datatrip import compare_snapshots
 from abmigrate.errors import ConfigError
-from abmigrate.render import github_annotation
+from abmigrate.render.records import github_annotation
 
 
 def test_default_selection_leaves_out_the_opt_in_checks_and_keeps_registry_order() -> None:

@@ -3,7 +3,7 @@ default: function case, casts, outer parentheses, quotes and now() / CURRENT_TIM
 
 import pytest
 
-from abmigrate.drift import _same_default
+from abmigrate.state.drift import _same_default
 
 
 @pytest.mark.parametrize(

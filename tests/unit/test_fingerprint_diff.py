@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abmigrate.fingerprint import Fingerprint, diff, excluded_table
+from abmigrate.db.fingerprint import Fingerprint, diff, excluded_table
 
 
 def test_digest_ignores_insertion_order_but_not_content() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from abmigrate.render import console, render
+from abmigrate.render.records import console, render
 from abmigrate.results import HistoryEntry, HistoryResult
 
 

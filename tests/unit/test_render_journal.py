@@ -7,8 +7,8 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from abmigrate.render import console, last_backup_summary, last_run_summary, render
-from abmigrate.render_text import ago, duration, wrap
+from abmigrate.render.records import console, last_backup_summary, last_run_summary, render
+from abmigrate.render.text import ago, duration, wrap
 from abmigrate.results import JournalResult, JournalRun
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from abmigrate.data_loss import dropped_objects
+from abmigrate.apply.data_loss import dropped_objects
+from abmigrate.apply.window import in_window
+from abmigrate.db.pg_locks import CONFLICTS, lock_needs
 from abmigrate.errors import ConfigError
-from abmigrate.pg_locks import CONFLICTS, lock_needs
-from abmigrate.window import in_window
 
 # 2026-11-28 is a Saturday.
 SAT_23 = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)
@@ -95,7 +95,7 @@ ALTER TABLE _alembic_tmp_parts RENAME TO parts;
 
 
 def test_progress_lines_thin_out_as_a_long_phase_goes_on() -> None:
-    from abmigrate.render import ProgressThrottle
+    from abmigrate.render.records import ProgressThrottle
 
     throttle = ProgressThrottle(max_gap_s=30)
     building = {"revision": "r1", "command": "CREATE INDEX", "phase": "building index"}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from abmigrate.config.settings import Policy, load_settings, mask_url, parse_duration_ms
 from abmigrate.errors import ConfigError
-from abmigrate.settings import Policy, load_settings, mask_url, parse_duration_ms
 
 CONFIG = """
 [tool.abmigrate]

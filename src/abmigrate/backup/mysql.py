@@ -30,7 +30,7 @@ from abmigrate.backup.base import (
     run_pipeline,
     tool_version,
 )
-from abmigrate.database import connect
+from abmigrate.db.database import connect
 from abmigrate.errors import BackupError
 
 __all__ = ["MysqlBackend"]
@@ -58,7 +58,7 @@ def _options_file(url: str) -> Iterator[tuple[Path, str]]:
     """A private client option file carrying host, port, user and password; and the db name."""
     parsed = make_url(url)
     if not parsed.database:
-        from abmigrate.settings import mask_url
+        from abmigrate.db.url import mask_url
 
         raise BackupError(f"the URL names no database: {mask_url(url)}")
     lines = ["[client]"]

@@ -38,15 +38,15 @@ from abmigrate.backup.manifest import (
     sha256_of,
 )
 from abmigrate.backup.retention import apply_retention
-from abmigrate.database import read_version_rows, scrub
+from abmigrate.db.database import read_version_rows, scrub
+from abmigrate.db.scratch import scratch_database, signals_raise
+from abmigrate.db.url import mask_url
 from abmigrate.errors import BackupError, ConnectionFailed, GuardRefused
 from abmigrate.results import BackupList, BackupRecord, BackupVerification, RestoreResult
-from abmigrate.scratch import scratch_database, signals_raise
-from abmigrate.settings import mask_url
 
 if TYPE_CHECKING:
-    from abmigrate.settings import Settings
-    from abmigrate.workspace import Workspace
+    from abmigrate.config.settings import Settings
+    from abmigrate.config.workspace import Workspace
 
 __all__ = [
     "RestoreConfirm",

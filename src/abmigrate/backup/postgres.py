@@ -36,7 +36,7 @@ from abmigrate.backup.base import (
     run_pipeline,
     tool_version,
 )
-from abmigrate.database import connect
+from abmigrate.db.database import connect
 from abmigrate.errors import BackupError
 
 __all__ = ["PostgresBackend"]

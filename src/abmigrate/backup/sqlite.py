@@ -24,7 +24,7 @@ from abmigrate.backup.base import (
     run_pipeline,
     tool_version,
 )
-from abmigrate.database import sqlite_path
+from abmigrate.db.database import sqlite_path
 from abmigrate.errors import BackupError
 
 __all__ = ["SqliteBackend"]

@@ -26,8 +26,8 @@ from abmigrate.results import Record
 if TYPE_CHECKING:
     from alembic.script import Script
 
-    from abmigrate.alembic_bridge import AlembicProject
     from abmigrate.analysis_cache import AnalysisCache
+    from abmigrate.bridge.project import AlembicProject
 
 __all__ = ["LintResult", "capture_statements", "lint_project"]
 
@@ -174,10 +174,10 @@ def preflight_checks(
     direction: str,
     cache: AnalysisCache | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """The data-preflight checks (records of :class:`abmigrate.preflight.PreflightCheck`)
+    """The data-preflight checks (records of :class:`abmigrate.lint.preflight.PreflightCheck`)
     each revision's ``upgrade()`` or ``downgrade()`` calls for, rendered in ``revisions``'
     order (one offline context, as Alembic would run them), from the cache where it can."""
-    from abmigrate.preflight import checks_for
+    from abmigrate.lint.preflight import checks_for
 
     offline: OfflineContext | None = None
     memo: dict[str, Any] | None = {}  # as in lint_project: None stops the caching
@@ -310,7 +310,7 @@ def _unit(script: Script, capture: Any, before: SchemaState, assume: bool) -> Re
         source = path.read_text(encoding="utf-8") if path else ""
     except OSError:
         source = ""
-    from abmigrate.plan import message_of
+    from abmigrate.bridge.plan import message_of
 
     return RevisionUnit(
         revision=script.revision,

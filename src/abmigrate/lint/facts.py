@@ -6,7 +6,7 @@ objects; what the steps after lint need from it is much smaller and plain data:
 - ``effects``: what it does to the schema state the engine tracks (tables, enum types,
   validated ``CHECK (col IS NOT NULL)`` constraints), applied by :func:`apply_effects`;
 - ``checks``: the data-preflight checks its statements call for
-  (:func:`abmigrate.preflight.checks_for`, as records);
+  (:func:`abmigrate.lint.preflight.checks_for`, as records);
 - ``table_events``: the tables it creates, fills, renames and drops, for judging findings
   against the live database (:func:`abmigrate.lint.judge.table_events`);
 - ``memo``: Alembic's DDL memo after it ran (the PostgreSQL types created so far in the
@@ -39,7 +39,7 @@ class RevisionFacts:
         cls, statements: Sequence[Statement], memo: dict[str, Any] | None
     ) -> RevisionFacts:
         from abmigrate.lint.judge import table_events
-        from abmigrate.preflight import checks_for
+        from abmigrate.lint.preflight import checks_for
 
         return cls(
             effects=state_effects(statements),

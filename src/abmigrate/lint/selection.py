@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from abmigrate.errors import ConfigError, RevisionError
 
 if TYPE_CHECKING:
-    from abmigrate.alembic_bridge import AlembicProject
+    from abmigrate.bridge.project import AlembicProject
 
 __all__ = ["select_revisions"]
 

@@ -12,8 +12,8 @@ from abmigrate.lint.registry import all_rules
 if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
 
+    from abmigrate.config.workspace import Workspace
     from abmigrate.results import Plan
-    from abmigrate.workspace import Workspace
 
 __all__ = ["analyse_plan", "lint_config", "lint_workspace"]
 
@@ -69,12 +69,12 @@ def analyse_plan(
             step.findings = [finding.to_record() for finding in result.for_revision(step.revision)]
         if preflight:
             from abmigrate.lint.judge import judge_plan
-            from abmigrate.preflight import live_tables
+            from abmigrate.lint.preflight import live_tables
 
             with live_tables(workspace) as live:
                 judge_plan(plan, result, live, workspace.environment.policy.small_table_rows)
     if preflight:
-        from abmigrate.preflight import run_preflight
+        from abmigrate.lint.preflight import run_preflight
 
         run_preflight(workspace, plan, result)
     return result

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from abmigrate.alembic_bridge import VERSION_NUM_LENGTH
+from abmigrate.bridge.project import VERSION_NUM_LENGTH
 from abmigrate.lint.model import Hit, RevisionUnit
 from abmigrate.lint.registry import Rule, register
 

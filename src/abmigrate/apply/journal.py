@@ -1,0 +1,395 @@
+"""The journal: who migrated what, when, how it went — in the database and on disk.
+
+Each run is one row of ``abmigrate_journal`` in the target database (created by abmigrate,
+outside the project's models and excluded from drift) and one or more lines of the local
+JSON-lines log (``journal_log``). The row is written when the run starts (outcome
+``running``, with the revision in flight) and updated after every revision, so a run that
+crashes or fails half way on a dialect without transactional DDL leaves a trace the next
+``status`` reads.
+
+Nothing here ever stores a password: records carry the masked URL and scrubbed errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, MetaData, String, Table, Text, inspect, select
+from sqlalchemy.dialects.mysql import LONGTEXT
+
+from abmigrate.db.database import connect, sqlite_path
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from abmigrate.config.workspace import Workspace
+
+__all__ = [
+    "JOURNAL_TABLE",
+    "Journal",
+    "checksum_mismatches",
+    "find_runs",
+    "interrupted_or_partial",
+    "matches_run_id",
+    "new_run_id",
+    "now_iso",
+    "read_local_log",
+    "read_runs",
+    "recorded_checksums",
+]
+
+JOURNAL_TABLE = "abmigrate_journal"
+_RUN_ID_CHARACTERS = re.compile(r"[0-9A-Za-z-]+")
+# Alembic runs SQLite DDL outside a transaction (pysqlite only BEGINs before DML).
+NON_TRANSACTIONAL_DDL = frozenset({"mysql", "mariadb", "sqlite"})
+
+_metadata = MetaData()
+journal_table = Table(
+    JOURNAL_TABLE,
+    _metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("outcome", String(24), nullable=False),
+    Column("in_flight", String(64)),
+    Column("from_revisions", String(400)),
+    Column("to_revisions", String(400)),
+    # MySQL's TEXT stops at 64 KB: a long history's record needs LONGTEXT there.
+    Column("record", Text().with_variant(LONGTEXT(), "mysql", "mariadb"), nullable=False),
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def new_run_id() -> str:
+    # Sortable by time, unique across hosts: 20251125T130501-1a2b3c4d.
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _values(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": record["run_id"],
+        "kind": record.get("direction", "run"),
+        "environment": record.get("environment", ""),
+        "started_at": record.get("started_at") or now_iso(),
+        "finished_at": record.get("finished_at"),
+        "outcome": record.get("outcome", "running"),
+        "in_flight": record.get("in_flight"),
+        "from_revisions": ",".join(record.get("from_revisions") or []),
+        "to_revisions": ",".join(record.get("to_revisions") or []),
+        "record": json.dumps(record, default=str),
+    }
+
+
+_tables_by_schema: dict[str, Table] = {}
+
+
+def _journal_table(schema: str | None) -> Table:
+    """The journal table in ``schema`` (a tenant's), for statements on a connection whose
+    execution options abmigrate does not own (the migration's)."""
+    if schema is None:
+        return journal_table
+    if schema not in _tables_by_schema:
+        _tables_by_schema[schema] = journal_table.to_metadata(MetaData(), schema=schema)
+    return _tables_by_schema[schema]
+
+
+def _has_table(connection: Connection) -> bool:
+    schema = (connection.get_execution_options().get("schema_translate_map") or {}).get(None)
+    return bool(inspect(connection).has_table(JOURNAL_TABLE, schema=schema))
+
+
+@contextlib.contextmanager
+def _connect(url: str, schema: str | None) -> Iterator[Connection]:
+    """A connection on which the journal table lives in ``schema``: next to the version
+    table (a tenant's schema keeps its own journal), the default schema otherwise."""
+    with connect(url) as connection:
+        if schema:
+            connection = connection.execution_options(schema_translate_map={None: schema})
+        yield connection
+
+
+class Journal:
+    """Writes one run: ``start``, then ``update`` as it goes, then ``finish``."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.url = workspace.url
+        self.schema = workspace.project.version_table.schema
+        self.log_path = workspace.settings.journal_log
+        self.errors: list[str] = []
+        # One connection for the whole run: a run of 300 revisions updates its row 600
+        # times, and a new connection each time cost more than the migrations.
+        self._held: contextlib.ExitStack | None = None
+        self._connection: Connection | None = None
+
+    def start(self, record: dict[str, Any]) -> None:
+        self._write_row(record, create=True)
+        self._append_log({"event": "start", **record})
+
+    def update(self, record: dict[str, Any], *, within: Connection | None = None) -> None:
+        """Rewrite the run's row; ``within`` a caller's open transaction (the migration's
+        own, so the row commits with the revision it records), else on the journal's
+        connection."""
+        if within is None or self.errors:
+            self._write_row(record, create=False)
+            return
+        try:
+            self._write_within(within, record)
+        except Exception:
+            self._write_row(record, create=False)
+
+    def finish(self, record: dict[str, Any]) -> None:
+        # Durable: on PostgreSQL this commit waits for the WAL flush, and with it every
+        # revision the run committed before (they commit without waiting, see runner).
+        self._write_row(record, create=False, durable=True)
+        self._append_log({"event": "finish", **record})
+        self.close()
+
+    def close(self) -> None:
+        if self._held is not None:
+            with contextlib.suppress(Exception):
+                self._held.close()
+        self._held, self._connection = None, None
+
+    def _open(self) -> Connection:
+        if self._connection is None or self._connection.closed:
+            self.close()
+            held = contextlib.ExitStack()
+            try:
+                connection = held.enter_context(_connect(self.url, self.schema))
+                if connection.dialect.name == "postgresql":
+                    # Not waiting for the WAL flush at each of a long run's updates halves
+                    # their cost; the last write of the run (finish) waits for it.
+                    connection.exec_driver_sql("SET synchronous_commit = off")
+                    connection.commit()
+                self._connection = connection
+            except BaseException:
+                held.close()
+                raise
+            self._held = held
+        return self._connection
+
+    def log_only(self, record: dict[str, Any]) -> None:
+        """A dry run: in the local log only. The table records what changed the database,
+        which a dry run never does (and ``status`` reads its last run from there)."""
+        self._append_log({"event": "dry_run", **record})
+
+    def _write_within(self, connection: Connection, record: dict[str, Any]) -> None:
+        table = _journal_table(self.schema)
+        update = table.update().where(table.c.run_id == record["run_id"]).values(**_values(record))
+        if connection.dialect.name == "postgresql":
+            # A failing journal write must not abort the migration's transaction.
+            with connection.begin_nested():
+                connection.execute(update)
+        else:
+            connection.execute(update)
+
+    def _write_row(self, record: dict[str, Any], *, create: bool, durable: bool = False) -> None:
+        from abmigrate.db.database import scrub
+
+        values = _values(record)
+        # The journal must never turn a run's real outcome into a journal error: a failure
+        # to write is remembered (and shown as a warning), the local log still has the run.
+        try:
+            connection = self._open()
+            try:
+                if create and not _has_table(connection):
+                    _metadata.create_all(connection, tables=[journal_table], checkfirst=True)
+                updated = connection.execute(
+                    journal_table.update()
+                    .where(journal_table.c.run_id == values["run_id"])
+                    .values(**values)
+                ).rowcount
+                if not updated:
+                    connection.execute(journal_table.insert().values(**values))
+                if durable and connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit = on")
+                connection.commit()
+            except BaseException:
+                self.close()  # a broken connection is not reused
+                raise
+        except Exception as exc:
+            self.errors.append(scrub(f"journal table not written: {exc}".splitlines()[0], self.url))
+
+    def _append_log(self, record: dict[str, Any]) -> None:
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+        except OSError as exc:
+            self.errors.append(f"journal log {self.log_path} not written: {exc.strerror}")
+
+    def acknowledge(
+        self, workspace: Workspace, revisions: dict[str, str | None], reason: str
+    ) -> dict[str, Any]:
+        """Record that changed scripts were reviewed: their new checksums become the reference."""
+        from abmigrate.db.lock import actor
+
+        record = {
+            "run_id": new_run_id(),
+            "direction": "acknowledge",
+            "environment": workspace.environment.name,
+            "database": workspace.environment.masked_url,
+            "started_at": now_iso(),
+            "finished_at": now_iso(),
+            "outcome": "acknowledged",
+            "checksums": revisions,
+            "reason": reason,
+            "actor": actor(),
+        }
+        self._write_row(record, create=True)
+        self.close()
+        self._append_log({"event": "acknowledge", **record})
+        return record
+
+
+def read_runs(
+    url: str, *, limit: int | None = None, schema: str | None = None
+) -> list[dict[str, Any]]:
+    """Journal records, newest first. Read-only: no table means no runs."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return []
+    with _connect(url, schema) as connection:
+        if not _has_table(connection):
+            return []
+        query = select(journal_table.c.record, journal_table.c.outcome).order_by(
+            journal_table.c.started_at.desc()
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        runs = []
+        for text_record, outcome in connection.execute(query):
+            try:
+                record = json.loads(text_record)
+            except ValueError:
+                continue
+            record["outcome"] = outcome
+            runs.append(record)
+        return runs
+
+
+def matches_run_id(run_id: str, query: str) -> bool:
+    """Whether ``query`` is a prefix of the run id ``20261128T032421-5505b2ad`` or of its
+    random part ``5505b2ad`` (what `journal` shows), ignoring case."""
+    run_id, query = run_id.lower(), query.lower()
+    return bool(query) and (run_id.startswith(query) or run_id.rpartition("-")[2].startswith(query))
+
+
+def find_runs(url: str, query: str, *, schema: str | None = None) -> list[dict[str, Any]]:
+    """The journal records whose run id matches ``query`` (see :func:`matches_run_id`),
+    newest first. Read-only."""
+    from sqlalchemy import func, or_
+
+    if not _RUN_ID_CHARACTERS.fullmatch(query):
+        return []  # not a run id: no LIKE wildcards reach the query
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return []
+    with _connect(url, schema) as connection:
+        if not _has_table(connection):
+            return []
+        run_id = func.lower(journal_table.c.run_id)
+        rows = connection.execute(
+            select(journal_table.c.record, journal_table.c.outcome)
+            .where(or_(run_id.like(f"{query.lower()}%"), run_id.like(f"%-{query.lower()}%")))
+            .order_by(journal_table.c.started_at.desc())
+        )
+        runs = []
+        for text_record, outcome in rows:
+            with contextlib.suppress(ValueError):
+                record = json.loads(text_record)
+                record["outcome"] = outcome
+                if matches_run_id(str(record.get("run_id", "")), query):
+                    runs.append(record)
+        return runs
+
+
+def read_local_log(path: Path, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Finished runs from the local JSON-lines log, newest first."""
+    if not path.is_file():
+        return []
+    finished: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and "run_id" in record:
+                finished[str(record["run_id"])] = record
+    runs = sorted(finished.values(), key=lambda r: str(r.get("started_at", "")), reverse=True)
+    return runs[:limit] if limit is not None else runs
+
+
+def recorded_checksums(runs: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """revision -> the sha256 its script had when it was last applied (or acknowledged)."""
+    recorded: dict[str, str] = {}
+    for run in sorted(runs, key=lambda r: str(r.get("started_at", ""))):
+        if run.get("direction") == "acknowledge":
+            for revision, digest in (run.get("checksums") or {}).items():
+                if digest:
+                    recorded[revision] = digest
+            continue
+        if run.get("direction") != "upgrade":
+            continue
+        for step in run.get("applied") or []:
+            digest = step.get("script_sha256")
+            if digest:
+                recorded[str(step["revision"])] = str(digest)
+    return recorded
+
+
+def checksum_mismatches(
+    workspace: Workspace, runs: Sequence[dict[str, Any]], applied: Iterable[str]
+) -> dict[str, tuple[str, str | None]]:
+    """Applied revisions whose script changed since: revision -> (recorded, now)."""
+    from abmigrate.apply.runner import script_sha256
+
+    recorded = recorded_checksums(runs)
+    changed: dict[str, tuple[str, str | None]] = {}
+    for revision in applied:
+        if revision not in recorded or not workspace.project.known(revision):
+            continue
+        now = script_sha256(workspace.project.get(revision).path)
+        if now != recorded[revision]:
+            changed[revision] = (recorded[revision], now)
+    return changed
+
+
+def interrupted_or_partial(
+    runs: Sequence[dict[str, Any]], dialect: str, applied: Iterable[str]
+) -> str | None:
+    """A warning when the last run stopped inside a revision, or None.
+
+    On PostgreSQL and SQLite the revision's transaction was rolled back; on MySQL/MariaDB
+    its DDL committed statement by statement, so part of it may be in the database.
+    """
+    last = next((run for run in runs if run.get("direction") in ("upgrade", "downgrade")), None)
+    if last is None or last.get("outcome") not in ("running", "failed"):
+        return None
+    revision = last.get("in_flight")
+    if not revision:
+        return None
+    applied_set = set(applied)
+    if (revision in applied_set) == (last.get("direction") == "upgrade"):
+        return None  # the revision got through after all
+    how = "is still running or was interrupted" if last.get("outcome") == "running" else "failed"
+    if dialect in NON_TRANSACTIONAL_DDL:
+        return (
+            f"run {last['run_id']} {how} during {last.get('direction')} of {revision}:"
+            f" {dialect} cannot roll back DDL, so {revision} may be partially applied"
+            " (run `abmigrate diagnose`, repair, then re-run)"
+        )
+    return (
+        f"run {last['run_id']} {how} during {last.get('direction')} of {revision};"
+        f" its transaction was rolled back (the database is at the last good revision)"
+    )

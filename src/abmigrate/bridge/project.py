@@ -1,0 +1,670 @@
+"""The one module that touches Alembic's internals.
+
+Alembic stays the engine: its revision map computes the steps, its ``env.py`` runs them, its
+offline mode renders the SQL. What this module adds is control over *which* steps one run of
+``env.py`` executes, so abmigrate can apply a plan one revision at a time (one transaction each,
+progress between them) and render SQL per revision, on any project's ``env.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from abmigrate.errors import ConfigError, GraphError, RevisionError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext, RevisionStep
+    from alembic.script import Script, ScriptDirectory
+    from sqlalchemy import Connection
+
+    from abmigrate.bridge.env_run import EnvFacts, StepFunction
+    from abmigrate.db.database import VersionTable
+
+__all__ = [
+    "VERSION_NUM_LENGTH",
+    "AlembicProject",
+    "GraphProblem",
+    "StepSQL",
+    "between_steps",
+    "refuse_moved",
+    "remember_existing_types",
+]
+
+# alembic_version.version_num is VARCHAR(32): a longer id cannot be stored.
+VERSION_NUM_LENGTH = 32
+_RELATIVE_DOWN = re.compile(r"^-(\d+)$")
+_PLAIN_ID = re.compile(r"^[0-9A-Za-z_]+$")
+_MARKER = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class GraphProblem:
+    code: str
+    message: str
+    revisions: tuple[str, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "revisions": list(self.revisions)}
+
+
+@dataclass(frozen=True)
+class StepSQL:
+    revision: str
+    sql: str | None
+    error: str | None = None
+
+
+class AlembicProject:
+    """An Alembic script directory plus the URL its ``env.py`` should use."""
+
+    def __init__(
+        self, alembic_ini: Path, url: str | None = None, x_args: Sequence[str] = ()
+    ) -> None:
+        import argparse
+
+        from alembic.config import Config
+
+        if not alembic_ini.is_file():
+            raise ConfigError(f"alembic.ini not found: {alembic_ini}", hint="pass --alembic-ini")
+        self.alembic_ini = alembic_ini
+        self.url = url
+        self.x_args = tuple(x_args)
+        # `alembic -x key=value`: env.py reads them with context.get_x_argument().
+        self.config: Config = Config(
+            str(alembic_ini), cmd_opts=argparse.Namespace(x=list(self.x_args))
+        )
+        if url is not None:
+            self.set_url(url)
+        self._script: ScriptDirectory | None = None
+        from abmigrate.db.database import DEFAULT_VERSION_TABLE
+
+        # Where env.py records revisions, learned from its last online run.
+        self.version_table: VersionTable = DEFAULT_VERSION_TABLE
+        self.facts: EnvFacts | None = None
+
+    def for_url(self, url: str) -> AlembicProject:
+        """The same project (alembic.ini, ``-x`` arguments) pointed at another database."""
+        return AlembicProject(self.alembic_ini, url, self.x_args)
+
+    def set_url(self, url: str) -> None:
+        self.url = url
+        # configparser interpolates '%': a password with '%' must be doubled.
+        self.config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        self.config.attributes["abmigrate.url"] = url
+
+    # -- the revision graph -------------------------------------------------------------
+
+    @property
+    def script(self) -> ScriptDirectory:
+        if self._script is None:
+            from alembic.script import ScriptDirectory
+            from alembic.util import CommandError
+
+            try:
+                self._script = ScriptDirectory.from_config(self.config)
+            except CommandError as exc:
+                raise ConfigError(
+                    f"{self.alembic_ini}: {exc}", hint="check script_location in alembic.ini"
+                ) from None
+        return self._script
+
+    @contextmanager
+    def _graph_errors(self) -> Iterator[None]:
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError
+
+        try:
+            yield
+        except KeyError as exc:
+            # Alembic's revision map fails this way when a down_revision names no revision.
+            raise GraphError(
+                f"revision {exc.args[0]!r} is named as a parent, but no script defines it",
+                hint="fix that down_revision (abmigrate check --checks graph_integrity names it)",
+            ) from None
+        except (AlembicRevisionError, CommandError) as exc:
+            message = str(exc)
+            if "Multiple head" in message or "multiple heads" in message.lower():
+                heads = self.heads()
+                raise GraphError(
+                    f"several head revisions: {', '.join(heads)}",
+                    hint="run `abmigrate merge` to join them, or name one head as the target",
+                    heads=heads,
+                ) from None
+            raise RevisionError(
+                message, hint="see `abmigrate history` for valid revisions"
+            ) from None
+
+    def revisions(self) -> list[Script]:
+        """Every revision, newest first (as `alembic history` prints them)."""
+        with self._graph_errors():
+            return list(self.script.walk_revisions("base", "heads"))
+
+    def _scripts_by_id(self) -> dict[str, Script]:
+        """Every revision by id, in no particular order (the revision map as Alembic built
+        it, branch-label keys left out); raises what building the map raises."""
+        revision_map = self.script.revision_map._revision_map
+        return {
+            key: cast("Script", script)
+            for key, script in revision_map.items()
+            if script is not None and key == script.revision
+        }
+
+    def heads(self) -> list[str]:
+        with self._graph_errors():
+            return list(self.script.get_heads())
+
+    def bases(self) -> list[str]:
+        with self._graph_errors():
+            return list(self.script.get_bases())
+
+    def get(self, revision: str) -> Script:
+        with self._graph_errors():
+            script = self.script.get_revision(revision)
+        if script is None:
+            raise RevisionError(f"unknown revision {revision!r}")
+        return script
+
+    def known(self, revision: str) -> bool:
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError
+
+        try:
+            return self.script.get_revision(revision) is not None
+        except (AlembicRevisionError, CommandError):
+            return False
+
+    def applied_set(self, current: Sequence[str]) -> set[str]:
+        """Revisions applied when the database records ``current`` (they and their ancestors)."""
+        if not current:
+            return set()
+        with self._graph_errors():
+            return {
+                script.revision
+                for script in self.script.revision_map.iterate_revisions(
+                    tuple(current), "base", inclusive=True
+                )
+            }
+
+    def declared_revisions(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """``(id, parents as written, path)`` of every revision file, read without building
+        Alembic's revision map (which cannot be built when a parent is missing)."""
+        from alembic.util import to_tuple
+
+        return [
+            (script.revision, tuple(to_tuple(script.down_revision, default=())), str(script.path))
+            for script in self.script._load_revisions()
+        ]
+
+    def duplicate_revisions(self) -> dict[str, list[str]]:
+        """Revision ids defined by more than one file (Alembic warns and keeps one)."""
+        paths: dict[str, list[str]] = {}
+        for script in self.script._load_revisions():
+            paths.setdefault(script.revision, []).append(str(script.path))
+        return {revision: sorted(found) for revision, found in paths.items() if len(found) > 1}
+
+    def graph_problems(self) -> list[GraphProblem]:
+        """Structural problems: several heads/roots, dangling parents, ids too long."""
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError
+
+        problems: list[GraphProblem] = []
+        try:
+            # Building the revision map already detects cycles; walking it in order
+            # (walk_revisions) would sort all revisions again, a tenth of a second for 300.
+            scripts = list(self._scripts_by_id().values())
+        except (AlembicRevisionError, CommandError) as exc:
+            return [GraphProblem("graph_broken", str(exc))]
+        except KeyError as exc:
+            # Alembic's revision map raises a bare KeyError for a parent no script defines.
+            return [
+                GraphProblem(
+                    "graph_broken",
+                    f"a revision names parent {exc}, which no script defines",
+                    (str(exc.args[0]),) if exc.args else (),
+                )
+            ]
+        known = {script.revision for script in scripts}
+        for script in scripts:
+            for parent in script._normalized_down_revisions:
+                if parent not in known:
+                    problems.append(
+                        GraphProblem(
+                            "dangling_parent",
+                            f"{script.revision} names parent {parent!r}, which no script defines",
+                            (script.revision,),
+                        )
+                    )
+            if len(script.revision) > VERSION_NUM_LENGTH:
+                problems.append(
+                    GraphProblem(
+                        "id_too_long",
+                        f"revision id {script.revision!r} is {len(script.revision)} characters;"
+                        f" alembic_version holds {VERSION_NUM_LENGTH}",
+                        (script.revision,),
+                    )
+                )
+        heads = self.heads()
+        if len(heads) > 1:
+            problems.append(
+                GraphProblem(
+                    "multiple_heads",
+                    f"{len(heads)} heads: {', '.join(heads)} (run `abmigrate merge`)",
+                    tuple(heads),
+                )
+            )
+        bases = self.bases()
+        if len(bases) > 1:
+            problems.append(
+                GraphProblem(
+                    "multiple_roots", f"{len(bases)} roots: {', '.join(bases)}", tuple(bases)
+                )
+            )
+        return problems
+
+    # -- steps ------------------------------------------------------------------------
+
+    def resolve_target(self, target: str) -> str:
+        """A full revision id for a plain id or unique prefix; other targets pass through.
+
+        Relative (``+2``, ``-1``, ``abc+1``), symbolic (``head``, ``heads``, ``base``) and
+        branch (``label@head``) targets are left for Alembic to resolve.
+        """
+        if target in ("head", "heads", "base") or not _PLAIN_ID.match(target):
+            return target
+        ids = [script.revision for script in self.revisions()]
+        if target in ids:
+            return target
+        matches = sorted(rev for rev in ids if rev.startswith(target))
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise RevisionError(
+                f"ambiguous revision prefix {target!r}: matches {', '.join(matches)}",
+                hint="type more characters of the revision id",
+            )
+        raise RevisionError(
+            f"unknown revision {target!r}: no script defines it",
+            hint="see `abmigrate history` for the revisions this project has",
+        )
+
+    def upgrade_steps(self, target: str, current: Sequence[str]) -> list[RevisionStep]:
+        target = self.resolve_target(target)
+        if target == "head" and len(self.heads()) > 1:
+            heads = self.heads()
+            raise GraphError(
+                f"several head revisions: {', '.join(heads)}; `head` is ambiguous",
+                hint="run `abmigrate merge` to join them, or upgrade to one head by its id"
+                " (or to `heads` for all)",
+                heads=heads,
+            )
+        with self._graph_errors():
+            return self.script._upgrade_revs(target, tuple(current))  # type: ignore[arg-type]
+
+    def downgrade_steps(self, target: str, current: Sequence[str]) -> list[RevisionStep]:
+        target = self.resolve_target(target)
+        relative = _RELATIVE_DOWN.match(target)
+        if relative and len(current) == 1:
+            # Alembic cannot walk "-N" backwards through a merge revision ("Ambiguous walk");
+            # follow first parents instead, so `downgrade -1` at a merge undoes the merge.
+            target = self._first_parent_ancestor(current[0], int(relative.group(1)))
+        with self._graph_errors():
+            return self.script._downgrade_revs(target, tuple(current))  # type: ignore[arg-type]
+
+    def _first_parent_ancestor(self, revision: str, levels: int) -> str:
+        node = revision
+        for _ in range(levels):
+            parents = self.get(node)._normalized_down_revisions
+            if not parents:
+                if _ + 1 == levels:
+                    return "base"
+                raise RevisionError(
+                    f"cannot go {levels} revision(s) below {revision}: the history is shorter",
+                    hint="see `abmigrate history`",
+                )
+            node = parents[0]
+        return node
+
+    # -- running env.py ---------------------------------------------------------------
+
+    def run_steps(
+        self,
+        steps: Sequence[RevisionStep],
+        *,
+        as_sql: bool = False,
+        starting: Sequence[str] = (),
+        expected_current: Sequence[str] | None = None,
+        connection: Connection | None = None,
+        autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> None:
+        """Run ``env.py`` once, executing exactly ``steps``.
+
+        Online, the steps run on ``connection`` (or one abmigrate opens to this project's
+        URL), whatever connection env.py configures (:mod:`abmigrate.bridge.env_run`), one
+        transaction per revision. ``expected_current`` guards against the database having
+        moved since the plan was made; ``autocommit_block`` replaces the migration context's
+        ``autocommit_block()``.
+        """
+
+        def work(heads: Any, context: MigrationContext) -> list[RevisionStep]:
+            if expected_current is not None:
+                refuse_moved(heads, expected_current)
+            return list(steps)
+
+        if not as_sql:
+            self.run_online(work, connection=connection, autocommit_block=autocommit_block)
+            return
+        from alembic.runtime.environment import EnvironmentContext
+
+        options: dict[str, Any] = {
+            "fn": work,
+            "as_sql": True,
+            "starting_rev": list(starting) or None,
+            "destination_rev": None,
+        }
+        with EnvironmentContext(self.config, self.script, **options), _quiet_alembic():
+            self.script.run_env()
+
+    def run_online(
+        self,
+        fn: StepFunction,
+        *,
+        connection: Connection | None = None,
+        dont_mutate: bool = False,
+        purge: bool = False,
+        autocommit_block: Callable[[], AbstractContextManager[None]] | None = None,
+        on_version_apply: Callable[..., None] | None = None,
+        swap: bool = False,
+        prepare: Callable[[Connection], None] | None = None,
+    ) -> EnvFacts:
+        """One online run of ``env.py`` with ``fn`` as Alembic's work function, on a
+        connection abmigrate owns (see :func:`abmigrate.bridge.env_run.run_env_online`); remembers
+        the version table env.py configured."""
+        from abmigrate.bridge.env_run import run_env_online
+
+        def learned(facts: EnvFacts) -> None:
+            # Known before the first step: code between steps reads this version table.
+            self.facts, self.version_table = facts, facts.version_table
+
+        with _quiet_alembic():
+            facts = run_env_online(
+                self.config,
+                self.script,
+                fn,
+                connection=connection,
+                url=self.url,
+                dont_mutate=dont_mutate,
+                purge=purge,
+                autocommit_block=autocommit_block,
+                on_configured=learned,
+                on_version_apply=on_version_apply,
+                swap=swap,
+                prepare=prepare,
+            )
+        self.facts = facts
+        self.version_table = facts.version_table
+        return facts
+
+    def probe(self, connection: Connection | None = None) -> EnvFacts:
+        """Run ``env.py`` without executing anything: it proves env.py reaches the target
+        database (else :class:`abmigrate.bridge.env_run.WrongDatabase`) and tells where it records
+        revisions. Nothing is created, not even the version table."""
+
+        def nothing(heads: Any, context: MigrationContext) -> list[RevisionStep]:
+            return []
+
+        return self.run_online(nothing, connection=connection, dont_mutate=True)
+
+    def revision_step(self, revision: str, *, upgrade: bool) -> RevisionStep:
+        """Alembic's step applying (or undoing) exactly ``revision``."""
+        from alembic.runtime.migration import RevisionStep
+
+        return RevisionStep(self.script.revision_map, self.get(revision), upgrade)
+
+    def run_stepper(
+        self,
+        stepper: Callable[[Sequence[str], MigrationContext], Iterable[RevisionStep]],
+        *,
+        connection: Connection | None = None,
+    ) -> EnvFacts:
+        """Run ``env.py`` once; ``stepper(heads, context)`` yields the steps to execute.
+
+        A generator resumes after Alembic ran (and committed) the step it yielded, so it can
+        look at the database (through ``context.connection``) between steps: one run of
+        ``env.py`` for a whole walk, on ``connection`` (see :meth:`run_online`).
+        """
+        return self.run_online(stepper, connection=connection)
+
+    def render_sql(self, steps: Sequence[RevisionStep], current: Sequence[str]) -> list[StepSQL]:
+        """Offline SQL for each step, split on Alembic's own ``-- Running`` markers."""
+        if not steps:
+            return []
+        try:
+            text = self._offline(steps, current)
+        except Exception:
+            # One failing revision (e.g. SQLite batch mode offline) must not hide the others.
+            return self._render_one_by_one(steps)
+        return _split_by_step(text, steps)
+
+    def _offline(self, steps: Sequence[RevisionStep], current: Sequence[str]) -> str:
+        buffer = io.StringIO()
+        saved = self.config.output_buffer
+        self.config.output_buffer = buffer
+        try:
+            self.run_steps(steps, as_sql=True, starting=current)
+        finally:
+            self.config.output_buffer = saved
+        return buffer.getvalue()
+
+    def _render_one_by_one(self, steps: Sequence[RevisionStep]) -> list[StepSQL]:
+        rendered: list[StepSQL] = []
+        for step in steps:
+            start = list(step.from_revisions) if step.is_upgrade else [step.revision.revision]
+            try:
+                text = self._offline([step], start)
+            except Exception as exc:
+                rendered.append(StepSQL(step.revision.revision, None, _one_line(exc)))
+            else:
+                rendered.extend(_split_by_step(text, [step]))
+        return rendered
+
+    # -- authoring --------------------------------------------------------------------
+
+    def stamp(
+        self, revision: str, *, purge: bool = False, connection: Connection | None = None
+    ) -> None:
+        """Alembic's stamp, on a connection abmigrate owns (see :meth:`run_online`)."""
+        from alembic.util import to_tuple
+
+        def stamping(heads: Any, context: MigrationContext) -> Any:
+            return self.script._stamp_revs(to_tuple(revision), heads)
+
+        with self._graph_errors(), _silenced_stdout():
+            self.run_online(stamping, connection=connection, purge=purge)
+
+    def new_revision(self, message: str, *, autogenerate: bool) -> list[Script]:
+        from alembic import command
+        from alembic.util import CommandError
+
+        try:
+            with _silenced_stdout():
+                created = command.revision(self.config, message=message, autogenerate=autogenerate)
+        except CommandError as exc:
+            raise RevisionError(str(exc), hint=_revision_hint(str(exc))) from None
+        self._script = None
+        if created is None:
+            return []
+        scripts = created if isinstance(created, list) else [created]
+        return [script for script in scripts if script is not None]
+
+    def merge_heads(self, message: str | None) -> Script:
+        from alembic import command
+
+        heads = self.heads()
+        if len(heads) < 2:
+            raise GraphError(
+                f"nothing to merge: there is a single head ({', '.join(heads) or 'none'})",
+                heads=heads,
+            )
+        with self._graph_errors(), _silenced_stdout():
+            created = command.merge(self.config, "heads", message=message)
+        self._script = None
+        if created is None:  # pragma: no cover - alembic returns the new script
+            raise RevisionError("alembic did not create a merge revision")
+        return created
+
+
+def refuse_moved(heads: Sequence[str], expected: Sequence[str]) -> None:
+    """The database must still record what the plan was made from."""
+    if sorted(heads) != sorted(expected):
+        raise RevisionError(
+            f"the database moved since the plan was made: it records"
+            f" {', '.join(heads) or 'nothing'}, expected {', '.join(expected) or 'nothing'}",
+            hint="another runner may be migrating; run `abmigrate status` and retry",
+        )
+
+
+@contextmanager
+def _silenced_stdout() -> Iterator[None]:
+    # Alembic's commands print "Generating ... done"; abmigrate renders its own result, and
+    # standard output must stay parseable under --format json.
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # env.py usually re-applies alembic.ini's logging, which prints INFO lines for every
+    # step; abmigrate reports progress itself, so only warnings and errors get through.
+    # The "abmigrate" logger at DEBUG (`--verbose`) lets them through; its level, not
+    # isEnabledFor(): an env.py's fileConfig() marks loggers it does not name disabled.
+    previous = logging.root.manager.disable
+    if (
+        previous < logging.INFO
+        and logging.getLogger("abmigrate").getEffectiveLevel() > logging.DEBUG
+    ):
+        logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:
+    """Make the next step of a generator-fed run behave as ``alembic`` would run it.
+
+    Alembic's DDL memo remembers which PostgreSQL types (enums) were created or dropped
+    during the run, and skips creating or dropping them again. An upgrade keeps that
+    memory, as in one ``alembic upgrade`` (a later revision may reuse an enum an earlier
+    one created, which only a single run accepts), except for types that no longer exist
+    (a round trip's downgrade dropped them: the next upgrade must create them again). A
+    downgrade starts with none, as ``alembic downgrade -1`` does. Looking at the schema
+    autobegins a transaction, which is ended here when Alembic holds none (one transaction
+    per migration), so the next step starts clean.
+    """
+    import copy
+
+    memo = context.impl.memo
+    connection = context.connection
+    # What the upgrades of this run remember survives a downgrade in between (a round
+    # trip's "upgrade again" is the same run's upgrade, not a new run).
+    kept = "_abmigrate_upgrade_memo"
+    if not upgrade:
+        if not hasattr(context.impl, kept):
+            setattr(context.impl, kept, copy.deepcopy(dict(memo)))
+        memo.clear()
+    elif hasattr(context.impl, kept):
+        memo.clear()
+        memo.update(getattr(context.impl, kept))
+        delattr(context.impl, kept)
+    if upgrade and connection is not None and connection.dialect.name == "postgresql":
+        for key, names in memo.items():
+            if key.startswith("pg_") and isinstance(names, set) and names:
+                names.intersection_update(_existing_types(connection, names))
+    if connection is not None and context._transaction is None and connection.in_transaction():
+        connection.commit()
+
+
+def remember_existing_types(context: MigrationContext) -> None:
+    """Seed Alembic's per-run DDL memo with the PostgreSQL enum types the database already
+    has, as if this run had created them (a run resumed where an earlier one stopped)."""
+    connection = context.connection
+    if connection is None or connection.dialect.name != "postgresql":
+        return
+    rows = connection.exec_driver_sql(
+        "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"
+        " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'e'"
+    ).all()
+    known = context.impl.memo.setdefault("pg_enum", set())
+    for schema, name, visible in rows:
+        known.add((str(schema), str(name)))
+        if visible:
+            known.add((None, str(name)))
+    if context._transaction is None and connection.in_transaction():
+        connection.commit()
+
+
+def _existing_types(connection: Connection, names: set[Any]) -> set[Any]:
+    wanted = [name for name in names if isinstance(name, tuple) and len(name) == 2]
+    if not wanted:
+        return set()
+    rows = connection.exec_driver_sql(
+        "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"
+        " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = ANY(%(names)s)",
+        {"names": [str(name) for _, name in wanted]},
+    ).all()
+    found: set[Any] = set()
+    for schema, name in wanted:
+        for nspname, typname, visible in rows:
+            if typname == name and (nspname == schema or (schema is None and visible)):
+                found.add((schema, name))
+    return found
+
+
+def step_revision(step: RevisionStep) -> str:
+    return str(step.revision.revision)
+
+
+def _split_by_step(text: str, steps: Sequence[RevisionStep]) -> list[StepSQL]:
+    markers = list(_MARKER.finditer(text))
+    chunks: list[str] = []
+    for index, marker in enumerate(markers):
+        end = markers[index + 1].start() if index + 1 < len(markers) else len(text)
+        chunk = text[marker.start() : end]
+        chunks.append(_trim_next_begin(chunk))
+    if markers:
+        preamble = text[: markers[0].start()].strip()
+        if preamble and chunks:
+            chunks[0] = preamble + "\n\n" + chunks[0]
+    return [
+        StepSQL(step_revision(step), chunks[index].strip() if index < len(chunks) else "")
+        for index, step in enumerate(steps)
+    ]
+
+
+def _trim_next_begin(chunk: str) -> str:
+    # With transaction_per_migration the next step's BEGIN lands at the end of this chunk.
+    stripped = chunk.rstrip()
+    if stripped.endswith("BEGIN;"):
+        stripped = stripped[: -len("BEGIN;")].rstrip()
+        return stripped + "\n"
+    return chunk
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _revision_hint(message: str) -> str | None:
+    if "not up to date" in message:
+        return "run `abmigrate upgrade` first: autogenerate compares against a database at head"
+    return None

@@ -1,0 +1,74 @@
+"""A workspace: the loaded settings, the chosen environment and its Alembic project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from abmigrate.bridge.project import AlembicProject
+from abmigrate.config.settings import Environment, Settings, load_settings
+
+__all__ = ["Workspace"]
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    environment: Environment
+    project: AlembicProject
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        config: Path | None = None,
+        alembic_ini: Path | None = None,
+        url: str | None = None,
+        env: str | None = None,
+        cwd: Path | None = None,
+        x_args: tuple[str, ...] = (),
+    ) -> Workspace:
+        settings = load_settings(config, alembic_ini=alembic_ini, url=url, cwd=cwd)
+        environment = settings.environment(env)
+        project = AlembicProject(settings.alembic_ini, environment.url, x_args)
+        return cls(settings, environment, project)
+
+    @property
+    def url(self) -> str:
+        return self.environment.url
+
+    def journal_schema(self) -> str | None:
+        """The schema of the journal table: the version table's (learned as
+        :meth:`recorded_revisions` does)."""
+        self.recorded_revisions()
+        return self.project.version_table.schema
+
+    def recorded_revisions(self) -> list[str] | None:
+        """The revisions the database records, in the version table env.py uses.
+
+        The default ``alembic_version`` is read first (no env.py run). When it is missing
+        from an existing database, env.py is run once without executing anything
+        (``dont_mutate``) to learn where it records revisions instead: a custom
+        ``version_table``/``version_table_schema``, or a ``search_path`` it sets.
+        """
+        from abmigrate.bridge.env_run import WrongDatabase
+        from abmigrate.db.database import DEFAULT_VERSION_TABLE, read_version_rows, sqlite_path
+
+        project = self.project
+        rows = read_version_rows(self.url, project.version_table)
+        sqlite_file = sqlite_path(self.url)
+        if rows is not None or project.facts is not None:
+            return rows
+        if sqlite_file is not None and not sqlite_file.exists():
+            return rows
+        try:
+            project.probe()
+        except WrongDatabase:
+            raise
+        except Exception:
+            # An env.py that cannot run here (it wants settings of its own) records, as far
+            # as abmigrate can tell, in the default table.
+            return rows
+        if project.version_table == DEFAULT_VERSION_TABLE:
+            return rows
+        return read_version_rows(self.url, project.version_table)

@@ -1,0 +1,220 @@
+"""Connecting to the target database, and the read-only look at what it records.
+
+Everything here only reads: a missing SQLite file is reported as uninitialized without being
+created, and the version table is queried, never created.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import NullPool
+
+from abmigrate.db.url import mask_url
+from abmigrate.errors import ConnectionFailed
+
+__all__ = [
+    "DEFAULT_VERSION_TABLE",
+    "VERSION_TABLE",
+    "DatabaseIdentity",
+    "VersionTable",
+    "connect",
+    "database_identity",
+    "make_engine",
+    "parse_url",
+    "read_version_rows",
+    "scrub",
+    "sqlite_path",
+    "sync_url",
+    "version_rows_on",
+]
+
+VERSION_TABLE = "alembic_version"
+
+# abmigrate's own connections (lock, journal, fingerprints, backups, the migration run itself)
+# are synchronous; a project whose URL names an async driver gets the matching sync one.
+_SYNC_DRIVERS = {
+    "asyncpg": "psycopg",
+    "psycopg_async": "psycopg",
+    "aiosqlite": "pysqlite",
+    "asyncmy": "pymysql",
+    "aiomysql": "pymysql",
+}
+
+
+@dataclass(frozen=True)
+class VersionTable:
+    """Where a project records its revisions: Alembic's ``version_table`` and
+    ``version_table_schema`` as env.py passes them to ``context.configure`` (the schema is
+    resolved through the search_path env.py sets, when it sets one)."""
+
+    name: str = VERSION_TABLE
+    schema: str | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    def to_record(self) -> dict[str, str | None]:
+        return {"name": self.name, "schema": self.schema}
+
+
+DEFAULT_VERSION_TABLE = VersionTable()
+
+
+@dataclass(frozen=True)
+class DatabaseIdentity:
+    """Which database a connection really reaches, whatever URL opened it.
+
+    ``cluster`` names the server independently of the address used to reach it
+    (PostgreSQL's system identifier; MariaDB's data directory on its host), so a socket and
+    a TCP connection to the same server compare equal; ``address`` is only for messages.
+    """
+
+    dialect: str
+    cluster: str
+    database: str
+    address: str = ""
+
+    def same_as(self, other: DatabaseIdentity) -> bool:
+        return (self.dialect, self.cluster, self.database) == (
+            other.dialect,
+            other.cluster,
+            other.database,
+        )
+
+    def describe(self) -> str:
+        if self.dialect == "sqlite":
+            return f"SQLite file {self.database}"
+        return f"{self.dialect} database {self.database!r} on {self.address or self.cluster}"
+
+
+def parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ConnectionFailed(
+            f"not a database URL: {mask_url(url)!r}",
+            hint="write it like postgresql+psycopg://user@host:5432/dbname or sqlite:///file.db",
+        ) from None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other dialects and in-memory databases."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def scrub(message: str, url: str) -> str:
+    """Remove the URL's password from a message, whatever the driver put in it."""
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        password = None
+    if password:
+        message = message.replace(str(password), "***")
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", message)
+
+
+def sync_url(url: str | URL) -> URL:
+    """``url`` with an async driver replaced by the matching synchronous one."""
+    parsed = parse_url(url) if isinstance(url, str) else url
+    driver = parsed.get_driver_name()
+    if driver in _SYNC_DRIVERS:
+        return parsed.set(drivername=f"{parsed.get_backend_name()}+{_SYNC_DRIVERS[driver]}")
+    return parsed
+
+
+def make_engine(url: str, *, schema: str | None = None) -> Engine:
+    """An engine without a pool; ``schema`` (PostgreSQL) puts that schema first on the
+    search_path of every connection, so it is the default schema reflection looks at (a
+    tenant's schema, where env.py works)."""
+    options: dict[str, object] = {}
+    if schema and parse_url(url).get_backend_name() == "postgresql":
+        options["connect_args"] = {"options": f"-c search_path={schema}"}
+    try:
+        return create_engine(sync_url(url), poolclass=NullPool, **options)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise ConnectionFailed(
+            f"no driver for {mask_url(url)}: {exc}",
+            hint="install the driver, e.g. pip install 'psycopg[binary]' or PyMySQL",
+        ) from None
+
+
+@contextmanager
+def connect(url: str, *, schema: str | None = None) -> Iterator[Connection]:
+    """A connection whose failures become one clear ConnectionFailed line (``schema``: see
+    :func:`make_engine`)."""
+    engine = make_engine(url, schema=schema)
+    try:
+        try:
+            connection = engine.connect()
+        except DBAPIError as exc:
+            first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConnectionFailed(
+                f"cannot connect to {mask_url(url)}: {scrub(first_line, url)}",
+                hint="check the host, port, user and password, and that the server is running",
+            ) from None
+        with connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def read_version_rows(url: str, table: VersionTable = DEFAULT_VERSION_TABLE) -> list[str] | None:
+    """The revisions the database records; None when it has no version table (or no file)."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return None
+    with connect(url) as connection:
+        return version_rows_on(connection, table)
+
+
+def version_rows_on(
+    connection: Connection, table: VersionTable = DEFAULT_VERSION_TABLE
+) -> list[str] | None:
+    """:func:`read_version_rows` through an open connection (it sees that connection's
+    uncommitted changes: the dry run reads its own transaction)."""
+    if not inspect(connection).has_table(table.name, schema=table.schema):
+        return None
+    preparer = connection.dialect.identifier_preparer
+    name = preparer.quote(table.name)
+    if table.schema:
+        name = f"{preparer.quote_schema(table.schema)}.{name}"
+    rows = connection.execute(text(f"SELECT version_num FROM {name}")).scalars()
+    return sorted(str(row) for row in rows)
+
+
+def database_identity(connection: Connection) -> DatabaseIdentity:
+    """The database ``connection`` reaches (see :class:`DatabaseIdentity`)."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        rows = connection.exec_driver_sql("PRAGMA database_list").all()
+        main = next((str(row[2] or "") for row in rows if row[1] == "main"), "")
+        where = str(Path(main).resolve()) if main else f":memory: ({id(connection.connection)})"
+        return DatabaseIdentity("sqlite", "", where)
+    if dialect == "postgresql":
+        database, system, address, port = connection.exec_driver_sql(
+            "SELECT current_database(), (SELECT system_identifier FROM pg_control_system()),"
+            " host(inet_server_addr()), inet_server_port()"
+        ).one()
+        where = f"{address}:{port}" if address else f"the local socket (port {port})"
+        return DatabaseIdentity("postgresql", str(system), str(database), where)
+    if dialect in ("mysql", "mariadb"):
+        database, host, port, datadir = connection.exec_driver_sql(
+            "SELECT DATABASE(), @@hostname, @@port, @@datadir"
+        ).one()
+        return DatabaseIdentity(dialect, f"{host}:{datadir}", str(database), f"{host}:{port}")
+    url = connection.engine.url
+    return DatabaseIdentity(dialect, f"{url.host}:{url.port}", str(url.database), str(url.host))

@@ -1,0 +1,1 @@
+"""Presentation: human renderings of result records (JSON comes from the records themselves)."""

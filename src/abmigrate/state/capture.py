@@ -1,0 +1,122 @@
+"""A revision that captures changes made by hand: the way back from "stamped blind".
+
+When a database recorded at head carries objects the migrations never made (a column, an
+index, a table added by hand), the fix is a revision that makes them, recorded on that
+database without running (its objects already exist) and applied everywhere else.
+
+Alembic's autogenerate writes that revision: the *live* schema, reflected, is the target
+metadata, and a scratch database replayed to head is the database it is compared with, so
+the operations are exactly "head → live". The file is written like ``alembic revision``
+writes one (the project's ``script.py.mako``), as a child of head. The guarded ``stamp``
+then proves it: it replays the new revision and accepts only if the result matches the live
+schema.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import TYPE_CHECKING
+
+from abmigrate.db.fingerprint import diff, excluded_table, fingerprint_url
+from abmigrate.errors import GraphError, GuardRefused, RevisionError
+
+if TYPE_CHECKING:
+    from abmigrate.config.workspace import Workspace
+    from abmigrate.results import RevisionCreated
+
+__all__ = ["write_capture_revision"]
+
+_DIALECT_MODULES = re.compile(r"\b(postgresql|mysql|sqlite|mssql|oracle)\.")
+
+
+def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreated:
+    """Write a revision (child of head) that turns head's schema into the live schema."""
+    from alembic.autogenerate import produce_migrations, render_python_code
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util import rev_id
+    from sqlalchemy import MetaData
+    from sqlalchemy.exc import SAWarning
+
+    from abmigrate.bridge.plan import message_of
+    from abmigrate.bridge.project import _silenced_stdout
+    from abmigrate.db.database import connect, read_version_rows
+    from abmigrate.results import RevisionCreated
+    from abmigrate.state.replay import expected_fingerprint, isolated_scratch
+
+    project = workspace.project
+    heads = project.heads()
+    if len(heads) != 1:
+        raise GraphError(
+            f"several heads ({', '.join(heads)}): merge them before capturing changes",
+            hint="run `abmigrate merge`",
+            heads=heads,
+        )
+    head = heads[0]
+    recorded = read_version_rows(workspace.url, workspace.project.version_table) or []
+    if recorded != [head]:
+        raise GuardRefused(
+            f"capturing hand-made changes needs the database recorded at head ({head});"
+            f" it records {', '.join(recorded) or 'nothing'}",
+            hint="run `abmigrate diagnose` and follow its recommendation first",
+            reasons=[f"recorded: {', '.join(recorded) or 'nothing'}"],
+        )
+    if not diff(
+        expected_fingerprint(workspace, head),
+        fingerprint_url(workspace.url, schema=workspace.project.version_table.schema),
+    ):
+        raise RevisionError(f"nothing to capture: the schema matches {head} exactly")
+
+    live = MetaData()
+    with connect(workspace.url) as connection, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        live.reflect(connection, only=lambda name, _: not excluded_table(name))
+
+    dialect = workspace.environment.dialect
+    with isolated_scratch(workspace.url, "capture", workspace.settings.baseline) as scratch:
+        replay = project.for_url(scratch.url)
+        for step in replay.upgrade_steps(head, []):
+            replay.run_steps([step])
+        with connect(scratch.url) as connection, warnings.catch_warnings():
+            warnings.simplefilter("ignore", SAWarning)
+            context = MigrationContext.configure(
+                connection,
+                opts={
+                    "compare_type": True,
+                    "compare_server_default": True,
+                    "target_metadata": live,
+                    "include_name": lambda name, type_, parents: (
+                        not (type_ == "table" and name is not None and excluded_table(name))
+                    ),
+                },
+            )
+            script = produce_migrations(context, live)
+            assert script.upgrade_ops is not None and script.downgrade_ops is not None
+            batch = dialect == "sqlite"
+            upgrades = render_python_code(
+                script.upgrade_ops, render_as_batch=batch, migration_context=context
+            )
+            downgrades = render_python_code(
+                script.downgrade_ops, render_as_batch=batch, migration_context=context
+            )
+    modules = sorted(set(_DIALECT_MODULES.findall(upgrades + downgrades)))
+    imports = "\n".join(f"from sqlalchemy.dialects import {module}" for module in modules)
+    with _silenced_stdout():  # alembic announces "Generating …" on stdout
+        created = project.script.generate_revision(
+            rev_id(),
+            message,
+            head=head,
+            refresh=True,
+            upgrades=upgrades,
+            downgrades=downgrades,
+            imports=imports,
+        )
+    project._script = None  # the graph has a new head
+    if created is None:  # pragma: no cover - alembic returns the script it wrote
+        raise RevisionError("alembic wrote no revision file")
+    return RevisionCreated(
+        revision=created.revision,
+        message=message_of(created.doc),
+        path=str(created.path),
+        down_revisions=list(created._normalized_down_revisions),
+    )
