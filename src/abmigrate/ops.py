@@ -56,9 +56,9 @@ progress_hook: Callable[[str, dict[str, Any]], None] | None = None
 
 
 def _op() -> Any:
-    from alembic import op
+    from abmigrate.bridge.project import migration_op
 
-    return op
+    return migration_op()
 
 
 def _context() -> Any:

@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from abmigrate.lint.judge import PlanTables, judge_finding
 from abmigrate.lint.model import Statement
-from abmigrate.lint.preflight import LiveTables
+from abmigrate.lint.preflight_run import LiveTables
 from abmigrate.lint.sql import parse_statements
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "GraphProblem",
     "StepSQL",
     "between_steps",
+    "migration_op",
     "refuse_moved",
     "remember_existing_types",
 ]
@@ -556,6 +557,14 @@ def _quiet_alembic() -> Iterator[None]:
         yield
     finally:
         logging.disable(previous)
+
+
+def migration_op() -> Any:
+    """Alembic's ``op``: the operations of the revision running now (for code that runs
+    inside a revision: :mod:`abmigrate.ops`, rehearse's measurements)."""
+    from alembic import op
+
+    return op
 
 
 def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:

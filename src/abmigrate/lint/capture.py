@@ -25,6 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.bridge.offline import (
+    invoked_operations,
+    offline_postgresql_context,
+    operations_on,
+)
 from abmigrate.lint.model import CapturedOp, Statement
 from abmigrate.lint.sql import parse_statements
 
@@ -91,21 +96,14 @@ class _Buffer:
 
 @contextmanager
 def recording() -> Iterator[None]:
-    """Wrap ``AbstractOperations.invoke`` while revisions are captured (single-threaded)."""
-    from alembic.operations.base import AbstractOperations
+    """Record the operations revisions invoke while they are captured (single-threaded)."""
 
-    original = AbstractOperations.invoke
-
-    def invoke(self: Any, operation: Any) -> Any:
+    def observe(operation: Any) -> None:
         if _active is not None:
             _active.operations.append(CapturedOp(operation, _active.line()))
-        return original(self, operation)
 
-    AbstractOperations.invoke = invoke  # type: ignore[method-assign]
-    try:
+    with invoked_operations(observe):
         yield
-    finally:
-        AbstractOperations.invoke = original  # type: ignore[method-assign]
 
 
 class OfflineContext:
@@ -113,14 +111,8 @@ class OfflineContext:
     (building one costs more than rendering a typical revision)."""
 
     def __init__(self) -> None:
-        from alembic.runtime.migration import MigrationContext
-        from sqlalchemy.dialects import postgresql
-
         self.buffer = _Buffer(_Recorder())
-        self.context = MigrationContext.configure(
-            dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
-            opts={"as_sql": True, "output_buffer": self.buffer, "literal_binds": True},
-        )
+        self.context = offline_postgresql_context(self.buffer)
 
     @property
     def memo(self) -> dict[str, Any] | None:
@@ -143,7 +135,6 @@ def capture_revision(
 ) -> Capture:
     """Render ``script``'s upgrade (or downgrade) offline; call inside :func:`recording`."""
     global _active
-    from alembic.operations import Operations
 
     recorder = _Recorder()
     recorder.path = script.path
@@ -152,7 +143,7 @@ def capture_revision(
     context = offline.context
     _active = recorder
     try:
-        with warnings.catch_warnings(), Operations.context(context):
+        with warnings.catch_warnings(), operations_on(context):
             # SQLAlchemy/Alembic warnings while rendering are not the user's problem here.
             warnings.simplefilter("ignore")
             getattr(script.module, direction)()

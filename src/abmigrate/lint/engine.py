@@ -19,6 +19,7 @@ from abmigrate.lint.capture import OfflineContext, capture_revision, recording
 from abmigrate.lint.config import LintConfig
 from abmigrate.lint.facts import RevisionFacts, apply_effects, memo_key
 from abmigrate.lint.model import Finding, Hit, RevisionUnit, SchemaState, Statement
+from abmigrate.lint.preflight import checks_for
 from abmigrate.lint.registry import ProjectFacts, Rule, all_rules
 from abmigrate.lint.suppressions import Suppression, parse_suppressions
 from abmigrate.results import Record
@@ -177,8 +178,6 @@ def preflight_checks(
     """The data-preflight checks (records of :class:`abmigrate.lint.preflight.PreflightCheck`)
     each revision's ``upgrade()`` or ``downgrade()`` calls for, rendered in ``revisions``'
     order (one offline context, as Alembic would run them), from the cache where it can."""
-    from abmigrate.lint.preflight import checks_for
-
     offline: OfflineContext | None = None
     memo: dict[str, Any] | None = {}  # as in lint_project: None stops the caching
     found: dict[str, list[dict[str, Any]]] = {}

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from abmigrate.lint.model import SchemaState, Statement
+from abmigrate.lint.preflight import checks_for
 from abmigrate.lint.sql import enum_name, is_not_null_check, label, table_of
 
 __all__ = ["RevisionFacts", "apply_effects", "memo_from_json", "memo_to_json", "state_effects"]
@@ -39,7 +40,6 @@ class RevisionFacts:
         cls, statements: Sequence[Statement], memo: dict[str, Any] | None
     ) -> RevisionFacts:
         from abmigrate.lint.judge import table_events
-        from abmigrate.lint.preflight import checks_for
 
         return cls(
             effects=state_effects(statements),

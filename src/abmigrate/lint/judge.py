@@ -17,7 +17,7 @@ against the tables its hit names, as they will be when its step runs:
   destructive changes still decides;
 - a table neither in the database nor created by the plan is not judged (kept as it is).
 
-Rows come from :class:`abmigrate.lint.preflight.LiveTables`: the server's estimate (PostgreSQL's
+Rows come from :class:`abmigrate.lint.preflight_run.LiveTables`: the server's estimate (PostgreSQL's
 planner, MySQL/MariaDB ``TABLE_ROWS``) can only say "large"; "small" and "empty" are always
 counted (a count that stops at ``small_table_rows``). ``small_table_rows = 0`` leaves existing
 tables unjudged. Each finding record gets ``judged`` with the decision and its reason.
@@ -34,7 +34,7 @@ from abmigrate.lint.sql import label, table_of, walk
 
 if TYPE_CHECKING:
     from abmigrate.lint.engine import LintResult
-    from abmigrate.lint.preflight import LiveTables
+    from abmigrate.lint.preflight_run import LiveTables
     from abmigrate.lint.registry import JudgedBy
     from abmigrate.results import Plan
 

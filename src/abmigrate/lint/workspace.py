@@ -69,12 +69,12 @@ def analyse_plan(
             step.findings = [finding.to_record() for finding in result.for_revision(step.revision)]
         if preflight:
             from abmigrate.lint.judge import judge_plan
-            from abmigrate.lint.preflight import live_tables
+            from abmigrate.lint.preflight_run import live_tables
 
             with live_tables(workspace) as live:
                 judge_plan(plan, result, live, workspace.environment.policy.small_table_rows)
     if preflight:
-        from abmigrate.lint.preflight import run_preflight
+        from abmigrate.lint.preflight_run import run_preflight
 
         run_preflight(workspace, plan, result)
     return result

@@ -41,7 +41,6 @@ from abmigrate.results import Record
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
-    from rich.console import Console
     from sqlalchemy import Connection
 
     from abmigrate.bridge.project import AlembicProject
@@ -96,11 +95,6 @@ class Rehearsal(Record):
         record = super().to_record()
         record["steps"] = [step.to_record() for step in self.steps]
         return record
-
-    def render_human(self, out: Console) -> None:
-        from abmigrate.render.state import render_rehearsal
-
-        render_rehearsal(self, out)
 
 
 def rehearse(
@@ -276,9 +270,9 @@ def _measure(
             returned = original(*args, **kwargs)
             # The revision's transaction is still open: it holds every lock it took, and
             # its own row counters say what it changed.
-            from alembic import op
+            from abmigrate.bridge.project import migration_op
 
-            bind = op.get_bind()
+            bind = migration_op().get_bind()
             observer.sample(_backend_pid(bind))
             record.rows_touched = _rows_touched(bind, dialect)
             return returned

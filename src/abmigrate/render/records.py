@@ -7,6 +7,7 @@ Rich table or line for people. Colour is used only when the output is a terminal
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from abmigrate.check.checks import CheckFailure, CheckReport
@@ -63,14 +64,15 @@ def render_json(record: Record | dict[str, Any] | list[Any]) -> str:
 
 
 def render(result: Record, out: Console) -> None:
-    renderer = _RENDERERS.get(type(result))
+    renderer: Callable[[Any, Console], None] | None = _RENDERERS.get(type(result))
     if renderer is None:
-        # Results of commands in other modules carry their own human rendering.
-        own = getattr(result, "render_human", None)
-        if own is not None:
-            own(out)
-        else:
-            out.print(render_json(result))
+        # diagnose, drift and rehearse results: rendered by abmigrate.render.state, loaded
+        # when one of them is shown (the domain modules know nothing of their rendering).
+        from abmigrate.render.state import renderer_for
+
+        renderer = renderer_for(result)
+    if renderer is None:
+        out.print(render_json(result))
         return
     renderer(result, out)
 

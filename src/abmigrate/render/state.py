@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
+from abmigrate.rehearse.rehearsal import Rehearsal
+from abmigrate.state.diagnose import Diagnosis
+from abmigrate.state.drift import DriftReport
+
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from abmigrate.rehearse.rehearsal import Rehearsal
-    from abmigrate.state.diagnose import Diagnosis
-    from abmigrate.state.drift import DriftReport
-
-__all__ = ["render_diagnosis", "render_drift", "render_rehearsal"]
+__all__ = ["render_diagnosis", "render_drift", "render_rehearsal", "renderer_for"]
 
 _STATE_STYLE = {
     "up_to_date": "green",
@@ -145,3 +146,13 @@ def render_rehearsal(result: Rehearsal, out: Console) -> None:
     )
     for warning in result.warnings:
         out.print(f"[yellow]warning: {warning}[/]")
+
+
+def renderer_for(result: object) -> Callable[[Any, Console], None] | None:
+    """The human rendering of a diagnose, drift or rehearse result (None for other records)."""
+    renderers: dict[type, Callable[[Any, Console], None]] = {
+        Diagnosis: render_diagnosis,
+        DriftReport: render_drift,
+        Rehearsal: render_rehearsal,
+    }
+    return renderers.get(type(result))

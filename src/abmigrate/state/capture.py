@@ -32,16 +32,11 @@ _DIALECT_MODULES = re.compile(r"\b(postgresql|mysql|sqlite|mssql|oracle)\.")
 
 def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreated:
     """Write a revision (child of head) that turns head's schema into the live schema."""
-    from alembic.autogenerate import produce_migrations, render_python_code
-    from alembic.runtime.migration import MigrationContext
-    from alembic.util import rev_id
     from sqlalchemy import MetaData
     from sqlalchemy.exc import SAWarning
 
-    from abmigrate.bridge.plan import message_of
-    from abmigrate.bridge.project import _silenced_stdout
+    from abmigrate.bridge.autogenerate import render_operations, write_revision
     from abmigrate.db.database import connect, read_version_rows
-    from abmigrate.results import RevisionCreated
     from abmigrate.state.replay import expected_fingerprint, isolated_scratch
 
     project = workspace.project
@@ -79,44 +74,21 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
             replay.run_steps([step])
         with connect(scratch.url) as connection, warnings.catch_warnings():
             warnings.simplefilter("ignore", SAWarning)
-            context = MigrationContext.configure(
+            upgrades, downgrades = render_operations(
                 connection,
-                opts={
-                    "compare_type": True,
-                    "compare_server_default": True,
-                    "target_metadata": live,
-                    "include_name": lambda name, type_, parents: (
-                        not (type_ == "table" and name is not None and excluded_table(name))
-                    ),
-                },
-            )
-            script = produce_migrations(context, live)
-            assert script.upgrade_ops is not None and script.downgrade_ops is not None
-            batch = dialect == "sqlite"
-            upgrades = render_python_code(
-                script.upgrade_ops, render_as_batch=batch, migration_context=context
-            )
-            downgrades = render_python_code(
-                script.downgrade_ops, render_as_batch=batch, migration_context=context
+                live,
+                include_name=lambda name, type_, parents: (
+                    not (type_ == "table" and name is not None and excluded_table(name))
+                ),
+                batch=dialect == "sqlite",
             )
     modules = sorted(set(_DIALECT_MODULES.findall(upgrades + downgrades)))
     imports = "\n".join(f"from sqlalchemy.dialects import {module}" for module in modules)
-    with _silenced_stdout():  # alembic announces "Generating …" on stdout
-        created = project.script.generate_revision(
-            rev_id(),
-            message,
-            head=head,
-            refresh=True,
-            upgrades=upgrades,
-            downgrades=downgrades,
-            imports=imports,
-        )
-    project._script = None  # the graph has a new head
-    if created is None:  # pragma: no cover - alembic returns the script it wrote
-        raise RevisionError("alembic wrote no revision file")
-    return RevisionCreated(
-        revision=created.revision,
-        message=message_of(created.doc),
-        path=str(created.path),
-        down_revisions=list(created._normalized_down_revisions),
+    return write_revision(
+        project,
+        message,
+        head=head,
+        upgrades=upgrades,
+        downgrades=downgrades,
+        imports=imports,
     )

@@ -35,8 +35,6 @@ from abmigrate.errors import ConnectionFailed
 from abmigrate.results import Record
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from abmigrate.config.workspace import Workspace
     from abmigrate.state.replay import Replayed
 
@@ -126,11 +124,6 @@ class Diagnosis(Record):
             and not drifted
             and not self.unfinished_runs
         )
-
-    def render_human(self, out: Console) -> None:
-        from abmigrate.render.state import render_diagnosis
-
-        render_diagnosis(self, out)
 
 
 def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:

@@ -33,7 +33,6 @@ from abmigrate.db.fingerprint import Difference, diff, excluded_table, fingerpri
 from abmigrate.results import Record
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from sqlalchemy import Connection, MetaData
     from sqlalchemy.engine import Dialect
 
@@ -83,10 +82,10 @@ def compare_to_models(
     ``include_object``/``include_name`` are the usual Alembic autogenerate filters (a
     project's env.py ones, typically); abmigrate's own tables are filtered out in any case.
     """
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
     from sqlalchemy import MetaData as MetaDataType
     from sqlalchemy.exc import SAWarning
+
+    from abmigrate.bridge.autogenerate import compare_schema
 
     metadata_list = [metadata] if isinstance(metadata, MetaDataType) else list(metadata)
 
@@ -100,25 +99,16 @@ def compare_to_models(
             return False
         return include_object(obj, name, type_, reflected, other) if include_object else True
 
-    context = MigrationContext.configure(
-        connection,
-        opts={
-            "compare_type": True,
-            "compare_server_default": True,
-            "include_name": name_filter,
-            "include_object": object_filter,
-            "target_metadata": metadata_list,
-        },
-    )
     # Autogenerate warns about what it cannot compare (expression indexes on SQLite, ...);
     # a drift report is not the place for those warnings to become errors.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SAWarning)
         warnings.simplefilter("ignore", UserWarning)
-        # Autogenerate accepts a sequence of MetaData, as target_metadata does.
-        raw = compare_metadata(
-            context,
-            metadata_list if len(metadata_list) > 1 else metadata_list[0],  # type: ignore[arg-type]
+        raw = compare_schema(
+            connection,
+            metadata_list,
+            include_name=name_filter,
+            include_object=object_filter,
         )
     differences = _convert(raw, connection.dialect)
     if connection.dialect.name == "postgresql":
@@ -139,11 +129,6 @@ class DriftReport(Record):
     @property
     def drifted(self) -> bool:
         return bool(self.differences)
-
-    def render_human(self, out: Console) -> None:
-        from abmigrate.render.state import render_drift
-
-        render_drift(self, out)
 
 
 def compare_to_revision(workspace: Workspace, revision: str) -> list[Difference]:
