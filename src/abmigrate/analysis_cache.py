@@ -52,9 +52,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from alembic.script import Script
-
     from abmigrate.bridge.project import AlembicProject
+    from abmigrate.bridge.types import Script
     from abmigrate.config.workspace import Workspace
 
 __all__ = ["AnalysisCache", "cache_folder", "flush", "forget", "stats"]

@@ -37,8 +37,7 @@ from abmigrate.results import (
 )
 
 if TYPE_CHECKING:
-    from alembic.runtime.migration import RevisionStep
-
+    from abmigrate.bridge.types import RevisionStep
     from abmigrate.lint import LintResult
     from abmigrate.rehearse.rehearsal import Rehearsal, StepProgress
     from abmigrate.state.diagnose import Diagnosis

@@ -42,10 +42,10 @@ from abmigrate.db.database import (
 from abmigrate.errors import MigrationFailed
 
 if TYPE_CHECKING:
-    from alembic.runtime.migration import RevisionStep
     from sqlalchemy import Connection, Engine
 
     from abmigrate.apply.runner import Notify, ProgressCallback
+    from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.workspace import Workspace
     from abmigrate.results import Plan, RunResult
 

@@ -32,10 +32,10 @@ from abmigrate.errors import (
 from abmigrate.results import AppliedStep, Direction, Plan, RunResult, Step
 
 if TYPE_CHECKING:
-    from alembic.runtime.migration import RevisionStep
     from sqlalchemy import Connection
 
     from abmigrate.apply.runner import Notify, ProgressCallback, StepCallback
+    from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.workspace import Workspace
 
 __all__ = ["ConfirmCallback", "RunOptions", "run_pipeline"]

@@ -26,10 +26,10 @@ from abmigrate.errors import AbmigrateError, MigrationFailed
 from abmigrate.results import AppliedStep, Plan, RunResult, Step
 
 if TYPE_CHECKING:
-    from alembic.runtime.migration import RevisionStep
     from sqlalchemy import Connection
 
     from abmigrate.apply.dry_run import SharedConnection
+    from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.settings import Policy
     from abmigrate.config.workspace import Workspace
 

@@ -25,10 +25,10 @@ from abmigrate.bridge.project import between_steps, remember_existing_types
 from abmigrate.db.database import scrub
 
 if TYPE_CHECKING:
-    from alembic.runtime.migration import MigrationContext, RevisionStep
     from sqlalchemy import Connection
 
     from abmigrate.bridge.project import AlembicProject
+    from abmigrate.bridge.types import MigrationContext, RevisionStep
     from abmigrate.db.scratch import ScratchDatabase
 
 __all__ = [

@@ -34,7 +34,7 @@ from abmigrate.lint.model import CapturedOp, Statement
 from abmigrate.lint.sql import parse_statements
 
 if TYPE_CHECKING:
-    from alembic.script import Script
+    from abmigrate.bridge.types import Script
 
 __all__ = ["Capture", "OfflineContext", "capture_revision", "recording"]
 

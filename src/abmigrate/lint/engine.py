@@ -25,10 +25,9 @@ from abmigrate.lint.suppressions import Suppression, parse_suppressions
 from abmigrate.results import Record
 
 if TYPE_CHECKING:
-    from alembic.script import Script
-
     from abmigrate.analysis_cache import AnalysisCache
     from abmigrate.bridge.project import AlembicProject
+    from abmigrate.bridge.types import Script
 
 __all__ = ["LintResult", "capture_statements", "lint_project"]
 

@@ -10,8 +10,7 @@ from abmigrate.lint.engine import LintResult, lint_project
 from abmigrate.lint.registry import all_rules
 
 if TYPE_CHECKING:
-    from alembic.runtime.migration import RevisionStep
-
+    from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.workspace import Workspace
     from abmigrate.results import Plan
 

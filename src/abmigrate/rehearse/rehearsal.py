@@ -40,10 +40,10 @@ from abmigrate.errors import AbmigrateError, GuardRefused
 from abmigrate.results import Record
 
 if TYPE_CHECKING:
-    from alembic.runtime.migration import RevisionStep
     from sqlalchemy import Connection
 
     from abmigrate.bridge.project import AlembicProject
+    from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.workspace import Workspace
 
 __all__ = ["LOCK_MODES", "Rehearsal", "RehearsalStep", "StepProgress", "rehearse"]

@@ -36,8 +36,7 @@ from abmigrate.db.fingerprint import FORMAT_VERSION, Fingerprint, fingerprint_ur
 from abmigrate.errors import AbmigrateError, MigrationFailed, RevisionError
 
 if TYPE_CHECKING:
-    from alembic.script import Script
-
+    from abmigrate.bridge.types import Script
     from abmigrate.config.baseline import Baseline
     from abmigrate.config.workspace import Workspace
     from abmigrate.db.scratch import ScratchDatabase
