@@ -35,6 +35,7 @@ __all__ = [
     "GraphProblem",
     "StepSQL",
     "between_steps",
+    "end_lookup_transaction",
     "refuse_moved",
     "remember_existing_types",
 ]
@@ -555,8 +556,8 @@ def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:
     one created, which only a single run accepts), except for types that no longer exist
     (a round trip's downgrade dropped them: the next upgrade must create them again). A
     downgrade starts with none, as ``alembic downgrade -1`` does. Looking at the schema
-    autobegins a transaction, which is ended here when Alembic holds none (one transaction
-    per migration), so the next step starts clean.
+    autobegins a transaction, which is ended here (:func:`end_lookup_transaction`), so the
+    next step starts clean.
     """
     import copy
 
@@ -577,7 +578,23 @@ def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:
         for key, names in memo.items():
             if key.startswith("pg_") and isinstance(names, set) and names:
                 names.intersection_update(_existing_types(connection, names))
-    if connection is not None and context._transaction is None and connection.in_transaction():
+    end_lookup_transaction(context)
+
+
+def end_lookup_transaction(context: MigrationContext) -> None:
+    """Commit the transaction a look at the database autobegan between two steps, when it
+    is nobody else's: not Alembic's (one transaction per migration), and not one env.py
+    began around the whole run (phoenix's ``connection.begin()`` before ``configure``).
+    Alembic leaves such an external transaction alone, every revision runs inside it and
+    env.py commits it at the end; committing it here would run the rest outside any
+    transaction and make env.py's own commit fail ("This transaction is inactive")."""
+    connection = context.connection
+    if (
+        connection is not None
+        and context._transaction is None
+        and not context._in_external_transaction
+        and connection.in_transaction()
+    ):
         connection.commit()
 
 
@@ -596,8 +613,7 @@ def remember_existing_types(context: MigrationContext) -> None:
         known.add((str(schema), str(name)))
         if visible:
             known.add((None, str(name)))
-    if context._transaction is None and connection.in_transaction():
-        connection.commit()
+    end_lookup_transaction(context)
 
 
 def _existing_types(connection: Connection, names: set[Any]) -> set[Any]:

@@ -36,6 +36,7 @@ from abmigrate.errors import AbmigrateError, MigrationFailed, RevisionError
 from abmigrate.fingerprint import FORMAT_VERSION, Fingerprint, fingerprint_url
 
 if TYPE_CHECKING:
+    from alembic.runtime.migration import MigrationContext
     from alembic.script import Script
 
     from abmigrate.scratch import ScratchDatabase
@@ -284,7 +285,7 @@ def _replay(
                 applied.add(revision)
                 walking.clear()
                 if revision in pending and _ancestry(by_id, [revision]) == applied:
-                    _record(revision, project, keys, folder, result, progress)
+                    _record(revision, project, keys, folder, result, progress, context)
 
         try:
             project.run_stepper(stepper)
@@ -347,14 +348,30 @@ def _record(
     folder: Path,
     result: Replayed,
     progress: ReplayProgress | None,
+    context: MigrationContext | None = None,
 ) -> None:
-    # The schema env.py worked in (a tenant's, when it sets one) on the scratch database.
-    fingerprint = fingerprint_url(str(project.url), schema=project.version_table.schema)
+    fingerprint = _fingerprint_scratch(project, context)
     result.fingerprints[revision] = fingerprint
     result.computed.append(revision)
     _write_cache(folder / f"{keys[revision]}.json", fingerprint)
     if progress:
         progress(revision)
+
+
+def _fingerprint_scratch(project: Any, context: MigrationContext | None) -> Fingerprint:
+    """The schema env.py worked in (a tenant's, when it sets one) on the scratch database,
+    between two steps of a run (``context``) or after it."""
+    from abmigrate.alembic_bridge import end_lookup_transaction
+    from abmigrate.fingerprint import fingerprint_connection
+
+    connection = context.connection if context is not None else None
+    if context is not None and connection is not None and context._in_external_transaction:
+        # env.py began a transaction around the whole run (phoenix): nothing is committed
+        # before the run ends, so only the run's own connection sees the revisions so far.
+        fingerprint = fingerprint_connection(connection)
+        end_lookup_transaction(context)
+        return fingerprint
+    return fingerprint_url(str(project.url), schema=project.version_table.schema)
 
 
 def resolve_revision(workspace: Workspace, revision: str) -> str:
