@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -61,6 +62,8 @@ JOBS = {
     "round_trip": "abmigrate.checks:round_trip_job",
     "upgrade_through": "abmigrate.checks:upgrade_through_job",
 }
+
+_log = logging.getLogger("abmigrate.isolation")
 
 # alembic.ini files whose env.py needed a fresh process during this process's life.
 _NEEDS_FRESH_PROCESS: set[str] = set()
@@ -136,6 +139,7 @@ def _in_fresh_process(
                 "directory": str(scratch._directory) if scratch._directory else None,
             },
             "result": str(result_path),
+            "verbose": _log.isEnabledFor(logging.DEBUG),
         }
         completed = subprocess.run(
             [sys.executable, "-m", "abmigrate.isolation"],
@@ -145,14 +149,18 @@ def _in_fresh_process(
             text=True,
             check=False,
         )
+        output = scrub((completed.stderr + completed.stdout).strip(), scratch.url)
+        if output:
+            # What env.py and the libraries printed there: shown with --verbose.
+            _log.debug("the fresh process running env.py printed:\n%s", output)
         try:
             answer = json.loads(result_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            lines = (completed.stderr or completed.stdout).strip().splitlines()
-            last = scrub(lines[-1], scratch.url) if lines else f"exit code {completed.returncode}"
+            lines = output.splitlines()
+            last = lines[-1] if lines else f"exit code {completed.returncode}"
             raise AbmigrateError(
                 f"the fresh process running env.py on the scratch database failed: {last}",
-                hint="run the same command with --debug to see the whole error",
+                hint="run the same command with --verbose to see all it printed",
             ) from None
     for kind, data in answer.get("events", []):
         emit(kind, data)
@@ -222,6 +230,12 @@ def _child_main() -> int:
     from abmigrate.scratch import ScratchDatabase
 
     request = json.loads(sys.stdin.read())
+    if request.get("verbose"):
+        # As the parent's --verbose: Alembic's lines and abmigrate's own debug lines, on
+        # standard error, which the parent shows.
+        logging.basicConfig(stream=sys.stderr, format="%(levelname)-5.5s [%(name)s] %(message)s")
+        logging.getLogger("abmigrate").setLevel(logging.DEBUG)
+        logging.getLogger("alembic").setLevel(logging.INFO)
     events: list[tuple[str, dict[str, Any]]] = []
     answer: dict[str, Any] = {"events": events}
     try:
