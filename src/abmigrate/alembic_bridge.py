@@ -620,9 +620,16 @@ def _existing_types(connection: Connection, names: set[Any]) -> set[Any]:
     wanted = [name for name in names if isinstance(name, tuple) and len(name) == 2]
     if not wanted:
         return set()
-    rows = connection.exec_driver_sql(
-        "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"
-        " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = ANY(%(names)s)",
+    from sqlalchemy import text
+
+    # Bound through SQLAlchemy, not the driver's own paramstyle: this may be env.py's
+    # asyncpg connection, where psycopg's %(name)s is a syntax error.
+    rows = connection.execute(
+        text(
+            "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"
+            " JOIN pg_namespace n ON n.oid = t.typnamespace"
+            " WHERE t.typname::text = ANY(:names)"
+        ),
         {"names": [str(name) for _, name in wanted]},
     ).all()
     found: set[Any] = set()

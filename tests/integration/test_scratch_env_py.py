@@ -130,3 +130,45 @@ def test_env_py_caching_its_url_gets_a_fresh_process_for_scratch_runs(
     assert models and walk and not models & walk, runs
     fresh = [command for pid, _, command in runs if pid in walk]
     assert all(PASSWORD not in command_line for command_line in fresh), runs
+
+
+ENUM_REVISION = '''"""create tickets with an enum column
+
+Revision ID: a5
+Revises: a4
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "a5"
+down_revision = "a4"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "tickets",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("priority", sa.Enum("low", "high", name="ticket_priority"), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("tickets")
+    sa.Enum(name="ticket_priority").drop(op.get_bind(), checkfirst=True)
+'''
+
+
+def test_round_trip_of_an_enum_on_an_async_env_py(
+    copy_scenario: Any, run_cli: Any, pg_url: str
+) -> None:
+    # Between steps the round trip asks which enum types still exist, on env.py's own
+    # connection: through asyncpg here, whose placeholders are not psycopg's.
+    root = copy_scenario("async_env")
+    (root / "versions" / "a5_create_tickets.py").write_text(ENUM_REVISION)
+    async_url = make_url(pg_url).set(drivername="postgresql+asyncpg")
+    url = async_url.render_as_string(hide_password=False)
+    checked = run_cli("check", "--url", url, "--checks", "round_trip", cwd=root, env={})
+    assert checked.exit_code == 0, checked
+    assert "5 revision(s) round-tripped" in checked.stdout, checked
