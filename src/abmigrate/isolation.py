@@ -1,14 +1,13 @@
 """Scratch runs of ``env.py`` in a fresh Python process, for projects that need one.
 
-abmigrate runs ``env.py`` in its own process. During a scratch run (diagnose's and drift's
-replays, check's round trips) it points ``sqlalchemy.url``, the handed connection and every
-environment variable naming the real database at the scratch database
-(:func:`abmigrate.env_run.pointing_env_at`). An application that read its database URL
-once and cached it (prefect's settings, read at import) still reaches the real database:
-the process already imported it. abmigrate refuses that (:class:`WrongDatabase`, nothing
-run), and :func:`run_scratch_job` then runs the same work again in a fresh interpreter whose
-environment names the scratch database from the start, so the application's first read is
-the right one.
+abmigrate runs ``env.py`` in its own process. During a scratch run (the replays of diagnose,
+drift and the replay verification; check's round trips and models check) it points
+``sqlalchemy.url``, the handed connection and every environment variable naming the real
+database at the scratch database (:func:`abmigrate.env_run.pointing_env_at`). An
+application that read its database URL once and kept it (prefect's settings, read at
+import) still reaches the database it read first, once the process has imported it.
+:func:`run_scratch_job` then runs the work in a fresh interpreter whose environment names the
+scratch database from the start, so the application's first read is the right one.
 
 - Before each job, env.py is run once on the scratch database without executing anything
   (:meth:`AlembicProject.probe`: nothing is created). When it reaches the scratch database,

@@ -128,15 +128,14 @@ def expected_state_fingerprint(workspace: Workspace, heads: list[str]) -> Finger
         return cached
     result = Replayed(_dialect_name(workspace.url))
     with isolated_scratch(workspace.url, "replay") as scratch:
-        outcome = _replay_to(workspace, scratch, resolved, result)
-    if outcome is None:
+        fingerprint = _replay_to(workspace, scratch, resolved, result)
+    if fingerprint is None:
         failed = next(head for head in resolved if head in result.errors)
         raise MigrationFailed(
             f"cannot replay the migrations up to {', '.join(resolved)}: {result.errors[failed]}",
             hint="the migrations fail on an empty database; fix them, then retry",
             revision=failed,
         )
-    fingerprint = outcome
     _write_cache(path, fingerprint)
     return fingerprint
 
