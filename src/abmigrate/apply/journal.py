@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, MetaData, String, Table, Text, inspect, select
+from sqlalchemy import Column, MetaData, String, Table, Text, bindparam, inspect, select
 from sqlalchemy.dialects.mysql import LONGTEXT
 
 from abmigrate.db.database import connect, sqlite_path
@@ -132,6 +132,7 @@ class Journal:
         # times, and a new connection each time cost more than the migrations.
         self._held: contextlib.ExitStack | None = None
         self._connection: Connection | None = None
+        self._in_flight_update: Any = None
 
     def start(self, record: dict[str, Any]) -> None:
         self._write_row(record, create=True)
@@ -148,6 +149,29 @@ class Journal:
             self._write_within(within, record)
         except Exception:
             self._write_row(record, create=False)
+
+    def mark_in_flight(self, record: dict[str, Any], *, within: Connection | None = None) -> None:
+        """Only the row's ``in_flight`` column (readers take it over the record's copy):
+        the revision in flight, named exactly, without serialising the whole record."""
+        if within is not None and not self.errors:
+            if self._in_flight_update is None:
+                # Built once: a run of 300 revisions sends it 300 times.
+                table = _journal_table(self.schema)
+                self._in_flight_update = (
+                    table.update()
+                    .where(table.c.run_id == bindparam("run"))
+                    .values(in_flight=bindparam("revision"))
+                )
+            try:
+                self._execute_within(
+                    within,
+                    self._in_flight_update,
+                    {"run": record["run_id"], "revision": record.get("in_flight")},
+                )
+                return
+            except Exception:
+                pass
+        self._write_row(record, create=False)
 
     def finish(self, record: dict[str, Any]) -> None:
         # Durable: on PostgreSQL this commit waits for the WAL flush, and with it every
@@ -188,12 +212,18 @@ class Journal:
     def _write_within(self, connection: Connection, record: dict[str, Any]) -> None:
         table = _journal_table(self.schema)
         update = table.update().where(table.c.run_id == record["run_id"]).values(**_values(record))
+        self._execute_within(connection, update)
+
+    @staticmethod
+    def _execute_within(
+        connection: Connection, statement: Any, parameters: dict[str, Any] | None = None
+    ) -> None:
         if connection.dialect.name == "postgresql":
             # A failing journal write must not abort the migration's transaction.
             with connection.begin_nested():
-                connection.execute(update)
+                connection.execute(statement, parameters)
         else:
-            connection.execute(update)
+            connection.execute(statement, parameters)
 
     def _write_row(self, record: dict[str, Any], *, create: bool, durable: bool = False) -> None:
         from abmigrate.db.database import scrub
@@ -264,20 +294,31 @@ def read_runs(
     with _connect(url, schema) as connection:
         if not _has_table(connection):
             return []
-        query = select(journal_table.c.record, journal_table.c.outcome).order_by(
-            journal_table.c.started_at.desc()
-        )
+        query = select(*_READ_COLUMNS).order_by(journal_table.c.started_at.desc())
         if limit is not None:
             query = query.limit(limit)
         runs = []
-        for text_record, outcome in connection.execute(query):
-            try:
-                record = json.loads(text_record)
-            except ValueError:
-                continue
-            record["outcome"] = outcome
-            runs.append(record)
+        for row in connection.execute(query):
+            record = _record_of(row)
+            if record is not None:
+                runs.append(record)
         return runs
+
+
+# The record, and the columns written on their own that outdate the record's copy.
+_READ_COLUMNS = (journal_table.c.record, journal_table.c.outcome, journal_table.c.in_flight)
+
+
+def _record_of(row: Any) -> dict[str, Any] | None:
+    try:
+        record = json.loads(row.record)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    record["outcome"] = row.outcome
+    record["in_flight"] = row.in_flight
+    return record
 
 
 def matches_run_id(run_id: str, query: str) -> bool:
@@ -302,17 +343,15 @@ def find_runs(url: str, query: str, *, schema: str | None = None) -> list[dict[s
             return []
         run_id = func.lower(journal_table.c.run_id)
         rows = connection.execute(
-            select(journal_table.c.record, journal_table.c.outcome)
+            select(*_READ_COLUMNS)
             .where(or_(run_id.like(f"{query.lower()}%"), run_id.like(f"%-{query.lower()}%")))
             .order_by(journal_table.c.started_at.desc())
         )
         runs = []
-        for text_record, outcome in rows:
-            with contextlib.suppress(ValueError):
-                record = json.loads(text_record)
-                record["outcome"] = outcome
-                if matches_run_id(str(record.get("run_id", "")), query):
-                    runs.append(record)
+        for row in rows:
+            record = _record_of(row)
+            if record is not None and matches_run_id(str(record.get("run_id", "")), query):
+                runs.append(record)
         return runs
 
 

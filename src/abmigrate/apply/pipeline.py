@@ -392,10 +392,11 @@ def _locked(
     # process dies during it, the journal already says which one may be half applied.
     order = [step.revision for step in plan.steps]
     applied_records: list[dict[str, Any]] = []
-    # Where DDL is transactional a revision killed half way is rolled back, so the journal
-    # may lag the version table by up to a second of revisions (rewriting the row at every
-    # revision of a long plan cost more than the migrations); elsewhere it must name the
-    # revision in flight exactly, and is rewritten at every revision.
+    # The run's row is rewritten at most once a second (and at the last revision): rewriting
+    # the whole record at every revision of a long plan cost more than the migrations.
+    # Where DDL is transactional a revision killed half way is rolled back, so the row may
+    # lag the version table; elsewhere it must name the revision in flight exactly, so in
+    # between only its in_flight column is updated.
     transactional = environment.dialect not in journal.NON_TRANSACTIONAL_DDL
     last_written = [time.monotonic()]
 
@@ -412,7 +413,9 @@ def _locked(
         applied_records.extend(item.to_record() for item in applied[len(applied_records) :])
         run["applied"] = applied_records
         last = position >= len(order)
-        if transactional and not last and time.monotonic() - last_written[0] < 1.0:
+        if not last and time.monotonic() - last_written[0] < 1.0:
+            if not transactional:
+                book.mark_in_flight(run, within=connection)
             return
         book.update(run, within=connection)
         last_written[0] = time.monotonic()
@@ -427,7 +430,8 @@ def _locked(
         run["in_flight"] = order[0]
         book.update(run)
         result = _apply(workspace, plan, steps, options, notify, applied, on_step)
-        run["applied"] = [item.to_record() for item in applied]
+        applied_records.extend(item.to_record() for item in applied[len(applied_records) :])
+        run["applied"] = applied_records
         verification = verify(
             workspace,
             plan,

@@ -35,6 +35,7 @@ __all__ = [
     "GraphProblem",
     "StepSQL",
     "between_steps",
+    "end_lookup_transaction",
     "migration_op",
     "refuse_moved",
     "remember_existing_types",
@@ -576,8 +577,8 @@ def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:
     one created, which only a single run accepts), except for types that no longer exist
     (a round trip's downgrade dropped them: the next upgrade must create them again). A
     downgrade starts with none, as ``alembic downgrade -1`` does. Looking at the schema
-    autobegins a transaction, which is ended here when Alembic holds none (one transaction
-    per migration), so the next step starts clean.
+    autobegins a transaction, which is ended here (:func:`end_lookup_transaction`), so the
+    next step starts clean.
     """
     import copy
 
@@ -598,7 +599,23 @@ def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:
         for key, names in memo.items():
             if key.startswith("pg_") and isinstance(names, set) and names:
                 names.intersection_update(_existing_types(connection, names))
-    if connection is not None and context._transaction is None and connection.in_transaction():
+    end_lookup_transaction(context)
+
+
+def end_lookup_transaction(context: MigrationContext) -> None:
+    """Commit the transaction a look at the database autobegan between two steps, when it
+    is nobody else's: not Alembic's (one transaction per migration), and not one env.py
+    began around the whole run (phoenix's ``connection.begin()`` before ``configure``).
+    Alembic leaves such an external transaction alone, every revision runs inside it and
+    env.py commits it at the end; committing it here would run the rest outside any
+    transaction and make env.py's own commit fail ("This transaction is inactive")."""
+    connection = context.connection
+    if (
+        connection is not None
+        and context._transaction is None
+        and not context._in_external_transaction
+        and connection.in_transaction()
+    ):
         connection.commit()
 
 
@@ -617,17 +634,23 @@ def remember_existing_types(context: MigrationContext) -> None:
         known.add((str(schema), str(name)))
         if visible:
             known.add((None, str(name)))
-    if context._transaction is None and connection.in_transaction():
-        connection.commit()
+    end_lookup_transaction(context)
 
 
 def _existing_types(connection: Connection, names: set[Any]) -> set[Any]:
     wanted = [name for name in names if isinstance(name, tuple) and len(name) == 2]
     if not wanted:
         return set()
-    rows = connection.exec_driver_sql(
-        "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"
-        " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = ANY(%(names)s)",
+    from sqlalchemy import text
+
+    # Bound through SQLAlchemy, not the driver's own paramstyle: this may be env.py's
+    # asyncpg connection, where psycopg's %(name)s is a syntax error.
+    rows = connection.execute(
+        text(
+            "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"
+            " JOIN pg_namespace n ON n.oid = t.typnamespace"
+            " WHERE t.typname::text = ANY(:names)"
+        ),
         {"names": [str(name) for _, name in wanted]},
     ).all()
     found: set[Any] = set()

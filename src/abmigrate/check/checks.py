@@ -15,8 +15,9 @@ Checks that need a database create their own scratch database next to ``server_u
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,14 +138,22 @@ class CheckContext:
     def scratch_server(self) -> str:
         return mask_url(self.server_url) if self.server_url else "temporary SQLite files"
 
-    def scratch(self, label: str) -> Any:
-        """A context manager yielding a fresh scratch database (dropped on exit), at the
-        project's baseline when it declares one."""
+    @contextlib.contextmanager
+    def scratch(self, label: str) -> Iterator[ScratchDatabase]:
+        """A fresh scratch database (dropped on exit), at the project's baseline when it
+        declares one, with ``$DATABASE_URL`` and every environment variable that names the
+        ``--url`` database pointed at it while the block runs (env.py may read one instead
+        of ``sqlalchemy.url``)."""
+        from abmigrate.bridge.env_run import pointing_env_at
         from abmigrate.db.scratch import scratch_database
 
         baseline = self.settings.baseline if self.settings is not None else None
         prepare = baseline.apply if baseline is not None else None
-        return scratch_database(self.server_url, label=label, prepare=prepare)
+        with (
+            scratch_database(self.server_url, label=label, prepare=prepare) as scratch,
+            pointing_env_at(scratch.url, self.server_url or scratch.url),
+        ):
+            yield scratch
 
     def project_on(self, scratch: ScratchDatabase) -> AlembicProject:
         """The project with its env.py pointed at ``scratch``."""
@@ -448,7 +457,8 @@ def models_match_head(context: CheckContext) -> Outcome:
     something the models do not say.
     """
     from abmigrate.bridge.models import load_models
-    from abmigrate.check.roundtrip import topological_order, upgrade_through
+    from abmigrate.check.roundtrip import topological_order
+    from abmigrate.isolation import run_scratch_job
     from abmigrate.state.drift import compare_url_to_models
 
     with context.scratch("models") as scratch:
@@ -460,7 +470,12 @@ def models_match_head(context: CheckContext) -> Outcome:
                 " configured (e.g. models = 'app.models:Base.metadata')"
             )
         project = workspace.project
-        upgrade_through(project, scratch, topological_order(project))
+        run_scratch_job(
+            "upgrade_through",
+            {"revisions": topological_order(project)},
+            project=project,
+            scratch=scratch,
+        )
         differences = compare_url_to_models(
             scratch.url,
             source.metadata,
@@ -501,18 +516,49 @@ def _round_trip_differences(before: Any, after: Any) -> list[str]:
 
 
 def _walk(context: CheckContext, check: str) -> Outcome:
+    from abmigrate.check.roundtrip import WalkReport
+    from abmigrate.isolation import run_scratch_job
+
+    with context.scratch(check) as scratch:
+        record = run_scratch_job(
+            "round_trip",
+            {"data": check == "data_round_trip"},
+            project=context.project,
+            scratch=scratch,
+        )
+    return _walk_outcome(context, check, WalkReport.from_record(record))
+
+
+def round_trip_job(
+    project: AlembicProject, scratch: ScratchDatabase, params: dict[str, Any], emit: Any
+) -> dict[str, Any]:
+    """Walk the history on ``scratch`` (see :func:`abmigrate.check.roundtrip.walk_round_trip`; with
+    ``data``, :func:`abmigrate.check.datatrip.walk_data_round_trip`); the report as a record."""
     from abmigrate.check.roundtrip import walk_round_trip
     from abmigrate.db.fingerprint import fingerprint_connection
 
-    with context.scratch(check) as scratch:
-        project = context.project_on(scratch)
-        report = walk_round_trip(
-            project,
-            scratch,
-            fingerprint=fingerprint_connection,
-            differences=_round_trip_differences,
-        )
-    return _walk_outcome(context, check, report)
+    on_scratch = project.for_url(scratch.url)
+    if params.get("data"):
+        from abmigrate.check.datatrip import walk_data_round_trip
+
+        return walk_data_round_trip(on_scratch, scratch).to_record()
+    report = walk_round_trip(
+        on_scratch,
+        scratch,
+        fingerprint=fingerprint_connection,
+        differences=_round_trip_differences,
+    )
+    return report.to_record()
+
+
+def upgrade_through_job(
+    project: AlembicProject, scratch: ScratchDatabase, params: dict[str, Any], emit: Any
+) -> dict[str, Any]:
+    """Apply ``revisions`` to the empty ``scratch`` database in one run of env.py."""
+    from abmigrate.check.roundtrip import upgrade_through
+
+    upgrade_through(project.for_url(scratch.url), scratch, params["revisions"])
+    return {}
 
 
 def _walk_outcome(context: CheckContext, check: str, report: Any) -> Outcome:
@@ -579,8 +625,4 @@ def data_round_trip(context: CheckContext) -> Outcome:
     a rollback would destroy in production (a column dropped and re-added empty, a backfill
     not reversed). Slower than round_trip: every step is its own run of env.py.
     """
-    from abmigrate.check.datatrip import walk_data_round_trip
-
-    with context.scratch("data") as scratch:
-        report = walk_data_round_trip(context.project_on(scratch), scratch)
-    return _walk_outcome(context, "data_round_trip", report)
+    return _walk(context, "data_round_trip")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from abmigrate.bridge.project import between_steps, remember_existing_types
@@ -65,6 +65,16 @@ class WalkReport:
     failures: list[RevisionFailure] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
     rebuilds: int = 0
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain JSON types (a walk run in a fresh process reports this way)."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> WalkReport:
+        fields = dict(record)
+        fields["failures"] = [RevisionFailure(**failure) for failure in record["failures"]]
+        return cls(**fields)
 
 
 def topological_order(project: AlembicProject) -> list[str]:

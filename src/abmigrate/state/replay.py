@@ -34,12 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from abmigrate.db.fingerprint import FORMAT_VERSION, Fingerprint, fingerprint_url
 from abmigrate.errors import AbmigrateError, MigrationFailed, RevisionError
+from abmigrate.isolation import run_scratch_job
 
 if TYPE_CHECKING:
-    from abmigrate.bridge.types import Script
+    from abmigrate.bridge.project import AlembicProject
+    from abmigrate.bridge.types import MigrationContext, Script
     from abmigrate.config.baseline import Baseline
     from abmigrate.config.workspace import Workspace
     from abmigrate.db.scratch import ScratchDatabase
+    from abmigrate.isolation import Emit
 
 __all__ = [
     "Replayed",
@@ -200,21 +203,17 @@ def replayed_state(workspace: Workspace, heads: list[str]) -> Iterator[ReplayedS
     """
     resolved = sorted({resolve_revision(workspace, head) for head in heads} - {BASE})
     key = state_key(workspace, resolved)
-    by_id = {script.revision: script for script in workspace.project.revisions()}
     result = Replayed(_dialect_name(workspace.url))
     with isolated_scratch(workspace.url, "replay", workspace.settings.baseline) as scratch:
-        project = workspace.project.for_url(scratch.url)
-        current: list[str] = []
-        for head in resolved:
-            if _run_to(project, head, current, result):
-                raise MigrationFailed(
-                    f"cannot replay the migrations up to {', '.join(resolved)}:"
-                    f" {result.errors[head]}",
-                    hint=_replay_hint(workspace),
-                    revision=head,
-                )
-            current = sorted(_heads_of(by_id, _ancestry(by_id, [*current, head])))
-        fingerprint = fingerprint_url(scratch.url, schema=project.version_table.schema)
+        fingerprint = _replay_to(workspace, scratch, resolved, result)
+        if fingerprint is None:
+            failed = next((head for head in resolved if head in result.errors), resolved[0])
+            raise MigrationFailed(
+                f"cannot replay the migrations up to {', '.join(resolved)}:"
+                f" {result.errors.get(failed, 'an ancestor failed to replay')}",
+                hint=_replay_hint(workspace),
+                revision=failed,
+            )
         _write_cache(_state_path(workspace, key), fingerprint)
         yield ReplayedState(scratch.url, fingerprint)
 
@@ -344,36 +343,33 @@ def _replay(
     result: Replayed,
     progress: ReplayProgress | None,
 ) -> None:
-
     by_id = {script.revision: script for script in scripts}
     order = [script.revision for script in scripts if script.revision in needed]
     pending = [revision for revision in order if revision not in result.fingerprints]
+
+    def take(revision: str, fingerprint: Fingerprint) -> None:
+        result.fingerprints[revision] = fingerprint
+        result.computed.append(revision)
+        _write_cache(folder / f"{keys[revision]}.json", fingerprint)
+        if progress:
+            progress(revision)
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "fingerprint":
+            take(str(data["revision"]), Fingerprint.from_record(data["fingerprint"]))
+
     # One pass in topological order records every revision whose ancestry is exactly what
     # has been applied so far; on a branched graph the others are replayed on their own.
     with isolated_scratch(workspace.url, "replay", workspace.settings.baseline) as scratch:
-        scratch_url = scratch.url
-        project = workspace.project.for_url(scratch_url)
-        applied: set[str] = set()
-        walking: list[str] = []
-
-        def stepper(heads: Any, context: Any) -> Iterator[Any]:
-            # One env.py run for the whole pass, as `alembic upgrade head` runs it: a later
-            # revision may rely on what the run remembers (an enum an earlier one created).
-            for revision in order:
-                walking[:] = [revision]
-                yield from project.upgrade_steps(revision, sorted(_heads_of(by_id, applied)))
-                result.replayed.append(revision)
-                applied.add(revision)
-                walking.clear()
-                if revision in pending and _ancestry(by_id, [revision]) == applied:
-                    _record(revision, project, keys, folder, result, progress)
-
-        try:
-            project.run_stepper(stepper)
-        except Exception as exc:
-            if not walking:
-                raise
-            _replay_failed(walking[0], exc, result)
+        outcome = run_scratch_job(
+            "replay_pass",
+            {"order": order, "pending": pending},
+            project=workspace.project,
+            scratch=scratch,
+            on_event=on_event,
+        )
+    result.replayed.extend(outcome["replayed"])
+    result.errors.update(outcome["errors"])
     for revision in pending:
         if revision in result.fingerprints or revision in result.errors:
             continue
@@ -381,10 +377,83 @@ def _replay(
             result.errors[revision] = "an ancestor failed to replay"
             continue
         with isolated_scratch(workspace.url, "replay", workspace.settings.baseline) as scratch:
-            scratch_url = scratch.url
-            project = workspace.project.for_url(scratch_url)
-            if not _run_to(project, revision, [], result):
-                _record(revision, project, keys, folder, result, progress)
+            fingerprint = _replay_to(workspace, scratch, [revision], result)
+        if fingerprint is not None:
+            take(revision, fingerprint)
+
+
+def _replay_to(
+    workspace: Workspace, scratch: ScratchDatabase, revisions: list[str], result: Replayed
+) -> Fingerprint | None:
+    """Upgrade the empty ``scratch`` database to each of ``revisions`` in turn (several:
+    unmerged heads) and fingerprint it; None when one fails (``result.errors`` says why)."""
+    outcome = run_scratch_job(
+        "replay_to",
+        {"revisions": revisions},
+        project=workspace.project,
+        scratch=scratch,
+    )
+    result.replayed.extend(outcome["replayed"])
+    result.errors.update(outcome["errors"])
+    if outcome["fingerprint"] is None:
+        return None
+    return Fingerprint.from_record(outcome["fingerprint"])
+
+
+def replay_pass_job(
+    project: AlembicProject, scratch: ScratchDatabase, params: dict[str, Any], emit: Emit
+) -> dict[str, Any]:
+    """Replay ``order`` on the empty ``scratch`` database in one run of env.py, emitting the
+    fingerprint of each revision of ``pending`` whose ancestry is exactly what was applied."""
+    order: list[str] = params["order"]
+    pending = set(params["pending"])
+    on_scratch = project.for_url(scratch.url)
+    by_id = {script.revision: script for script in on_scratch.revisions()}
+    applied: set[str] = set()
+    walking: list[str] = []
+    outcome = Replayed(scratch.dialect)
+
+    def stepper(heads: Any, context: MigrationContext) -> Iterator[Any]:
+        # One env.py run for the whole pass, as `alembic upgrade head` runs it: a later
+        # revision may rely on what the run remembers (an enum an earlier one created).
+        for revision in order:
+            walking[:] = [revision]
+            yield from on_scratch.upgrade_steps(revision, sorted(_heads_of(by_id, applied)))
+            outcome.replayed.append(revision)
+            applied.add(revision)
+            walking.clear()
+            if revision in pending and _ancestry(by_id, [revision]) == applied:
+                fingerprint = _fingerprint_scratch(on_scratch, context)
+                emit("fingerprint", {"revision": revision, "fingerprint": fingerprint.to_record()})
+
+    try:
+        on_scratch.run_stepper(stepper)
+    except Exception as exc:
+        if not walking:
+            raise
+        _replay_failed(walking[0], exc, outcome)
+    return {"replayed": outcome.replayed, "errors": outcome.errors}
+
+
+def replay_to_job(
+    project: AlembicProject, scratch: ScratchDatabase, params: dict[str, Any], emit: Emit
+) -> dict[str, Any]:
+    """Upgrade the empty ``scratch`` database to each of ``revisions`` in turn, then
+    fingerprint it (see :func:`_replay_to`)."""
+    on_scratch = project.for_url(scratch.url)
+    by_id = {script.revision: script for script in on_scratch.revisions()}
+    outcome = Replayed(scratch.dialect)
+    current: list[str] = []
+    for revision in params["revisions"]:
+        if _run_to(on_scratch, revision, current, outcome):
+            return {"replayed": outcome.replayed, "errors": outcome.errors, "fingerprint": None}
+        current = sorted(_heads_of(by_id, _ancestry(by_id, [*current, revision])))
+    fingerprint = _fingerprint_scratch(on_scratch, None)
+    return {
+        "replayed": outcome.replayed,
+        "errors": outcome.errors,
+        "fingerprint": fingerprint.to_record(),
+    }
 
 
 def _heads_of(by_id: dict[str, Script], applied: set[str]) -> set[str]:
@@ -422,21 +491,20 @@ def _replay_failed(revision: str, exc: Exception, result: Replayed) -> None:
     result.errors[revision] = f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
-def _record(
-    revision: str,
-    project: Any,
-    keys: dict[str, str],
-    folder: Path,
-    result: Replayed,
-    progress: ReplayProgress | None,
-) -> None:
-    # The schema env.py worked in (a tenant's, when it sets one) on the scratch database.
-    fingerprint = fingerprint_url(str(project.url), schema=project.version_table.schema)
-    result.fingerprints[revision] = fingerprint
-    result.computed.append(revision)
-    _write_cache(folder / f"{keys[revision]}.json", fingerprint)
-    if progress:
-        progress(revision)
+def _fingerprint_scratch(project: Any, context: MigrationContext | None) -> Fingerprint:
+    """The schema env.py worked in (a tenant's, when it sets one) on the scratch database,
+    between two steps of a run (``context``) or after it."""
+    from abmigrate.bridge.project import end_lookup_transaction
+    from abmigrate.db.fingerprint import fingerprint_connection
+
+    connection = context.connection if context is not None else None
+    if context is not None and connection is not None and context._in_external_transaction:
+        # env.py began a transaction around the whole run (phoenix): nothing is committed
+        # before the run ends, so only the run's own connection sees the revisions so far.
+        fingerprint = fingerprint_connection(connection)
+        end_lookup_transaction(context)
+        return fingerprint
+    return fingerprint_url(str(project.url), schema=project.version_table.schema)
 
 
 def resolve_revision(workspace: Workspace, revision: str) -> str:
