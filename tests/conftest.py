@@ -12,7 +12,8 @@ database, dropped at teardown:
 Run the suite with ``./scripts/test``: it starts the servers when needed and sets the variables.
 Without them the fixtures try the local defaults and FAIL (never skip) when nothing answers.
 
-Other helpers: ``run_cli`` (the real ``python -m abmigrate`` in a subprocess) and
+Other helpers: ``run_cli`` (the CLI run in this process as ``python -m abmigrate`` would run
+it; ``run_cli_process`` for the real subprocess where a process matters) and
 ``copy_scenario`` (copies ``tests/scenarios/<name>/`` into the test's tmp_path).
 """
 
@@ -232,14 +233,61 @@ class CliResult:
 RunCli = Callable[..., CliResult]
 
 
+def _cli_environment(env: Mapping[str, str | None] | None) -> dict[str, str]:
+    # A developer's shell may select an environment; tests choose theirs explicitly.
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("ABMIGRATE_ENV", "ENVIRONMENT", "DATABASE_URL")
+    }
+    full_env = {**inherited, "NO_COLOR": "1", "COLUMNS": "200"}
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
+    return full_env
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> RunCli:
-    """Run the real CLI: ``[sys.executable, "-m", "abmigrate", *args]`` in a subprocess.
+    """Run the CLI in this process, as ``python -m abmigrate`` would (see ``cli_inprocess``).
 
     ``run_cli(*args, cwd=tmp_path, env=None, input=None, timeout=120) -> CliResult``
 
     The environment is ``os.environ`` + ``NO_COLOR=1`` + ``COLUMNS=200``, updated with ``env``
-    (a value of None removes that variable). stdin is empty unless ``input`` is given.
+    (a value of None removes that variable); it is restored afterwards, like the working
+    directory, ``sys.path``, logging and the project's modules. stdin is empty unless
+    ``input`` is given. ``timeout`` is accepted for ``run_cli_process``'s sake and not
+    enforced here. Use ``run_cli_process`` where a real process matters.
+    """
+    from cli_inprocess import run_in_process
+
+    def run(
+        *args: str | os.PathLike[str],
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str | None] | None = None,
+        input: str | None = None,
+        timeout: float = 120,
+    ) -> CliResult:
+        str_args = tuple(os.fspath(a) for a in args)
+        code, stdout, stderr = run_in_process(
+            str_args,
+            cwd=Path(cwd) if cwd is not None else tmp_path,
+            env=_cli_environment(env),
+            input=input,
+        )
+        return CliResult(str_args, code, stdout, stderr)
+
+    return run
+
+
+@pytest.fixture
+def run_cli_process(tmp_path: Path) -> RunCli:
+    """Run the real CLI: ``[sys.executable, "-m", "abmigrate", *args]`` in a subprocess.
+
+    Same signature and environment as ``run_cli``; for what needs a real process (start-up,
+    signals, locks between processes, resource limits).
     """
 
     def run(
@@ -249,23 +297,11 @@ def run_cli(tmp_path: Path) -> RunCli:
         input: str | None = None,
         timeout: float = 120,
     ) -> CliResult:
-        # A developer's shell may select an environment; tests choose theirs explicitly.
-        inherited = {
-            key: value
-            for key, value in os.environ.items()
-            if key not in ("ABMIGRATE_ENV", "ENVIRONMENT", "DATABASE_URL")
-        }
-        full_env = {**inherited, "NO_COLOR": "1", "COLUMNS": "200"}
-        for key, value in (env or {}).items():
-            if value is None:
-                full_env.pop(key, None)
-            else:
-                full_env[key] = value
         str_args = tuple(os.fspath(a) for a in args)
         proc = subprocess.run(
             [sys.executable, "-m", "abmigrate", *str_args],
             cwd=os.fspath(cwd) if cwd is not None else tmp_path,
-            env=full_env,
+            env=_cli_environment(env),
             input=input,
             stdin=subprocess.DEVNULL if input is None else None,
             capture_output=True,

@@ -242,10 +242,11 @@ def flush(folder: Path | None = None) -> None:
 
 
 def forget() -> None:
-    """Write what is pending, then drop what this process read (as a new process would
-    start; for tests)."""
+    """Write what is pending, then drop what this process read: the stores and the file
+    digests (as a new process would start; for tests)."""
     flush()
     _stores.clear()
+    _files.clear()
 
 
 def _digest(*parts: str) -> str:
