@@ -83,7 +83,7 @@ def _module_location(module: ModuleType) -> str | None:
     return location if isinstance(location, str) else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _outside_libraries(location: str) -> bool:
     real = os.path.join(os.path.realpath(location), "")
     return not real.startswith(_library_roots())
@@ -186,7 +186,9 @@ def _show_warning(
 ) -> None:
     """What the interpreter's own ``showwarning`` does (pytest records warnings instead)."""
     with contextlib.suppress(OSError):
-        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+        (file or sys.stderr).write(
+            warnings.formatwarning(message, category, filename, lineno, line)
+        )
 
 
 def _default_warning_filters(env: Mapping[str, str]) -> None:
