@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,30 @@ def journal_runs(url: str) -> list[dict[str, Any]]:
         run["outcome"] = outcome
         runs.append(run)
     return runs
+
+
+def wait_until(
+    condition: Callable[[], Any], what: str, *, timeout: float = 120, interval: float = 0.05
+) -> Any:
+    """Poll ``condition`` until it returns something true (returned); fail naming ``what``
+    after ``timeout`` seconds. Generous: a loaded two-core CI machine is slow, never wrong."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def waiting_for_lock(url: str, statement: str) -> bool:
+    """Whether a PostgreSQL session is waiting for a lock (pg_locks: not granted) while
+    running a statement that starts with ``statement``."""
+    rows = query(
+        url,
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE NOT l.granted AND a.datname = current_database()"
+        f" AND a.query LIKE '{statement}%'",
+    )
+    return bool(rows and rows[0][0])

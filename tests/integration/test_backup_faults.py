@@ -11,13 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from runner_helpers import wait_until
 from test_backup import execute, write_config
 
 
@@ -236,12 +236,13 @@ def test_killed_mid_backup_leaves_nothing_that_looks_like_a_backup(  # type: ign
     project: Path, run_cli, tmp_path: Path
 ) -> None:
     shims = tmp_path / "shims"
+    dumped = tmp_path / "dumped"
     # The dump completes, then hangs before closing its output: the backup is mid-way.
     shim(
         shims,
         "pg_dump",
         f'if [ "$1" = "--version" ]; then exec {real("pg_dump")} --version; fi\n'
-        f'{real("pg_dump")} "$@"\nsleep 60\n',
+        f'{real("pg_dump")} "$@"\ntouch {dumped}\nsleep 60\n',
     )
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
     process = subprocess.Popen(
@@ -253,16 +254,14 @@ def test_killed_mid_backup_leaves_nothing_that_looks_like_a_backup(  # type: ign
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        partial: list[Path] = []
-        while time.monotonic() < deadline:
-            # zstd holds a small stream in memory: the file exists, its bytes may not yet.
-            partial = list((project / "backups").glob("production/.partial-*/data.*"))
-            if partial:
-                time.sleep(1)
-                break
-            time.sleep(0.1)
-        assert partial, "the backup never started writing"
+        # zstd holds a small stream in memory: the file exists, its bytes may not yet; the
+        # kill comes once the dump has been written and the shim hangs.
+        partial: list[Path] = wait_until(
+            lambda: (
+                dumped.exists() and list((project / "backups").glob("production/.partial-*/data.*"))
+            ),
+            "the backup to be mid-way (dump written, output not closed)",
+        )
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -282,11 +281,12 @@ def test_sigterm_mid_backup_removes_the_partial_backup(  # type: ignore[no-untyp
     project: Path, tmp_path: Path
 ) -> None:
     shims = tmp_path / "shims"
+    dumped = tmp_path / "dumped"
     shim(
         shims,
         "pg_dump",
         f'if [ "$1" = "--version" ]; then exec {real("pg_dump")} --version; fi\n'
-        f'{real("pg_dump")} "$@"\nexec sleep 60\n',
+        f'{real("pg_dump")} "$@"\ntouch {dumped}\nexec sleep 60\n',
     )
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
     process = subprocess.Popen(
@@ -299,12 +299,12 @@ def test_sigterm_mid_backup_removes_the_partial_backup(  # type: ignore[no-untyp
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if list((project / "backups").glob("production/.partial-*/data.*")):
-                break
-            time.sleep(0.1)
-        time.sleep(1)
+        wait_until(
+            lambda: (
+                dumped.exists() and list((project / "backups").glob("production/.partial-*/data.*"))
+            ),
+            "the backup to be mid-way (dump written, output not closed)",
+        )
         process.send_signal(signal.SIGTERM)  # only abmigrate, as `kill PID` would
         _, stderr = process.communicate(timeout=30)
     finally:

@@ -287,11 +287,14 @@ def test_interrupted_check_drops_its_scratch_database(
     import time
 
     project = copy_scenario("check_branched_merge")
-    # A revision that sleeps, so the check is surely mid-walk when the signal comes.
+    # A revision that sleeps, so the check is surely mid-walk when the signal comes; it
+    # leaves a mark when it starts, for the signal to wait for.
     versions = project / "migrations" / "versions"
+    started = tmp_path / "sleeping"
     (versions / "c5e0000000f9.py").write_text(
         '"""sleep"""\nimport time\nrevision = "c5e0000000f9"\ndown_revision = "c5e0000000e5"\n'
-        "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n    time.sleep(60)\n\n\n"
+        "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
+        f"    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n\n\n"
         "def downgrade():\n    pass\n"
     )
     process = subprocess.Popen(
@@ -326,11 +329,11 @@ def test_interrupted_check_drops_its_scratch_database(
             )
 
     try:
-        deadline = time.monotonic() + 60
-        while scratch_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        deadline = time.monotonic() + 120
+        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # well into the walk (the sleeping revision comes last)
+        assert started.exists(), "the sleeping revision never started"
         assert scratch_count() == 1
-        time.sleep(2)  # well into the walk (the sleeping revision comes last)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr

@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 
 import psycopg
-from runner_helpers import PRODUCTION, execute, journal_runs, make_project, query, versions
+from runner_helpers import (
+    PRODUCTION,
+    execute,
+    journal_runs,
+    make_project,
+    query,
+    versions,
+    wait_until,
+    waiting_for_lock,
+)
 from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,21 +115,35 @@ def test_postgres_dry_run_retries_a_lock_timeout_inside_its_transaction(
     assert run_cli("upgrade", "r2", cwd=root, env=env).exit_code == 0
     parsed = make_url(pg_url)
     dsn = f"host={parsed.host} port={parsed.port or 5432} user={parsed.username} dbname={parsed.database}"
-    outcome: dict[str, object] = {}
-
-    def dry_run() -> None:
-        outcome["result"] = run_cli("--env", "hot", "upgrade", "--dry-run", cwd=root, env=env)
+    finished = threading.Event()
+    failures: list[BaseException] = []
 
     with psycopg.connect(dsn) as reader:
         reader.execute("SELECT count(*) FROM items")  # ACCESS SHARE until the rollback below
-        runner = threading.Thread(target=dry_run)
-        runner.start()
-        time.sleep(2.5)
-        reader.rollback()
-    runner.join(timeout=120)
-    result = outcome["result"]
-    assert result.exit_code == 0, result  # type: ignore[attr-defined]
-    err = result.stderr  # type: ignore[attr-defined]
+
+        def release() -> None:
+            # Held until r3's ALTER queues behind the reader, then past its 200ms lock timeout.
+            try:
+                wait_until(
+                    lambda: finished.is_set() or waiting_for_lock(pg_url, "ALTER TABLE items"),
+                    "the dry run's ALTER TABLE waiting for the reader's lock",
+                )
+                time.sleep(1)
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                reader.rollback()
+
+        releaser = threading.Thread(target=release)
+        releaser.start()
+        try:
+            result = run_cli("--env", "hot", "upgrade", "--dry-run", cwd=root, env=env)
+        finally:
+            finished.set()
+            releaser.join()
+    assert not failures, failures
+    assert result.exit_code == 0, result
+    err = result.stderr
     # r3 timed out on its lock, rolled back to its savepoint and succeeded on a later try.
     assert "lock timeout (200ms) on attempt 1" in err
     assert "SELECT count(*) FROM items" in err

@@ -23,6 +23,8 @@ from runner_helpers import (
     query,
     schema_revision,
     versions,
+    wait_until,
+    waiting_for_lock,
 )
 from sqlalchemy.engine import make_url
 
@@ -110,10 +112,7 @@ def test_sigkill_at_random_points_leaves_a_well_defined_revision(copy_scenario, 
         assert schema_revision(pg_url) == expected, (recorded, _trial)
         seen.add(expected)
         # The killed runner's session (and its advisory lock) died with it.
-        deadline = time.monotonic() + 10
-        while not _advisory_lock_free(pg_url) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _advisory_lock_free(pg_url)
+        wait_until(lambda: _advisory_lock_free(pg_url), "the killed runner's lock to go")
         follow = _spawn(root, pg_url, "upgrade", "--lock-wait", "10s")
         out, err = follow.communicate(timeout=120)
         assert follow.returncode == 0, (out, err)
@@ -165,6 +164,12 @@ def test_long_reader_migration_retries_and_writers_are_not_stalled(copy_scenario
         for thread in threads:
             thread.start()
         migration = _spawn(root, pg_url, "--env", "hot", "upgrade", "r3")
+        # The reader is released only once the migration's ALTER has queued behind it (a
+        # loaded machine may take long to start the runner), then held for 4 s of retries.
+        wait_until(
+            lambda: migration.poll() is not None or waiting_for_lock(pg_url, "ALTER TABLE items"),
+            "the migration's ALTER TABLE waiting for the reader's lock",
+        )
         time.sleep(4)
         reader.rollback()
     out, err = migration.communicate(timeout=120)

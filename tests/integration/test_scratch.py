@@ -157,7 +157,7 @@ def test_scratch_is_dropped_when_the_process_is_interrupted(
             process.kill()
         process.communicate()
     assert process.returncode != 0
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while pg_database_exists(pg_server_url, name) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not pg_database_exists(pg_server_url, name)
