@@ -212,12 +212,13 @@ def test_restore_test_reports_data_that_differs(project: Path, run_cli) -> None:
 
 
 def _restore_test_databases(project: Path) -> set[str]:
+    # The CLI runs in this process (run_cli): its scratch databases carry this pid, so the
+    # restore tests of other test processes on the same server are not counted.
     engine = sa.create_engine(_admin(project))
     with engine.connect() as connection:
         names = connection.execute(
-            sa.text(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'abm_scratch_restore_test_%'"
-            )
+            sa.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
+            {"pattern": f"abm_scratch_restore_test_{os.getpid()}_%"},
         ).scalars()
         found = set(names)
     engine.dispose()

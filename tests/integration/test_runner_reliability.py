@@ -55,7 +55,9 @@ def _advisory_lock_free(url: str) -> bool:
     rows = query(
         url,
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-        f" AND classid = {PG_LOCK_KEY[0]} AND objid = {PG_LOCK_KEY[1]}",
+        f" AND classid = {PG_LOCK_KEY[0]} AND objid = {PG_LOCK_KEY[1]}"
+        # Advisory locks belong to a database: other tests' runners hold theirs elsewhere.
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     return rows == [(0,)]
 
