@@ -78,7 +78,8 @@ def test_eight_concurrent_runners_apply_each_revision_once(copy_scenario, pg_url
     runs = journal_runs(pg_url)
     assert len(runs) == 1
     assert [step["revision"] for step in runs[0]["applied"]] == ALL
-    assert _advisory_lock_free(pg_url)
+    # The runners have exited; their sessions end on the server a moment later.
+    wait_until(lambda: _advisory_lock_free(pg_url), "the runners' lock to go")
 
 
 def test_sigkill_at_random_points_leaves_a_well_defined_revision(copy_scenario, pg_url):

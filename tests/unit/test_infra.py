@@ -163,13 +163,67 @@ def test_unreachable_server_fails_loudly_never_skips(tmp_path: Path) -> None:
     assert "./scripts/test" in out
 
 
-def test_run_cli_runs_the_real_entry_point(run_cli: Any) -> None:
+@pytest.mark.parametrize("runner", ["run_cli", "run_cli_process"])
+def test_run_cli_runs_the_real_entry_point(request: pytest.FixtureRequest, runner: str) -> None:
+    run_cli = request.getfixturevalue(runner)
     ok = run_cli("--help")
     assert ok.exit_code == 0, ok
     assert "Usage:" in ok.stdout
     bad = run_cli("--no-such-option")
     assert bad.exit_code == 2, bad
     assert "--no-such-option" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        ("--no-such-option",),
+        ("history", "--format", "json"),
+        ("upgrade",),  # no URL: one error line and a hint on stderr, exit 2
+    ],
+)
+def test_in_process_cli_shows_what_the_subprocess_shows(
+    run_cli: Any, run_cli_process: Any, copy_scenario: Any, args: tuple[str, ...]
+) -> None:
+    project = copy_scenario("linear")
+    options = ("--alembic-ini", str(project / "alembic.ini"))
+    inside = run_cli(*options, *args, cwd=project, env={"DATABASE_URL": None})
+    real = run_cli_process(*options, *args, cwd=project, env={"DATABASE_URL": None})
+    assert (inside.exit_code, inside.stdout, inside.stderr) == (
+        real.exit_code,
+        real.stdout,
+        real.stderr,
+    )
+
+
+def test_in_process_cli_starts_each_run_afresh(
+    run_cli: Any, copy_scenario: Any, tmp_path: Path
+) -> None:
+    """A project's modules (here settings read once at import) are imported anew by each run,
+    and the process is left as it was: environment, directory, sys.path, logging, modules."""
+    import logging
+
+    before = (dict(os.environ), os.getcwd(), list(sys.path), list(logging.getLogger().handlers))
+    for name in ("one", "two"):
+        project = copy_scenario("cached_url_env", dest=tmp_path / name)
+        url = f"sqlite:///{tmp_path / name}.db"
+        done = run_cli("upgrade", cwd=project, env={"DATABASE_URL": url, "APP_DATABASE_URL": url})
+        assert done.exit_code == 0, done
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                assert sa.inspect(connection).has_table("alembic_version"), name
+        finally:
+            engine.dispose()
+        assert "app_settings" not in sys.modules
+        assert not [
+            module
+            for module in list(sys.modules.values())
+            if str(getattr(module, "__file__", None) or "").startswith(str(tmp_path))
+        ]
+    after = (dict(os.environ), os.getcwd(), list(sys.path), list(logging.getLogger().handlers))
+    assert after == before
 
 
 def test_copy_scenario_rejects_unknown_names(copy_scenario: Any) -> None:
