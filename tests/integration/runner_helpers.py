@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,29 @@ def execute(url: str, *statements: str) -> None:
         with engine.begin() as connection:
             for statement in statements:
                 connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def execute_all(url: str, statements: Sequence[str]) -> None:
+    """Run ``statements`` as they are (no bind parameters) in one transaction."""
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def version_rows(url: str) -> list[str]:
+    """The rows of alembic_version, sorted (the table must exist)."""
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return sorted(
+                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+            )
     finally:
         engine.dispose()
 

@@ -233,17 +233,20 @@ def _admin(project: Path) -> str:
 # --------------------------------------------------------------------------- interrupted
 
 
-def test_killed_mid_backup_leaves_nothing_that_looks_like_a_backup(  # type: ignore[no-untyped-def]
-    project: Path, run_cli, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def backup_hanging_mid_way(
+    project: Path, tmp_path: Path, *, hang: str, stderr: int
+) -> Iterator[tuple[subprocess.Popen[str], list[Path]]]:
+    """A real ``abmigrate backup`` process whose pg_dump completes, then hangs (``hang``)
+    before closing its output: the backup is mid-way. Yields the process (its own session)
+    and the partial data file(s); the whole session is killed on leaving."""
     shims = tmp_path / "shims"
     dumped = tmp_path / "dumped"
-    # The dump completes, then hangs before closing its output: the backup is mid-way.
     shim(
         shims,
         "pg_dump",
         f'if [ "$1" = "--version" ]; then exec {real("pg_dump")} --version; fi\n'
-        f'{real("pg_dump")} "$@"\ntouch {dumped}\nsleep 60\n',
+        f'{real("pg_dump")} "$@"\ntouch {dumped}\n{hang}\n',
     )
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
     process = subprocess.Popen(
@@ -251,21 +254,34 @@ def test_killed_mid_backup_leaves_nothing_that_looks_like_a_backup(  # type: ign
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
         start_new_session=True,
     )
     try:
-        # zstd holds a small stream in memory: the file exists, its bytes may not yet; the
-        # kill comes once the dump has been written and the shim hangs.
+        # zstd holds a small stream in memory: the file exists, its bytes may not yet; what
+        # follows comes once the dump has been written and the shim hangs.
         partial: list[Path] = wait_until(
             lambda: (
                 dumped.exists() and list((project / "backups").glob("production/.partial-*/data.*"))
             ),
             "the backup to be mid-way (dump written, output not closed)",
         )
+        yield process, partial
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def test_killed_mid_backup_leaves_nothing_that_looks_like_a_backup(  # type: ignore[no-untyped-def]
+    project: Path, run_cli, tmp_path: Path
+) -> None:
+    with backup_hanging_mid_way(project, tmp_path, hang="sleep 60", stderr=subprocess.DEVNULL) as (
+        _,
+        partial,
+    ):
+        pass  # SIGKILL to abmigrate and its children on leaving
     no_backup_left(project)
     listed = run_cli("backups", "--format", "json", cwd=project)
     assert json.loads(listed.stdout)["backups"] == []
@@ -281,36 +297,11 @@ def test_killed_mid_backup_leaves_nothing_that_looks_like_a_backup(  # type: ign
 def test_sigterm_mid_backup_removes_the_partial_backup(  # type: ignore[no-untyped-def]
     project: Path, tmp_path: Path
 ) -> None:
-    shims = tmp_path / "shims"
-    dumped = tmp_path / "dumped"
-    shim(
-        shims,
-        "pg_dump",
-        f'if [ "$1" = "--version" ]; then exec {real("pg_dump")} --version; fi\n'
-        f'{real("pg_dump")} "$@"\ntouch {dumped}\nexec sleep 60\n',
-    )
-    env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "abmigrate", "backup"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        wait_until(
-            lambda: (
-                dumped.exists() and list((project / "backups").glob("production/.partial-*/data.*"))
-            ),
-            "the backup to be mid-way (dump written, output not closed)",
-        )
+    with backup_hanging_mid_way(
+        project, tmp_path, hang="exec sleep 60", stderr=subprocess.PIPE
+    ) as (process, _):
         process.send_signal(signal.SIGTERM)  # only abmigrate, as `kill PID` would
         _, stderr = process.communicate(timeout=30)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert list((project / "backups").glob("production/.partial-*")) == []

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from runner_helpers import execute_all as execute
 from sqlalchemy.pool import NullPool
 
 from abmigrate.bridge.models import load_models
@@ -39,16 +39,6 @@ def build_metadata() -> sa.MetaData:
         ),
     )
     return metadata
-
-
-def execute(url: str, statements: Sequence[str]) -> None:
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            for statement in statements:
-                connection.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
 
 
 def create_all(url: str, metadata: sa.MetaData) -> None:

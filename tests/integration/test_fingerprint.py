@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import create_engine
+from runner_helpers import execute_all as execute
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from abmigrate.db.fingerprint import Fingerprint, diff, fingerprint_url
 
@@ -43,16 +41,6 @@ BASE_MARIADB = [
     " CONSTRAINT fk_users_org FOREIGN KEY (org_id) REFERENCES orgs(id) ON DELETE CASCADE)",
     "CREATE INDEX ix_users_email ON users (email)",
 ]
-
-
-def execute(url: str, statements: Sequence[str]) -> None:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            for statement in statements:
-                connection.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
 
 
 def descriptions(expected: Fingerprint, actual: Fingerprint) -> list[str]:

@@ -9,11 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from runner_helpers import execute_all as execute
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -21,16 +21,6 @@ from abmigrate.db.scratch import SCRATCH_PREFIX
 
 ABPARTS = Path(__file__).resolve().parents[2] / "examples" / "abparts"
 I1, I2, I3 = "7e0000000001", "7e0000000002", "7e0000000003"
-
-
-def execute(url: str, statements: Sequence[str]) -> None:
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            for statement in statements:
-                connection.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
 
 
 def scalar(url: str, query: str) -> Any:

@@ -9,37 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from runner_helpers import execute_all as execute
+from runner_helpers import version_rows
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 R1, R2, R3, R4 = "5a1e00000001", "5a1e00000002", "5a1e00000003", "5a1e00000004"
-
-
-def execute(url: str, statements: Sequence[str]) -> None:
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            for statement in statements:
-                connection.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
-
-
-def version_rows(url: str) -> list[str]:
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            return sorted(
-                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
-            )
-    finally:
-        engine.dispose()
 
 
 def table_names(url: str) -> set[str]:
