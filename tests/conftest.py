@@ -249,6 +249,39 @@ def _cli_environment(env: Mapping[str, str | None] | None) -> dict[str, str]:
     return full_env
 
 
+def _cli_runner(tmp_path: Path, *, in_process: bool) -> RunCli:
+    def run(
+        *args: str | os.PathLike[str],
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str | None] | None = None,
+        input: str | None = None,
+        timeout: float = 120,
+    ) -> CliResult:
+        str_args = tuple(os.fspath(a) for a in args)
+        where = Path(cwd) if cwd is not None else tmp_path
+        if in_process:
+            from cli_inprocess import run_in_process
+
+            code, stdout, stderr = run_in_process(
+                str_args, cwd=where, env=_cli_environment(env), input=input
+            )
+            return CliResult(str_args, code, stdout, stderr)
+        proc = subprocess.run(
+            [sys.executable, "-m", "abmigrate", *str_args],
+            cwd=where,
+            env=_cli_environment(env),
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return CliResult(str_args, proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> RunCli:
     """Run the CLI in this process, as ``python -m abmigrate`` would (see ``cli_inprocess``).
@@ -261,25 +294,7 @@ def run_cli(tmp_path: Path) -> RunCli:
     ``input`` is given. ``timeout`` is accepted for ``run_cli_process``'s sake and not
     enforced here. Use ``run_cli_process`` where a real process matters.
     """
-    from cli_inprocess import run_in_process
-
-    def run(
-        *args: str | os.PathLike[str],
-        cwd: str | os.PathLike[str] | None = None,
-        env: Mapping[str, str | None] | None = None,
-        input: str | None = None,
-        timeout: float = 120,
-    ) -> CliResult:
-        str_args = tuple(os.fspath(a) for a in args)
-        code, stdout, stderr = run_in_process(
-            str_args,
-            cwd=Path(cwd) if cwd is not None else tmp_path,
-            env=_cli_environment(env),
-            input=input,
-        )
-        return CliResult(str_args, code, stdout, stderr)
-
-    return run
+    return _cli_runner(tmp_path, in_process=True)
 
 
 @pytest.fixture
@@ -289,29 +304,7 @@ def run_cli_process(tmp_path: Path) -> RunCli:
     Same signature and environment as ``run_cli``; for what needs a real process (start-up,
     signals, locks between processes, resource limits).
     """
-
-    def run(
-        *args: str | os.PathLike[str],
-        cwd: str | os.PathLike[str] | None = None,
-        env: Mapping[str, str | None] | None = None,
-        input: str | None = None,
-        timeout: float = 120,
-    ) -> CliResult:
-        str_args = tuple(os.fspath(a) for a in args)
-        proc = subprocess.run(
-            [sys.executable, "-m", "abmigrate", *str_args],
-            cwd=os.fspath(cwd) if cwd is not None else tmp_path,
-            env=_cli_environment(env),
-            input=input,
-            stdin=subprocess.DEVNULL if input is None else None,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return CliResult(str_args, proc.returncode, proc.stdout, proc.stderr)
-
-    return run
+    return _cli_runner(tmp_path, in_process=False)
 
 
 # --------------------------------------------------------------------------- scenarios

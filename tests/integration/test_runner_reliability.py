@@ -224,7 +224,9 @@ def test_second_runner_waits_on_mariadb_get_lock(copy_scenario, run_cli, mariadb
     assert done.exit_code == 0, done
 
 
-def test_second_runner_waits_on_the_sqlite_lock_file(copy_scenario, run_cli, sqlite_url):
+def test_second_runner_waits_on_the_sqlite_lock_file(
+    copy_scenario, run_cli, run_cli_process, sqlite_url
+):
     import fcntl
 
     root = make_project(copy_scenario)
@@ -233,7 +235,10 @@ def test_second_runner_waits_on_the_sqlite_lock_file(copy_scenario, run_cli, sql
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         handle.write(json.dumps({"pid": 777, "host": "ci-3", "user": "bob", "since": "earlier"}))
         handle.flush()
-        result = run_cli("upgrade", "--lock-wait", "1s", cwd=root, env={"DATABASE_URL": sqlite_url})
+        # flock between two processes, as between two runners.
+        result = run_cli_process(
+            "upgrade", "--lock-wait", "1s", cwd=root, env={"DATABASE_URL": sqlite_url}
+        )
     assert result.exit_code == 1, result
     assert "pid 777, host ci-3, user bob" in result.stderr
     done = run_cli("upgrade", cwd=root, env={"DATABASE_URL": sqlite_url})
