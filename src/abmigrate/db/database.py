@@ -200,4 +200,4 @@ def version_rows_on(
 
 def database_identity(connection: Connection) -> DatabaseIdentity:
     """The database ``connection`` reaches (see :class:`DatabaseIdentity`)."""
-    return dialect_for(connection).identity(connection)
+    return DatabaseIdentity(*dialect_for(connection).identity(connection))

@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
     from sqlalchemy.engine import URL
 
-    from abmigrate.db.database import DatabaseIdentity
-
 __all__ = [
     "DRY_RUN_ROLLED_BACK",
     "DRY_RUN_SCRATCH_COPY",
@@ -153,14 +151,11 @@ class Dialect:
         """Driver connect arguments putting ``schema`` first for every connection."""
         return None
 
-    def identity(self, connection: Connection) -> DatabaseIdentity:
-        """The database ``connection`` reaches."""
-        from abmigrate.db.database import DatabaseIdentity
-
+    def identity(self, connection: Connection) -> tuple[str, str, str, str]:
+        """The database ``connection`` reaches: dialect, cluster, database and address, the
+        fields of :class:`abmigrate.db.database.DatabaseIdentity`."""
         url = connection.engine.url
-        return DatabaseIdentity(
-            connection.dialect.name, f"{url.host}:{url.port}", str(url.database), str(url.host)
-        )
+        return connection.dialect.name, f"{url.host}:{url.port}", str(url.database), str(url.host)
 
     def schema_digest(self, connection: Connection) -> str:
         """One query's digest of the schema the connection sees (see ``has_schema_digest``)."""
@@ -283,15 +278,13 @@ class PostgreSQL(Dialect):
     def schema_connect_args(self, schema: str | None) -> dict[str, Any] | None:
         return {"options": f"-c search_path={schema}"} if schema else None
 
-    def identity(self, connection: Connection) -> DatabaseIdentity:
-        from abmigrate.db.database import DatabaseIdentity
-
+    def identity(self, connection: Connection) -> tuple[str, str, str, str]:
         database, system, address, port = connection.exec_driver_sql(
             "SELECT current_database(), (SELECT system_identifier FROM pg_control_system()),"
             " host(inet_server_addr()), inet_server_port()"
         ).one()
         where = f"{address}:{port}" if address else f"the local socket (port {port})"
-        return DatabaseIdentity("postgresql", str(system), str(database), where)
+        return "postgresql", str(system), str(database), where
 
     def schema_digest(self, connection: Connection) -> str:
         """A digest of the PostgreSQL schema the connection sees by default (one query)."""
@@ -370,13 +363,11 @@ class SQLite(Dialect):
 
         return engine
 
-    def identity(self, connection: Connection) -> DatabaseIdentity:
-        from abmigrate.db.database import DatabaseIdentity
-
+    def identity(self, connection: Connection) -> tuple[str, str, str, str]:
         rows = connection.exec_driver_sql("PRAGMA database_list").all()
         main = next((str(row[2] or "") for row in rows if row[1] == "main"), "")
         where = str(Path(main).resolve()) if main else f":memory: ({id(connection.connection)})"
-        return DatabaseIdentity("sqlite", "", where)
+        return "sqlite", "", where, ""
 
 
 class MySQL(Dialect):
@@ -421,15 +412,11 @@ class MySQL(Dialect):
                 connection.execute(text(f"KILL {int(session_id)}"))
         connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
 
-    def identity(self, connection: Connection) -> DatabaseIdentity:
-        from abmigrate.db.database import DatabaseIdentity
-
+    def identity(self, connection: Connection) -> tuple[str, str, str, str]:
         database, host, port, datadir = connection.exec_driver_sql(
             "SELECT DATABASE(), @@hostname, @@port, @@datadir"
         ).one()
-        return DatabaseIdentity(
-            connection.dialect.name, f"{host}:{datadir}", str(database), f"{host}:{port}"
-        )
+        return connection.dialect.name, f"{host}:{datadir}", str(database), f"{host}:{port}"
 
     @staticmethod
     def lock_name(url: str) -> str:
