@@ -161,6 +161,42 @@ class Dialect:
         """One query's digest of the schema the connection sees (see ``has_schema_digest``)."""
         raise NotImplementedError(f"no schema digest on {self.name}")
 
+    # -- looking at live tables (preflight) and measuring a rehearsal -------------------
+
+    # What the row estimate of a table is called in messages.
+    row_estimate_name: ClassVar[str] = "planner estimate"
+    # The type to cast to text, and the function counting characters (not bytes).
+    text_type: ClassVar[str] = "TEXT"
+    char_length_function: ClassVar[str] = "length"
+    # Rows touched are read from the revision's own transaction counters: batches a
+    # backfill committed before the end are missing from them.
+    rows_touched_by_transaction: ClassVar[bool] = False
+
+    def table_estimate_query(self, table: str) -> Any:
+        """A statement whose one row describes ``table`` (None when it does not exist), or
+        None to ask SQLAlchemy's inspector whether it exists (and estimate nothing)."""
+        return None
+
+    def row_estimate(self, row: Any) -> float | None:
+        """The table's estimated row count from :meth:`table_estimate_query`'s row."""
+        return None
+
+    def read_only(self, connection: Connection, statement_timeout_ms: int) -> None:
+        """Make the transaction read only, with a statement timeout, where the dialect can."""
+
+    def storage_ids_query(self) -> str | None:
+        """Table id, name and storage id of every table (a rewrite gives a table new
+        storage), or None when the dialect cannot tell."""
+        return None
+
+    def backend_pid(self, connection: Connection) -> int | None:
+        """The server process of ``connection``, where lock sampling can use it."""
+        return None
+
+    def rows_touched(self, connection: Connection) -> dict[str, int]:
+        """Rows changed per table by the transaction open on ``connection``."""
+        return {}
+
     # -- the migration lock (on a dedicated autocommit connection) ----------------------
 
     def label_lock_session(self, connection: Connection, label: str) -> None:
@@ -292,6 +328,57 @@ class PostgreSQL(Dialect):
 
         return str(connection.execute(text(_PG_DIGEST)).scalar_one())
 
+    rows_touched_by_transaction = True
+
+    def table_estimate_query(self, table: str) -> Any:
+        from sqlalchemy import text
+
+        return text(
+            "SELECT c.relkind, c.reltuples, c.relpages,"
+            " pg_relation_size(c.oid) / current_setting('block_size')::int"
+            " FROM pg_class c WHERE c.oid = to_regclass(quote_ident(:name))"
+        ).bindparams(name=table)
+
+    def row_estimate(self, row: Any) -> float | None:
+        relkind, reltuples, relpages, pages = row
+        # the planner's own scaling: tuples per page at the last ANALYZE/VACUUM times the
+        # pages the table has now; -1 (never analysed) or no pages then: no estimate
+        if str(relkind) in ("r", "m") and reltuples >= 0 and relpages > 0:
+            return float(reltuples) / float(relpages) * float(pages)
+        return None
+
+    def read_only(self, connection: Connection, statement_timeout_ms: int) -> None:
+        from sqlalchemy import text
+
+        connection.execute(text("SET TRANSACTION READ ONLY"))
+        connection.execute(text(f"SET LOCAL statement_timeout = {statement_timeout_ms}"))
+
+    def storage_ids_query(self) -> str | None:
+        return (
+            "SELECT c.oid, c.relname, c.relfilenode FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'm') AND n.nspname = current_schema()"
+        )
+
+    def backend_pid(self, connection: Connection) -> int | None:
+        return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    def rows_touched(self, connection: Connection) -> dict[str, int]:
+        from sqlalchemy import text
+
+        rows = connection.execute(
+            text(
+                "SELECT c.relname, pg_stat_get_xact_tuples_inserted(c.oid)"
+                " + pg_stat_get_xact_tuples_updated(c.oid)"
+                " + pg_stat_get_xact_tuples_deleted(c.oid)"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()"
+            )
+        )
+        return {
+            str(name): int(count) for name, count in rows if count and name != "alembic_version"
+        }
+
     def label_lock_session(self, connection: Connection, label: str) -> None:
         from sqlalchemy import text
 
@@ -369,6 +456,13 @@ class SQLite(Dialect):
         where = str(Path(main).resolve()) if main else f":memory: ({id(connection.connection)})"
         return "sqlite", "", where, ""
 
+    def storage_ids_query(self) -> str | None:
+        return "SELECT name, name, rootpage FROM sqlite_master WHERE type = 'table'"
+
+    def rows_touched(self, connection: Connection) -> dict[str, int]:
+        changed = int(connection.exec_driver_sql("SELECT total_changes()").scalar_one())
+        return {"(all tables)": changed} if changed else {}
+
 
 class MySQL(Dialect):
     """MySQL and MariaDB (``name`` says which the URL names)."""
@@ -377,6 +471,9 @@ class MySQL(Dialect):
     transactional_ddl = False
     # A rolled-back transaction would not undo the DDL: the dry run works on a copy.
     dry_run_method = DRY_RUN_SCRATCH_COPY
+    row_estimate_name = "TABLE_ROWS estimate"
+    text_type = "CHAR"
+    char_length_function = "char_length"  # MySQL's length() counts bytes
 
     def migration_session(
         self, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -389,7 +486,10 @@ class MySQL(Dialect):
         return _mysql_connect_settings(lock_timeout_ms, statement_timeout_ms)
 
     def scratch_server(self, url: URL) -> URL:
-        return url.set(database=None)
+        # The URL as given, its database included: URL.set(database=None), which the code
+        # before the dialect objects called here, leaves the database unchanged (None means
+        # "keep" to SQLAlchemy), so this is what scratch databases have always connected to.
+        return url
 
     def create_database(self, connection: Connection, name: str) -> None:
         from sqlalchemy import text
@@ -417,6 +517,34 @@ class MySQL(Dialect):
             "SELECT DATABASE(), @@hostname, @@port, @@datadir"
         ).one()
         return connection.dialect.name, f"{host}:{datadir}", str(database), f"{host}:{port}"
+
+    def table_estimate_query(self, table: str) -> Any:
+        from sqlalchemy import text
+
+        return text(
+            "SELECT TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :name"
+        ).bindparams(name=table)
+
+    def row_estimate(self, row: Any) -> float | None:
+        if row[0] == "BASE TABLE" and row[1] is not None:
+            return float(row[1])
+        return None
+
+    def read_only(self, connection: Connection, statement_timeout_ms: int) -> None:
+        from sqlalchemy import text
+
+        # MariaDB names it max_statement_time (seconds), MySQL max_execution_time (ms)
+        for statement in (
+            f"SET SESSION max_statement_time = {statement_timeout_ms / 1000}",
+            f"SET SESSION max_execution_time = {statement_timeout_ms}",
+        ):
+            try:
+                with connection.begin_nested():
+                    connection.execute(text(statement))
+            except Exception:  # the other server's name for it
+                continue
+            break
 
     @staticmethod
     def lock_name(url: str) -> str:
