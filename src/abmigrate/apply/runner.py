@@ -8,7 +8,9 @@ How the timeouts reach ``env.py``: abmigrate does not own the connection a proje
 its own process. Every libpq connection opened meanwhile — whether ``env.py`` builds its own
 engine from ``sqlalchemy.url``, from ``DATABASE_URL`` or uses one handed over — starts with
 those settings, and no migration statement can escape them. The application name lets the
-progress monitor find the migration's session in ``pg_stat_activity``.
+progress monitor find the migration's session in ``pg_stat_activity``. These settings (and
+MySQL/MariaDB's, and whether the run is monitored) are the dialect object's
+(:mod:`abmigrate.db.dialects`).
 """
 
 from __future__ import annotations
