@@ -80,6 +80,25 @@ def version_rows(url: str) -> list[str]:
         engine.dispose()
 
 
+def wait_for_lock_request(url: str, table: str, *, deadline_s: float = 120.0) -> None:
+    """Poll until another session is queued for a lock on ``table`` (a not yet granted
+    entry in pg_locks): the migration has reached its statement. Raises after ``deadline_s``
+    (a loaded machine may take long to start a process; the state, not a guess, decides)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        waiting = query(
+            url,
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            f" WHERE NOT l.granted AND c.relname = '{table}'"
+            # Relation OIDs are per database: other tests' databases on the server are not ours.
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        if waiting[0][0]:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no session queued for a lock on {table} within {deadline_s:g}s")
+
+
 def versions(url: str) -> list[str]:
     engine = sa.create_engine(url, poolclass=NullPool)
     try:
@@ -148,15 +167,3 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
-
-
-def waiting_for_lock(url: str, statement: str) -> bool:
-    """Whether a PostgreSQL session is waiting for a lock (pg_locks: not granted) while
-    running a statement that starts with ``statement``."""
-    rows = query(
-        url,
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE NOT l.granted AND a.datname = current_database()"
-        f" AND a.query LIKE '{statement}%'",
-    )
-    return bool(rows and rows[0][0])

@@ -18,8 +18,7 @@ from runner_helpers import (
     make_project,
     query,
     versions,
-    wait_until,
-    waiting_for_lock,
+    wait_for_lock_request,
 )
 from sqlalchemy.engine import make_url
 
@@ -115,7 +114,6 @@ def test_postgres_dry_run_retries_a_lock_timeout_inside_its_transaction(
     assert run_cli("upgrade", "r2", cwd=root, env=env).exit_code == 0
     parsed = make_url(pg_url)
     dsn = f"host={parsed.host} port={parsed.port or 5432} user={parsed.username} dbname={parsed.database}"
-    finished = threading.Event()
     failures: list[BaseException] = []
 
     with psycopg.connect(dsn) as reader:
@@ -124,10 +122,7 @@ def test_postgres_dry_run_retries_a_lock_timeout_inside_its_transaction(
         def release() -> None:
             # Held until r3's ALTER queues behind the reader, then past its 200ms lock timeout.
             try:
-                wait_until(
-                    lambda: finished.is_set() or waiting_for_lock(pg_url, "ALTER TABLE items"),
-                    "the dry run's ALTER TABLE waiting for the reader's lock",
-                )
+                wait_for_lock_request(pg_url, "items")
                 time.sleep(1)
             except BaseException as exc:
                 failures.append(exc)
@@ -139,7 +134,6 @@ def test_postgres_dry_run_retries_a_lock_timeout_inside_its_transaction(
         try:
             result = run_cli("--env", "hot", "upgrade", "--dry-run", cwd=root, env=env)
         finally:
-            finished.set()
             releaser.join()
     assert not failures, failures
     assert result.exit_code == 0, result

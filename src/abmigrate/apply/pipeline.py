@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from abmigrate.apply.verify import verify
 from abmigrate.bridge.plan import build_plan
 from abmigrate.db.database import read_version_rows, scrub
+from abmigrate.db.dialects import dialect_for
 from abmigrate.errors import (
     AbmigrateError,
     GraphError,
@@ -397,7 +398,7 @@ def _locked(
     # Where DDL is transactional a revision killed half way is rolled back, so the row may
     # lag the version table; elsewhere it must name the revision in flight exactly, so in
     # between only its in_flight column is updated.
-    transactional = environment.dialect not in journal.NON_TRANSACTIONAL_DDL
+    transactional = dialect_for(environment.dialect).transactional_ddl
     last_written = [time.monotonic()]
 
     def on_step(event: str, step: Step, connection: Connection | None) -> None:
@@ -711,7 +712,7 @@ def _record_failure(
     dialect = workspace.environment.dialect
     if failed_revision is None:
         partial = "no revision was in flight: nothing was half applied"
-    elif dialect in journal.NON_TRANSACTIONAL_DDL:
+    elif not dialect_for(dialect).transactional_ddl:
         partial = (
             f"partially applied: {dialect} runs DDL outside transactions, so part of"
             f" {failed_revision} may be in the database"
