@@ -35,6 +35,7 @@ __all__ = [
     "GateSpec",
     "Refusal",
     "Refused",
+    "changed_script",
     "gate",
     "guarded",
     "overrides_for",
@@ -167,11 +168,16 @@ def checksum(context: GateContext) -> Refusal:
     from the journal's): what the database holds is not what the script now says."""
     if not context.guarded:
         return None
-    return [
+    return [changed_script(revision) for revision in context.changed_scripts]
+
+
+def changed_script(revision: str) -> str:
+    """The warning about a changed script, everywhere; the checksum gate's refusal where
+    guarded."""
+    return (
         f"revision {revision}'s script changed after it was applied"
         " (its sha256 differs from the journal's)"
-        for revision in context.changed_scripts
-    ]
+    )
 
 
 @gate("partial")

@@ -20,7 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.apply.gates import GateContext, guarded, overrides_for, run_gates
+from abmigrate.apply.gates import (
+    GateContext,
+    changed_script,
+    guarded,
+    overrides_for,
+    run_gates,
+)
 from abmigrate.apply.verify import verify
 from abmigrate.bridge.plan import build_plan
 from abmigrate.db.database import read_version_rows, scrub
@@ -193,11 +199,7 @@ class _Run:
         known = [revision for revision in self.current if project.known(revision)]
         applied_set = project.applied_set(known)
         self.changed = sorted(journal.checksum_mismatches(workspace, runs, applied_set))
-        for revision in self.changed:
-            self.warnings.append(
-                f"revision {revision}'s script changed after it was applied"
-                " (its sha256 differs from the journal's)"
-            )
+        self.warnings.extend(changed_script(revision) for revision in self.changed)
         self.partial = journal.interrupted_or_partial(runs, self.environment.dialect, applied_set)
         if self.partial:
             self.warnings.append(self.partial)
