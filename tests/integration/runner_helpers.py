@@ -55,6 +55,25 @@ def execute(url: str, *statements: str) -> None:
         engine.dispose()
 
 
+def wait_for_lock_request(url: str, table: str, *, deadline_s: float = 120.0) -> None:
+    """Poll until another session is queued for a lock on ``table`` (a not yet granted
+    entry in pg_locks): the migration has reached its statement. Raises after ``deadline_s``
+    (a loaded machine may take long to start a process; the state, not a guess, decides)."""
+    import time
+
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        waiting = query(
+            url,
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            f" WHERE NOT l.granted AND c.relname = '{table}'",
+        )
+        if waiting[0][0]:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no session queued for a lock on {table} within {deadline_s:g}s")
+
+
 def versions(url: str) -> list[str]:
     engine = sa.create_engine(url, poolclass=NullPool)
     try:

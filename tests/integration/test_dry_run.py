@@ -11,7 +11,15 @@ import time
 from pathlib import Path
 
 import psycopg
-from runner_helpers import PRODUCTION, execute, journal_runs, make_project, query, versions
+from runner_helpers import (
+    PRODUCTION,
+    execute,
+    journal_runs,
+    make_project,
+    query,
+    versions,
+    wait_for_lock_request,
+)
 from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +123,10 @@ def test_postgres_dry_run_retries_a_lock_timeout_inside_its_transaction(
         reader.execute("SELECT count(*) FROM items")  # ACCESS SHARE until the rollback below
         runner = threading.Thread(target=dry_run)
         runner.start()
-        time.sleep(2.5)
+        # Held until r3's ALTER is queued behind the reader, then long enough for its
+        # 200 ms lock_timeout to fire at least once.
+        wait_for_lock_request(pg_url, "items")
+        time.sleep(1.0)
         reader.rollback()
     runner.join(timeout=120)
     result = outcome["result"]
