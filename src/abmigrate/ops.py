@@ -70,6 +70,10 @@ def _offline() -> bool:
 
 
 def _dialect() -> str:
+    # The helpers below write each dialect's SQL for one operation (NOT VALID, CONCURRENTLY,
+    # UPDATE ... LIMIT): that is what a helper inside a revision is for, and ops.py sits
+    # outside the layers (it imports none of abmigrate's packages), so it does not ask
+    # abmigrate.db.dialects.
     return str(_context().dialect.name)
 
 

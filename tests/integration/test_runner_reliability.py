@@ -54,7 +54,9 @@ def _advisory_lock_free(url: str) -> bool:
     rows = query(
         url,
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-        f" AND classid = {PG_LOCK_KEY[0]} AND objid = {PG_LOCK_KEY[1]}",
+        f" AND classid = {PG_LOCK_KEY[0]} AND objid = {PG_LOCK_KEY[1]}"
+        # This test's database only: other databases on the server have their own runs.
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     return rows == [(0,)]
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.apply.runner import apply_plan, pg_session_settings
+from abmigrate.apply.runner import apply_plan
 from abmigrate.apply.verify import verify
 from abmigrate.db.database import (
     DEFAULT_VERSION_TABLE,
@@ -39,6 +39,7 @@ from abmigrate.db.database import (
     sqlite_path,
     version_rows_on,
 )
+from abmigrate.db.dialects import DRY_RUN_ROLLED_BACK, DRY_RUN_SCRATCH_COPY, dialect_for
 from abmigrate.errors import MigrationFailed
 
 if TYPE_CHECKING:
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ROLLED_BACK", "SCRATCH_COPY", "SharedConnection", "dry_run"]
 
-ROLLED_BACK = "applied in one transaction on the database, then rolled back"
-SCRATCH_COPY = "applied to a scratch copy of the database, then dropped"
+ROLLED_BACK = DRY_RUN_ROLLED_BACK
+SCRATCH_COPY = DRY_RUN_SCRATCH_COPY
 
 # PostgreSQL refuses these inside a transaction block ("cannot run inside a transaction
 # block"); the dry run's transaction cannot hold them, so they are skipped and reported.
@@ -148,10 +149,12 @@ def dry_run(
         "drift_before": drift_before,
         "drift_overridden": drift_overridden,
     }
-    dialect = workspace.environment.dialect
+    method = dialect_for(workspace.environment.dialect).dry_run_method
     sqlite_file = sqlite_path(workspace.url)
     started = time.monotonic()
-    if dialect in ("mysql", "mariadb") or (sqlite_file is not None and not sqlite_file.exists()):
+    # A SQLite file that does not exist yet gets a scratch database too (connecting to it
+    # would create the file).
+    if method == SCRATCH_COPY or (sqlite_file is not None and not sqlite_file.exists()):
         result = _on_scratch_copy(workspace, plan, steps, progress, notify, known_drift)
     else:
         result = _in_rolled_back_transaction(workspace, plan, steps, progress, notify, known_drift)
@@ -174,7 +177,7 @@ def _in_rolled_back_transaction(
     try:
         with _timeouts(workspace), engine.connect() as connection:
             shared = SharedConnection(connection, notify)
-            if workspace.environment.dialect == "postgresql":
+            if dialect_for(workspace.environment.dialect).has_transaction_only_statements:
                 event.listen(
                     engine,
                     "before_cursor_execute",
@@ -249,31 +252,17 @@ def _ignore(event: str, details: dict[str, Any]) -> None:
 
 
 def _transactional_engine(workspace: Workspace) -> Engine:
-    from sqlalchemy import event
-
-    engine = make_engine(workspace.url)
-    if workspace.environment.dialect == "sqlite":
-        # Python's sqlite3 module commits before DDL by itself; handing transaction control
-        # to SQLAlchemy makes DDL transactional (SQLite itself supports it) and savepoints
-        # work: SQLAlchemy's documented recipe for pysqlite.
-        @event.listens_for(engine, "connect")
-        def _driver_autocommit(dbapi_connection: Any, record: Any) -> None:
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN")
-
-    return engine
+    return dialect_for(workspace.environment.dialect).transactional_engine(
+        make_engine(workspace.url)
+    )
 
 
 @contextlib.contextmanager
 def _timeouts(workspace: Workspace) -> Iterator[None]:
     """The policy's lock and statement timeouts on the dry run's own connection."""
-    if workspace.environment.dialect == "postgresql":
-        with pg_session_settings(workspace.environment.policy):
-            yield
-    else:
+    policy = workspace.environment.policy
+    dialect = dialect_for(workspace.environment.dialect)
+    with dialect.migration_session(policy.lock_timeout_ms, policy.statement_timeout_ms):
         yield
 
 

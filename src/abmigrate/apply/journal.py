@@ -25,6 +25,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, bindparam, inspect
 from sqlalchemy.dialects.mysql import LONGTEXT
 
 from abmigrate.db.database import connect, sqlite_path
+from abmigrate.db.dialects import dialect_for
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -47,8 +48,6 @@ __all__ = [
 
 JOURNAL_TABLE = "abmigrate_journal"
 _RUN_ID_CHARACTERS = re.compile(r"[0-9A-Za-z-]+")
-# Alembic runs SQLite DDL outside a transaction (pysqlite only BEGINs before DML).
-NON_TRANSACTIONAL_DDL = frozenset({"mysql", "mariadb", "sqlite"})
 
 _metadata = MetaData()
 journal_table = Table(
@@ -192,10 +191,9 @@ class Journal:
             held = contextlib.ExitStack()
             try:
                 connection = held.enter_context(_connect(self.url, self.schema))
-                if connection.dialect.name == "postgresql":
-                    # Not waiting for the WAL flush at each of a long run's updates halves
-                    # their cost; the last write of the run (finish) waits for it.
-                    connection.exec_driver_sql("SET synchronous_commit = off")
+                # Commits not waiting for durability (PostgreSQL's WAL flush) at each of a
+                # long run's updates; the last write of the run (finish) waits for it.
+                if dialect_for(connection).relax_durability(connection):
                     connection.commit()
                 self._connection = connection
             except BaseException:
@@ -218,7 +216,7 @@ class Journal:
     def _execute_within(
         connection: Connection, statement: Any, parameters: dict[str, Any] | None = None
     ) -> None:
-        if connection.dialect.name == "postgresql":
+        if dialect_for(connection).failed_statement_aborts_transaction:
             # A failing journal write must not abort the migration's transaction.
             with connection.begin_nested():
                 connection.execute(statement, parameters)
@@ -243,8 +241,8 @@ class Journal:
                 ).rowcount
                 if not updated:
                     connection.execute(journal_table.insert().values(**values))
-                if durable and connection.dialect.name == "postgresql":
-                    connection.exec_driver_sql("SET LOCAL synchronous_commit = on")
+                if durable:
+                    dialect_for(connection).make_transaction_durable(connection)
                 connection.commit()
             except BaseException:
                 self.close()  # a broken connection is not reused
@@ -422,7 +420,7 @@ def interrupted_or_partial(
     if (revision in applied_set) == (last.get("direction") == "upgrade"):
         return None  # the revision got through after all
     how = "is still running or was interrupted" if last.get("outcome") == "running" else "failed"
-    if dialect in NON_TRANSACTIONAL_DDL:
+    if not dialect_for(dialect).transactional_ddl:
         return (
             f"run {last['run_id']} {how} during {last.get('direction')} of {revision}:"
             f" {dialect} cannot roll back DDL, so {revision} may be partially applied"

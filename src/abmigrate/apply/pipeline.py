@@ -30,6 +30,7 @@ from abmigrate.apply.gates import (
 from abmigrate.apply.verify import verify
 from abmigrate.bridge.plan import build_plan
 from abmigrate.db.database import read_version_rows, scrub
+from abmigrate.db.dialects import dialect_for
 from abmigrate.errors import (
     AbmigrateError,
     GraphError,
@@ -472,15 +473,13 @@ class _JournalRows:
     """
 
     def __init__(self, book: Journal, record: dict[str, Any], plan: Plan, dialect: str) -> None:
-        from abmigrate.apply import journal
-
         self.book = book
         self.record = record
         self.order = [step.revision for step in plan.steps]
         self.applied: list[AppliedStep] = []
         self.records: list[dict[str, Any]] = []
         self.failed_revision: str | None = None
-        self.transactional = dialect not in journal.NON_TRANSACTIONAL_DDL
+        self.transactional = dialect_for(dialect).transactional_ddl
         self.last_written = time.monotonic()
 
     def sync_applied(self) -> None:
@@ -718,7 +717,7 @@ def _record_failure(
     dialect = workspace.environment.dialect
     if failed_revision is None:
         partial = "no revision was in flight: nothing was half applied"
-    elif dialect in journal.NON_TRANSACTIONAL_DDL:
+    elif not dialect_for(dialect).transactional_ddl:
         partial = (
             f"partially applied: {dialect} runs DDL outside transactions, so part of"
             f" {failed_revision} may be in the database"

@@ -8,13 +8,14 @@ How the timeouts reach ``env.py``: abmigrate does not own the connection a proje
 its own process. Every libpq connection opened meanwhile — whether ``env.py`` builds its own
 engine from ``sqlalchemy.url``, from ``DATABASE_URL`` or uses one handed over — starts with
 those settings, and no migration statement can escape them. The application name lets the
-progress monitor find the migration's session in ``pg_stat_activity``.
+progress monitor find the migration's session in ``pg_stat_activity``. These settings (and
+MySQL/MariaDB's, and whether the run is monitored) are the dialect object's
+(:mod:`abmigrate.db.dialects`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import threading
 import time
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.db.database import connect, read_version_rows, scrub
+from abmigrate.db.dialects import MIGRATION_APPLICATION_NAME, dialect_for
 from abmigrate.errors import AbmigrateError, MigrationFailed
 from abmigrate.results import AppliedStep, Plan, RunResult, Step
 
@@ -52,7 +54,6 @@ StepCallback = Callable[[str, Step, "Connection | None"], None]
 # retry, index_progress, step_done.
 Notify = Callable[[str, dict[str, Any]], None]
 
-MIGRATION_APPLICATION_NAME = "abmigrate-migration"
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
 _BACKOFF_BASE_S = 0.25
@@ -97,65 +98,6 @@ def _failed_statement(exc: BaseException) -> str | None:
 
 
 @contextlib.contextmanager
-def pg_session_settings(policy: Policy) -> Iterator[None]:
-    """Set PGOPTIONS for every libpq connection opened inside the block (see module doc)."""
-    # Revisions commit without waiting for the WAL flush (a flush per revision adds up on
-    # a long plan); the journal's last write of the run
-    # waits for the flush, which covers every commit before it. A server crash during
-    # the run can lose the last revisions' commits, each whole: schema and version row
-    # together, never one without the other.
-    options = [f"-c application_name={MIGRATION_APPLICATION_NAME}", "-c synchronous_commit=off"]
-    if policy.lock_timeout_ms is not None:
-        options.append(f"-c lock_timeout={policy.lock_timeout_ms}")
-    if policy.statement_timeout_ms is not None:
-        options.append(f"-c statement_timeout={policy.statement_timeout_ms}")
-    previous = os.environ.get("PGOPTIONS")
-    os.environ["PGOPTIONS"] = " ".join([*([previous] if previous else []), *options])
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PGOPTIONS", None)
-        else:
-            os.environ["PGOPTIONS"] = previous
-
-
-@contextlib.contextmanager
-def mysql_session_settings(policy: Policy) -> Iterator[None]:
-    """On MySQL/MariaDB: ``lock_wait_timeout`` (whole seconds, at least 1) from lock_timeout
-    and, on MariaDB, ``max_statement_time`` from statement_timeout, for every connection
-    opened inside the block (a pool ``connect`` listener: env.py's engine included)."""
-    if policy.lock_timeout_ms is None and policy.statement_timeout_ms is None:
-        yield
-        return
-    import math
-
-    from sqlalchemy import event
-    from sqlalchemy.pool import Pool
-
-    def on_connect(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            if policy.lock_timeout_ms is not None:
-                seconds = max(1, math.ceil(policy.lock_timeout_ms / 1000))
-                cursor.execute(f"SET SESSION lock_wait_timeout = {seconds}")
-            if policy.statement_timeout_ms is not None:
-                cursor.execute("SELECT VERSION()")
-                row = cursor.fetchone()
-                if row and "mariadb" in str(row[0]).lower():
-                    seconds_f = policy.statement_timeout_ms / 1000
-                    cursor.execute(f"SET SESSION max_statement_time = {seconds_f:g}")
-        finally:
-            cursor.close()
-
-    event.listen(Pool, "connect", on_connect)
-    try:
-        yield
-    finally:
-        event.remove(Pool, "connect", on_connect)
-
-
-@contextlib.contextmanager
 def _ops_progress(notify: Notify | None) -> Iterator[None]:
     """Let abmigrate.ops report progress (backfill batches, index cleanup) while applying."""
     from abmigrate import ops
@@ -166,26 +108,6 @@ def _ops_progress(notify: Notify | None) -> Iterator[None]:
         yield
     finally:
         ops.progress_hook = previous
-
-
-def _session_settings(policy: Policy) -> Callable[[Connection], None]:
-    """abmigrate's settings for the session the migrations run on, whatever its driver
-    (PGOPTIONS reaches libpq drivers only; an asyncpg env.py's connection gets them here)."""
-
-    def prepare(connection: Connection) -> None:
-        from sqlalchemy import text
-
-        settings = {"application_name": MIGRATION_APPLICATION_NAME, "synchronous_commit": "off"}
-        if policy.lock_timeout_ms is not None:
-            settings["lock_timeout"] = str(policy.lock_timeout_ms)
-        if policy.statement_timeout_ms is not None:
-            settings["statement_timeout"] = str(policy.statement_timeout_ms)
-        for name, value in settings.items():
-            connection.execute(
-                text("SELECT set_config(:name, :value, false)"), {"name": name, "value": value}
-            )
-
-    return prepare
 
 
 @contextlib.contextmanager
@@ -423,7 +345,7 @@ def apply_plan(
     and commits nothing (the dry run).
     """
     policy = workspace.environment.policy
-    is_pg = workspace.environment.dialect == "postgresql"
+    dialect = dialect_for(workspace.environment.dialect)
     started = time.monotonic()
     _spare_the_collector()
     walk = _Walk(
@@ -438,8 +360,12 @@ def apply_plan(
     )
     with contextlib.ExitStack() as stack:
         stack.enter_context(_ops_progress(notify))
-        if is_pg:
-            stack.enter_context(pg_session_settings(policy))
+        # The timeouts for every connection opened inside (PGOPTIONS; MySQL/MariaDB's connect
+        # listener, and no retries there: DDL commits statement by statement).
+        stack.enter_context(
+            dialect.migration_session(policy.lock_timeout_ms, policy.statement_timeout_ms)
+        )
+        if dialect.monitors_locks:
             walk.monitor = stack.enter_context(_PgMonitor(workspace.url, notify))
             walk.gatekeeper = _Gatekeeper(workspace.url, policy, notify)
             if shared is not None:
@@ -447,10 +373,6 @@ def apply_plan(
                 # waiting for it to let go would wait for ever.
                 walk.gatekeeper.own_pids.add(shared.backend_pid())
             stack.callback(walk.gatekeeper.close)
-        elif workspace.environment.dialect in ("mysql", "mariadb"):
-            # No retries there: DDL commits statement by statement, a retry could re-run half
-            # a revision. The timeout still stops a migration from queueing every writer.
-            stack.enter_context(mysql_session_settings(policy))
         # Opened inside the session settings: libpq applies the timeouts when it connects.
         connection = (
             shared.connection if shared is not None else stack.enter_context(connect(workspace.url))
@@ -464,7 +386,9 @@ def apply_plan(
                     autocommit_block=shared.autocommit_block if shared is not None else None,
                     on_version_apply=walk.applied_heads,
                     swap=shared is not None,
-                    prepare=_session_settings(policy) if is_pg else None,
+                    prepare=dialect.session_prepare(
+                        policy.lock_timeout_ms, policy.statement_timeout_ms
+                    ),
                 )
             except AbmigrateError:
                 raise
@@ -713,7 +637,7 @@ def _failure(
             current=now,
         )
     partial = ""
-    if workspace.environment.dialect in ("sqlite", "mysql", "mariadb"):
+    if not dialect_for(workspace.environment.dialect).transactional_ddl:
         partial = (
             f" {workspace.environment.dialect} cannot roll back DDL: part of {record.revision}"
             " may have been applied."

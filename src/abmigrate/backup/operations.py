@@ -39,6 +39,7 @@ from abmigrate.backup.manifest import (
 )
 from abmigrate.backup.retention import apply_retention
 from abmigrate.db.database import read_version_rows, scrub
+from abmigrate.db.dialects import dialect_for
 from abmigrate.db.scratch import scratch_database, signals_raise
 from abmigrate.db.url import mask_url
 from abmigrate.errors import BackupError, ConnectionFailed, GuardRefused
@@ -70,6 +71,8 @@ def _dialect(url: str) -> str:
 
 
 def backend_for(dialect: str) -> Backend:
+    # The backup registry itself (the pattern db.dialects follows): one Backend per family,
+    # imported only when used (each module names its dump tool).
     dialect = _dialect(dialect + ":")
     if dialect == "postgresql":
         from abmigrate.backup.postgres import PostgresBackend
@@ -341,7 +344,7 @@ def verify_backup(
             problems.append(exc.message)
     test_report: dict[str, object] | None = None
     if restore_test and not problems:
-        if restore_url is None and manifest.dialect == "sqlite":
+        if restore_url is None and dialect_for(manifest.dialect).file_based:
             restore_url = "sqlite:///scratch.sqlite"  # the scratch file is a temporary one
         if restore_url is None:
             raise BackupError(
@@ -477,4 +480,4 @@ def _database_name(url: str) -> str | None:
     from sqlalchemy.engine import make_url
 
     database = make_url(url).database
-    return Path(database).name if database and _dialect(url) == "sqlite" else database
+    return Path(database).name if database and dialect_for(url).file_based else database

@@ -42,6 +42,7 @@ from abmigrate.db.database import (
     make_engine,
     parse_url,
 )
+from abmigrate.db.dialects import dialect_for
 from abmigrate.db.url import mask_url
 from abmigrate.errors import AbmigrateError, ConfigError
 
@@ -255,7 +256,7 @@ def _settled(connection: Connection, work: Callable[[], _T]) -> _T:
 
 def _own_search_path(connection: Connection) -> str | None:
     """The search_path env.py set on its connection, when it differs from the default."""
-    if connection.dialect.name != "postgresql":
+    if not dialect_for(connection).has_search_path:
         return None
     session, default = connection.exec_driver_sql(
         "SELECT current_setting('search_path'),"

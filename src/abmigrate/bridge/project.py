@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from abmigrate.db.dialects import dialect_for
 from abmigrate.errors import ConfigError, GraphError, RevisionError
 
 if TYPE_CHECKING:
@@ -634,7 +635,7 @@ def between_steps(context: MigrationContext, *, upgrade: bool = True) -> None:
         memo.clear()
         memo.update(getattr(context.impl, kept))
         delattr(context.impl, kept)
-    if upgrade and connection is not None and connection.dialect.name == "postgresql":
+    if upgrade and connection is not None and dialect_for(connection).has_enum_types:
         for key, names in memo.items():
             if key.startswith("pg_") and isinstance(names, set) and names:
                 names.intersection_update(_existing_types(connection, names))
@@ -662,7 +663,7 @@ def remember_existing_types(context: MigrationContext) -> None:
     """Seed Alembic's per-run DDL memo with the PostgreSQL enum types the database already
     has, as if this run had created them (a run resumed where an earlier one stopped)."""
     connection = context.connection
-    if connection is None or connection.dialect.name != "postgresql":
+    if connection is None or not dialect_for(connection).has_enum_types:
         return
     rows = connection.exec_driver_sql(
         "SELECT n.nspname, t.typname, pg_type_is_visible(t.oid) FROM pg_type t"

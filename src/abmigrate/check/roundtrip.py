@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from abmigrate.bridge.project import between_steps, remember_existing_types
 from abmigrate.db.database import scrub
+from abmigrate.db.dialects import dialect_for
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -213,74 +214,14 @@ def _state_key(
     connection: Connection, fingerprint: Callable[[Connection], Any]
 ) -> Callable[[Connection], Any]:
     """How to tell two schema states apart cheaply on this dialect."""
-    if connection.dialect.name == "postgresql":
-        return schema_digest
-    return fingerprint
-
-
-# One query, a few milliseconds: a digest of everything a fingerprint describes (and a little
-# more), used only to tell "unchanged" from "changed". Column order and object ids are left
-# out, as the fingerprint leaves them out; a changed digest leads to a full fingerprint diff.
-_PG_DIGEST = """
-WITH rel AS (
-    SELECT c.oid, c.relname, c.relkind FROM pg_class c
-    WHERE c.relnamespace = current_schema()::regnamespace
-), descr AS (
-    -- Comments joined once: obj_description()/col_description() per row searched
-    -- pg_description for every relation and column (a third of the query's time).
-    SELECT d.objoid, d.objsubid, d.description FROM pg_description d
-    JOIN rel ON rel.oid = d.objoid WHERE d.classoid = 'pg_class'::regclass
-)
-SELECT md5(coalesce(string_agg(line, ' | ' ORDER BY line), '')) FROM (
-    SELECT 'r ' || relname || ' ' || relkind::text || ' ' || coalesce((SELECT description FROM descr WHERE objoid = rel.oid AND objsubid = 0), '')
-        AS line FROM rel WHERE relkind <> 'i' AND relkind <> 'I'
-    UNION ALL
-    SELECT 'c ' || rel.relname || '.' || a.attname || ' '
-        || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
-        || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' || a.attidentity::text || ' '
-        || a.attgenerated::text || ' ' || coalesce(ds.description, '')
-    FROM rel JOIN pg_attribute a ON a.attrelid = rel.oid AND a.attnum > 0
-        AND NOT a.attisdropped
-    LEFT JOIN pg_attrdef d ON d.adrelid = rel.oid AND d.adnum = a.attnum
-    LEFT JOIN descr ds ON ds.objoid = rel.oid AND ds.objsubid = a.attnum
-    WHERE rel.relkind IN ('r', 'p', 'v', 'm', 'f')
-    UNION ALL
-    SELECT 'k ' || rel.relname || ' ' || con.conname || ' ' || con.contype::text || ' '
-        || con.conkey::text || ' ' || con.confrelid::regclass::text || ' '
-        || coalesce(con.confkey::text, '') || ' ' || con.confupdtype::text
-        || con.confdeltype::text || con.condeferrable::text || con.condeferred::text || ' '
-        || coalesce(pg_get_expr(con.conbin, con.conrelid), '')
-    FROM pg_constraint con JOIN rel ON rel.oid = con.conrelid
-    UNION ALL
-    SELECT 'i ' || rel.relname || ' ' || i.indexrelid::regclass::text || ' '
-        || i.indkey::text || ' ' || i.indisunique::text || ' ' || i.indclass::text || ' '
-        || i.indoption::text || ' ' || i.indnkeyatts || ' ' || am.amname || ' '
-        || coalesce(pg_get_expr(i.indexprs, i.indrelid), '') || ' '
-        || coalesce(pg_get_expr(i.indpred, i.indrelid), '')
-    FROM pg_index i JOIN rel ON rel.oid = i.indrelid
-    JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
-    UNION ALL
-    SELECT 'v ' || relname || ' ' || pg_get_viewdef(oid) FROM rel WHERE relkind IN ('v', 'm')
-    UNION ALL
-    SELECT 't ' || t.typname || ' ' || t.typtype::text || ' ' || coalesce(
-        (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
-         FROM pg_enum e WHERE e.enumtypid = t.oid), '')
-    FROM pg_type t WHERE t.typnamespace = current_schema()::regnamespace
-        AND t.typtype IN ('e', 'd')
-    UNION ALL
-    SELECT 's ' || rel.relname || ' ' || format_type(s.seqtypid, NULL) || ' '
-        || s.seqstart || ' ' || s.seqincrement || ' ' || s.seqmin || ' ' || s.seqmax || ' '
-        || s.seqcycle::text
-    FROM pg_sequence s JOIN rel ON rel.oid = s.seqrelid
-) lines
-"""
+    dialect = dialect_for(connection)
+    return dialect.schema_digest if dialect.has_schema_digest else fingerprint
 
 
 def schema_digest(connection: Connection) -> str:
-    """A digest of the PostgreSQL schema the connection sees by default (one query)."""
-    from sqlalchemy import text
-
-    return str(connection.execute(text(_PG_DIGEST)).scalar_one())
+    """A digest of the PostgreSQL schema the connection sees by default (one query; see
+    :meth:`abmigrate.db.dialects.PostgreSQL.schema_digest`)."""
+    return dialect_for("postgresql").schema_digest(connection)
 
 
 def _stage_message(stage: Stage) -> str:

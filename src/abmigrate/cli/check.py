@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from abmigrate.cli.main import CliState, pass_state
+from abmigrate.db.dialects import dialect_for
 
 if TYPE_CHECKING:
     from abmigrate.check.checks import CheckContext
@@ -103,7 +104,11 @@ def _context(state: CliState, url: str | None, since: str | None) -> tuple[Check
             environment = settings.environment(None)
         except ConfigError:
             environment = None
-        if server is None and environment is not None and environment.dialect != "sqlite":
+        if (
+            server is None
+            and environment is not None
+            and not dialect_for(environment.dialect).file_based
+        ):
             note = (
                 f"the {environment.name} environment uses {environment.dialect}: pass --url"
                 f" (a server for scratch databases) or --env {environment.name} to check on"

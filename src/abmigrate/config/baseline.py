@@ -123,6 +123,8 @@ class Baseline:
 
     def _run_sql(self, engine: Any) -> None:
         text = self.sql_path.read_text()
+        # How each driver runs a script of several statements (driver behaviour, not a
+        # dialect decision: sqlite3's executescript, psycopg's simple query protocol).
         with engine.begin() as connection:
             if connection.dialect.name == "sqlite":
                 # sqlite3 runs one statement per execute(); executescript runs them all.

@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
+from abmigrate.db.dialects import dialect_for
 from abmigrate.db.url import mask_url
 from abmigrate.errors import ConnectionFailed
 
@@ -91,7 +92,7 @@ class DatabaseIdentity:
         )
 
     def describe(self) -> str:
-        if self.dialect == "sqlite":
+        if dialect_for(self.dialect).file_based:
             return f"SQLite file {self.database}"
         return f"{self.dialect} database {self.database!r} on {self.address or self.cluster}"
 
@@ -109,7 +110,7 @@ def parse_url(url: str) -> URL:
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL, or None for other dialects and in-memory databases."""
     parsed = parse_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    if not dialect_for(parsed).file_based or not parsed.database:
         return None
     if parsed.database == ":memory:" or parsed.database.startswith("file:"):
         return None
@@ -141,8 +142,9 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     search_path of every connection, so it is the default schema reflection looks at (a
     tenant's schema, where env.py works)."""
     options: dict[str, object] = {}
-    if schema and parse_url(url).get_backend_name() == "postgresql":
-        options["connect_args"] = {"options": f"-c search_path={schema}"}
+    connect_args = dialect_for(parse_url(url)).schema_connect_args(schema) if schema else None
+    if connect_args:
+        options["connect_args"] = connect_args
     try:
         return create_engine(sync_url(url), poolclass=NullPool, **options)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
@@ -198,23 +200,4 @@ def version_rows_on(
 
 def database_identity(connection: Connection) -> DatabaseIdentity:
     """The database ``connection`` reaches (see :class:`DatabaseIdentity`)."""
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        rows = connection.exec_driver_sql("PRAGMA database_list").all()
-        main = next((str(row[2] or "") for row in rows if row[1] == "main"), "")
-        where = str(Path(main).resolve()) if main else f":memory: ({id(connection.connection)})"
-        return DatabaseIdentity("sqlite", "", where)
-    if dialect == "postgresql":
-        database, system, address, port = connection.exec_driver_sql(
-            "SELECT current_database(), (SELECT system_identifier FROM pg_control_system()),"
-            " host(inet_server_addr()), inet_server_port()"
-        ).one()
-        where = f"{address}:{port}" if address else f"the local socket (port {port})"
-        return DatabaseIdentity("postgresql", str(system), str(database), where)
-    if dialect in ("mysql", "mariadb"):
-        database, host, port, datadir = connection.exec_driver_sql(
-            "SELECT DATABASE(), @@hostname, @@port, @@datadir"
-        ).one()
-        return DatabaseIdentity(dialect, f"{host}:{datadir}", str(database), f"{host}:{port}")
-    url = connection.engine.url
-    return DatabaseIdentity(dialect, f"{url.host}:{url.port}", str(url.database), str(url.host))
+    return DatabaseIdentity(*dialect_for(connection).identity(connection))

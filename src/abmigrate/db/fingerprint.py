@@ -288,6 +288,8 @@ def fingerprint_connection(
             except NotImplementedError:  # pragma: no cover - every supported dialect has it
                 definition = None
             objects[f"view {view}"] = {"definition": definition}
+    # What each dialect's catalog adds to SQLAlchemy's reflection (which does not describe
+    # these on that dialect): reading them is the fingerprint's own business, kept here.
     if dialect == "postgresql":
         _postgresql_extras(connection, inspector, objects)
     elif dialect in ("mysql", "mariadb"):
@@ -313,6 +315,8 @@ def _describe_tables(
     objects: dict[str, dict[str, Any]],
 ) -> None:
     dialect = connection.dialect
+    # SQLAlchemy's reflection per dialect: CHECKs on MySQL/MariaDB and SQLite's indexes are
+    # read from the catalog instead (see fingerprint_connection).
     is_mysql = dialect.name in ("mysql", "mariadb")
     columns = _multi(inspector, "get_multi_columns", tables)
     primary_keys = _multi(inspector, "get_multi_pk_constraint", tables)

@@ -26,13 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from abmigrate.db.dialects import PG_LOCK_KEY, dialect_for
 from abmigrate.errors import GuardRefused
 
 __all__ = ["PG_LOCK_KEY", "LockHolder", "MigrationLock", "actor"]
 
-# The two int4 keys of the PostgreSQL advisory lock ("abm", "mig"): pg_locks shows them as
-# classid/objid with objsubid = 2. Advisory locks are per database already.
-PG_LOCK_KEY = (0x61626D, 0x6D6967)
 _POLL_S = 0.2
 
 LockHolder = dict[str, Any]
@@ -59,12 +57,11 @@ class MigrationLock:
     def __init__(
         self, url: str, *, wait_ms: int = 60_000, on_wait: WaitCallback | None = None
     ) -> None:
-        from sqlalchemy.engine import make_url
-
         self.url = url
         self.wait_ms = wait_ms
         self.on_wait = on_wait
-        self.backend = make_url(url).get_backend_name()
+        # The lock's SQL per dialect (advisory lock, GET_LOCK); SQLite's is a file lock.
+        self.dialect = dialect_for(url)
         self._engine: Any = None
         self._connection: Any = None
         self._file: IO[str] | None = None
@@ -112,7 +109,7 @@ class MigrationLock:
             raise
 
     def _open(self) -> None:
-        if self.backend == "sqlite":
+        if self.dialect.file_based:
             path = self._sqlite_lock_path()
             if path is None:
                 return
@@ -141,28 +138,14 @@ class MigrationLock:
             self._engine = None
             raise
         self._connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        if self.backend == "postgresql":
-            me = actor()
-            # Shown to a waiting runner through pg_stat_activity (63 characters at most).
-            label = f"abmigrate lock {me['user']}@{me['host']} pid {me['pid']}"[:63]
-            self._execute("SELECT set_config('application_name', :label, false)", label=label)
-
-    def _execute(self, sql: str, **params: Any) -> Any:
-        from sqlalchemy import text
-
-        return self._connection.execute(text(sql), params)
+        me = actor()
+        self.dialect.label_lock_session(
+            self._connection, f"abmigrate lock {me['user']}@{me['host']} pid {me['pid']}"
+        )
 
     def _try(self) -> bool:
-        if self.backend == "postgresql":
-            return bool(
-                self._execute(
-                    "SELECT pg_try_advisory_lock(:a, :b)", a=PG_LOCK_KEY[0], b=PG_LOCK_KEY[1]
-                ).scalar()
-            )
-        if self.backend in ("mysql", "mariadb"):
-            return bool(
-                self._execute("SELECT GET_LOCK(:name, 0)", name=self._mysql_name()).scalar() == 1
-            )
+        if self._connection is not None:
+            return self.dialect.try_lock(self._connection, self.url)
         if self._file is None:
             return True
         import fcntl
@@ -178,12 +161,6 @@ class MigrationLock:
         self._file.flush()
         return True
 
-    def _mysql_name(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        # GET_LOCK names are server-wide: scope them to the database (64 characters at most).
-        return f"abmigrate:{make_url(self.url).database or ''}"[:64]
-
     def _sqlite_lock_path(self) -> Path | None:
         from abmigrate.db.database import sqlite_path
 
@@ -195,43 +172,8 @@ class MigrationLock:
     def holder(self) -> LockHolder:
         """The session holding the lock, as far as the database can tell."""
         with contextlib.suppress(Exception):
-            if self.backend == "postgresql":
-                row = (
-                    self._execute(
-                        "SELECT a.pid, a.application_name, a.usename, a.client_addr,"
-                        " a.state_change FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-                        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :a"
-                        " AND l.objid = :b AND l.objsubid = 2"
-                        " AND l.database = (SELECT oid FROM pg_database"
-                        " WHERE datname = current_database())",
-                        a=PG_LOCK_KEY[0],
-                        b=PG_LOCK_KEY[1],
-                    )
-                    .mappings()
-                    .first()
-                )
-                if row is None:
-                    return {}
-                return _pg_holder(dict(row))
-            if self.backend in ("mysql", "mariadb"):
-                row = (
-                    self._execute(
-                        "SELECT id, user, host, time FROM information_schema.processlist"
-                        " WHERE id = IS_USED_LOCK(:name)",
-                        name=self._mysql_name(),
-                    )
-                    .mappings()
-                    .first()
-                )
-                if row is None:
-                    return {}
-                since = datetime.now(UTC).timestamp() - float(row["time"] or 0)
-                return {
-                    "pid": f"connection {row['id']}",
-                    "user": row["user"],
-                    "host": row["host"],
-                    "since": datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
-                }
+            if self._connection is not None:
+                return self.dialect.lock_holder(self._connection, self.url)
             if self._file is not None:
                 self._file.seek(0)
                 data = json.loads(self._file.read() or "{}")
@@ -243,12 +185,7 @@ class MigrationLock:
     def release(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(Exception):
-                if self.backend == "postgresql":
-                    self._execute(
-                        "SELECT pg_advisory_unlock(:a, :b)", a=PG_LOCK_KEY[0], b=PG_LOCK_KEY[1]
-                    )
-                elif self.backend in ("mysql", "mariadb"):
-                    self._execute("SELECT RELEASE_LOCK(:name)", name=self._mysql_name())
+                self.dialect.unlock(self._connection, self.url)
             with contextlib.suppress(Exception):
                 self._connection.close()
             self._connection = None
@@ -262,20 +199,3 @@ class MigrationLock:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
-
-
-def _pg_holder(row: dict[str, Any]) -> LockHolder:
-    holder: LockHolder = {"pid": row.get("pid"), "user": row.get("usename")}
-    label = str(row.get("application_name") or "")
-    # "abmigrate lock USER@HOST pid PID": the runner's own identity beats the server's view.
-    if label.startswith("abmigrate lock "):
-        who, _, pid = label[len("abmigrate lock ") :].partition(" pid ")
-        user, _, host = who.partition("@")
-        holder.update(user=user, host=host, pid=int(pid) if pid.isdigit() else pid)
-        holder["backend_pid"] = row.get("pid")
-    elif row.get("client_addr"):
-        holder["host"] = str(row["client_addr"])
-    since = row.get("state_change")
-    if isinstance(since, datetime):
-        holder["since"] = since.astimezone(UTC).isoformat(timespec="seconds")
-    return holder

@@ -18,19 +18,19 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
 from abmigrate.db.database import scrub, sync_url
+from abmigrate.db.dialects import dialect_for
 from abmigrate.db.url import mask_url
 from abmigrate.errors import ConnectionFailed
 
@@ -78,10 +78,7 @@ class ScratchDatabase:
         else:
             assert self._server is not None
             with _admin(self._server) as connection:
-                if self.dialect == "postgresql":
-                    _create_postgres(connection, self.name)
-                else:
-                    connection.execute(text(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4"))
+                dialect_for(self.dialect).create_database(connection, self.name)
         if self._prepare is not None:
             self._prepare(self.url)
 
@@ -93,10 +90,7 @@ class ScratchDatabase:
         else:
             assert self._server is not None
             with _admin(self._server) as connection:
-                if self.dialect == "postgresql":
-                    _drop_postgres(connection, self.name)
-                else:
-                    _drop_mysql(connection, self.name)
+                dialect_for(self.dialect).drop_database(connection, self.name)
         self._dropped = True
 
 
@@ -132,24 +126,14 @@ def _new_scratch(server_url: str | None, name: str) -> ScratchDatabase:
             f"not a database URL: {mask_url(server_url)!r}",
             hint="write it like postgresql+psycopg://user@host:5432/dbname or sqlite:///file.db",
         ) from None
-    backend = url.get_backend_name()
-    if backend == "sqlite":
+    dialect = dialect_for(url)
+    if dialect.file_based:
         # The URL's driver is kept (sqlite+aiosqlite: env.py builds an async engine from it).
         return _sqlite_scratch(name, url.drivername)
-    if backend == "postgresql":
-        server = url
-        dialect = "postgresql"
-    elif backend in ("mysql", "mariadb"):
-        server = url.set(database=None)
-        dialect = "mysql"
-    else:
-        raise ConnectionFailed(
-            f"cannot create a scratch database on {backend}",
-            hint="use a PostgreSQL, MySQL/MariaDB or SQLite URL",
-        )
+    server = dialect.scratch_server(url)  # raises for a dialect without scratch databases
     return ScratchDatabase(
         url=url.set(database=name).render_as_string(hide_password=False),
-        dialect=dialect,
+        dialect=dialect.family,
         name=name,
         _server=server,
     )
@@ -181,13 +165,14 @@ def _admin(server: URL) -> Iterator[Connection]:
         try:
             connection = engine.connect()
         except DBAPIError as first:
-            if server.get_backend_name() != "postgresql" or server.database == "postgres":
+            maintenance = dialect_for(server).maintenance_database
+            if maintenance is None or server.database == maintenance:
                 raise _connection_failed(first, raw) from None
             # The URL may name a database that does not exist yet: the maintenance
             # database serves as well for CREATE/DROP DATABASE.
             engine.dispose()
             engine = create_engine(
-                server.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+                server.set(database=maintenance), poolclass=NullPool, isolation_level="AUTOCOMMIT"
             )
             try:
                 connection = engine.connect()
@@ -205,60 +190,6 @@ def _connection_failed(exc: DBAPIError, url: str) -> ConnectionFailed:
         f"cannot connect to {mask_url(url)} to create a scratch database: {scrub(first_line, url)}",
         hint="check the host, port, user and password, and that the server is running",
     )
-
-
-def _create_postgres(connection: Connection, name: str) -> None:
-    # Concurrent CREATE DATABASE calls copying template1 can collide ("being accessed by
-    # other users"); that is transient, so retry briefly.
-    for attempt in range(5):
-        try:
-            # template0: a restore test or replay must start from a pristine database, not
-            # from whatever a site added to template1.
-            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
-            # Nothing in a scratch database needs to survive a crash: commits need not
-            # wait for the WAL flush (projects committing per migration run much faster).
-            connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
-            return
-        except DBAPIError as exc:
-            message = str(exc.orig)
-            if "being accessed by other users" in message and attempt < 4:
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            if "permission denied" in message:
-                raise ConnectionFailed(
-                    "the user in the URL may not create databases",
-                    hint="give it CREATEDB (ALTER ROLE ... CREATEDB), or use another URL",
-                ) from None
-            raise
-
-
-def _drop_postgres(connection: Connection, name: str) -> None:
-    try:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    except DBAPIError:
-        # PostgreSQL before 13 has no WITH (FORCE): end the sessions, then drop.
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-
-
-def _drop_mysql(connection: Connection, name: str) -> None:
-    sessions = connection.execute(
-        text(
-            "SELECT id FROM information_schema.processlist"
-            " WHERE db = :name AND id <> CONNECTION_ID()"
-        ),
-        {"name": name},
-    ).scalars()
-    for session_id in list(sessions):
-        with contextlib.suppress(DBAPIError):  # it may have ended meanwhile
-            connection.execute(text(f"KILL {int(session_id)}"))
-    connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 # -- signals --------------------------------------------------------------------------

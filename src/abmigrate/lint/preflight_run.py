@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.db.database import connect, sqlite_path
+from abmigrate.db.dialects import dialect_for
 from abmigrate.errors import AbmigrateError
 from abmigrate.lint.engine import preflight_checks
 from abmigrate.lint.preflight import PreflightCheck
@@ -99,8 +100,7 @@ class LiveTables:
 
     @property
     def estimate_name(self) -> str:
-        dialect = self.connection.dialect.name if self.connection is not None else ""
-        return "TABLE_ROWS estimate" if dialect in ("mysql", "mariadb") else "planner estimate"
+        return dialect_for(self.connection).row_estimate_name
 
     @property
     def known(self) -> bool:
@@ -135,37 +135,18 @@ class LiveTables:
         return str(self.connection.dialect.identifier_preparer.quote(table))
 
     def _look_up(self, table: str) -> bool:
-        from sqlalchemy import inspect, text
+        from sqlalchemy import inspect
 
         assert self.connection is not None
-        dialect = self.connection.dialect.name
-        if dialect == "postgresql":
-            row = self._row(
-                text(
-                    "SELECT c.relkind, c.reltuples, c.relpages,"
-                    " pg_relation_size(c.oid) / current_setting('block_size')::int"
-                    " FROM pg_class c WHERE c.oid = to_regclass(quote_ident(:name))"
-                ).bindparams(name=table)
-            )
+        dialect = dialect_for(self.connection)
+        query = dialect.table_estimate_query(table)
+        if query is not None:
+            row = self._row(query)
             if row is None:
                 return False
-            relkind, reltuples, relpages, pages = row
-            # the planner's own scaling: tuples per page at the last ANALYZE/VACUUM times the
-            # pages the table has now; -1 (never analysed) or no pages then: no estimate
-            if str(relkind) in ("r", "m") and reltuples >= 0 and relpages > 0:
-                self._estimates[table] = float(reltuples) / float(relpages) * float(pages)
-            return True
-        if dialect in ("mysql", "mariadb"):
-            row = self._row(
-                text(
-                    "SELECT TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES"
-                    " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :name"
-                ).bindparams(name=table)
-            )
-            if row is None:
-                return False
-            if row[0] == "BASE TABLE" and row[1] is not None:
-                self._estimates[table] = float(row[1])
+            estimate = dialect.row_estimate(row)
+            if estimate is not None:
+                self._estimates[table] = estimate
             return True
         with self._savepoint():
             return bool(inspect(self.connection).has_table(table))
@@ -190,23 +171,8 @@ class LiveTables:
 
 
 def _read_only(connection: Connection) -> None:
-    from sqlalchemy import text
 
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SET TRANSACTION READ ONLY"))
-        connection.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
-    elif connection.dialect.name in ("mysql", "mariadb"):
-        # MariaDB names it max_statement_time (seconds), MySQL max_execution_time (ms)
-        for statement in (
-            f"SET SESSION max_statement_time = {STATEMENT_TIMEOUT_MS / 1000}",
-            f"SET SESSION max_execution_time = {STATEMENT_TIMEOUT_MS}",
-        ):
-            try:
-                with connection.begin_nested():
-                    connection.execute(text(statement))
-            except Exception:  # the other server's name for it
-                continue
-            break
+    dialect_for(connection).read_only(connection, STATEMENT_TIMEOUT_MS)
 
 
 class _Runner:
@@ -232,11 +198,11 @@ class _Runner:
             return None  # created earlier in this plan: there are no live rows to check
         if "ref" in check.extra_tables and self.columns(check.extra_tables["ref"]) is None:
             return None
-        mysql = self.connection.dialect.name in ("mysql", "mariadb")
+        dialect = dialect_for(self.connection)
         names = {
             "table": self.quote(check.table),
-            "text": "CHAR" if mysql else "TEXT",
-            "length": "char_length" if mysql else "length",  # MySQL's length() counts bytes
+            "text": dialect.text_type,
+            "length": dialect.char_length_function,
         }
         names.update({f"col{i}": self.quote(c) for i, c in enumerate(check.columns)})
         names.update({k: self.quote(v) for k, v in check.extra_tables.items()})

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.db.dialects import Dialect, dialect_for
 from abmigrate.errors import AbmigrateError, GuardRefused
 from abmigrate.results import Record
 
@@ -131,7 +132,7 @@ def rehearse(
                 f"the copy is at {', '.join(start) or 'no revision'}, the database at"
                 f" {', '.join(current) or 'no revision'}: the rehearsal starts from the copy"
             )
-        if scratch.dialect not in ("postgresql", "sqlite"):
+        if dialect_for(scratch.dialect).storage_ids_query() is None:
             warnings.append(
                 f"locks, rewrites and rows touched are measured on PostgreSQL (and rewrites"
                 f" and rows on SQLite), not on {scratch.dialect}: only durations are reported"
@@ -259,7 +260,7 @@ def _measure(
 
     from abmigrate.bridge.env_run import WrongDatabase
 
-    dialect = make_url(scratch_url).get_backend_name()
+    dialect = dialect_for(make_url(scratch_url))
     record = RehearsalStep(str(step.revision.revision), message, direction, 0.0, True)
     with _observer(scratch_url, dialect) as observer:
         before = observer.storage()
@@ -273,8 +274,8 @@ def _measure(
             from abmigrate.bridge.project import migration_op
 
             bind = migration_op().get_bind()
-            observer.sample(_backend_pid(bind))
-            record.rows_touched = _rows_touched(bind, dialect)
+            observer.sample(dialect.backend_pid(bind))
+            record.rows_touched = dialect.rows_touched(bind)
             return returned
 
         step.migration_fn = measured
@@ -297,7 +298,7 @@ def _measure(
             observer.stop()
         record.locks = observer.strongest()
         after = observer.storage()
-    if dialect == "postgresql":
+    if dialect.rows_touched_by_transaction:
         # Batches committed before the end are gone from the transaction counters (or are
         # still in them, while the backend has not flushed its statistics): at least this many.
         for table, rows in backfilled.items():
@@ -336,41 +337,13 @@ def _backfilled_rows() -> Iterator[dict[str, int]]:
             totals[table] = totals.get(table, 0) + rows
 
 
-def _backend_pid(bind: Connection) -> int | None:
-    if bind.dialect.name != "postgresql":
-        return None
-    return int(bind.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
-
-
-def _rows_touched(bind: Connection, dialect: str) -> dict[str, int]:
-    from sqlalchemy import text
-
-    if dialect == "postgresql":
-        rows = bind.execute(
-            text(
-                "SELECT c.relname, pg_stat_get_xact_tuples_inserted(c.oid)"
-                " + pg_stat_get_xact_tuples_updated(c.oid)"
-                " + pg_stat_get_xact_tuples_deleted(c.oid)"
-                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()"
-            )
-        )
-        return {
-            str(name): int(count) for name, count in rows if count and name != "alembic_version"
-        }
-    if dialect == "sqlite":
-        changed = int(bind.exec_driver_sql("SELECT total_changes()").scalar_one())
-        return {"(all tables)": changed} if changed else {}
-    return {}
-
-
 # --------------------------------------------------------------------------- observing
 
 
 class _Observer:
     """A second connection to the scratch database: storage ids, and pg_locks sampling."""
 
-    def __init__(self, connection: Connection | None, dialect: str) -> None:
+    def __init__(self, connection: Connection | None, dialect: Dialect) -> None:
         self.connection = connection
         self.dialect = dialect
         self.seen: dict[str, str] = {}
@@ -385,24 +358,14 @@ class _Observer:
         if self.connection is None:
             return {}
         with self._lock:
-            if self.dialect == "postgresql":
-                rows = self.connection.execute(
-                    text(
-                        "SELECT c.oid, c.relname, c.relfilenode FROM pg_class c"
-                        " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                        " WHERE c.relkind IN ('r', 'm') AND n.nspname = current_schema()"
-                    )
-                ).all()
-            else:
-                rows = self.connection.execute(
-                    text("SELECT name, name, rootpage FROM sqlite_master WHERE type = 'table'")
-                ).all()
+            query = self.dialect.storage_ids_query()
+            rows = self.connection.execute(text(query)).all() if query else []
         return {key: (str(name), node) for key, name, node in rows if name != "alembic_version"}
 
     def sample(self, pid: int | None = None) -> None:
         from sqlalchemy import text
 
-        if self.connection is None or self.dialect != "postgresql":
+        if self.connection is None or not self.dialect.monitors_locks:
             return
         query = (
             "SELECT coalesce(t.relname, c.relname), l.mode FROM pg_locks l"
@@ -434,7 +397,7 @@ class _Observer:
         return dict(sorted(self.seen.items()))
 
     def start(self) -> None:
-        if self.connection is None or self.dialect != "postgresql":
+        if self.connection is None or not self.dialect.monitors_locks:
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="pg-locks-sampler", daemon=True)
@@ -456,10 +419,10 @@ class _Observer:
 
 
 @contextmanager
-def _observer(scratch_url: str, dialect: str) -> Iterator[_Observer]:
+def _observer(scratch_url: str, dialect: Dialect) -> Iterator[_Observer]:
     from abmigrate.db.database import connect
 
-    if dialect not in ("postgresql", "sqlite"):
+    if dialect.storage_ids_query() is None:
         yield _Observer(None, dialect)
         return
     with connect(scratch_url) as connection:

@@ -18,6 +18,7 @@ import re
 import warnings
 from typing import TYPE_CHECKING
 
+from abmigrate.db.dialects import dialect_for
 from abmigrate.db.fingerprint import diff, excluded_table, fingerprint_url
 from abmigrate.errors import GraphError, GuardRefused, RevisionError
 
@@ -67,7 +68,7 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
         warnings.simplefilter("ignore", SAWarning)
         live.reflect(connection, only=lambda name, _: not excluded_table(name))
 
-    dialect = workspace.environment.dialect
+    dialect = dialect_for(workspace.environment.dialect)
     with isolated_scratch(workspace.url, "capture", workspace.settings.baseline) as scratch:
         replay = project.for_url(scratch.url)
         for step in replay.upgrade_steps(head, []):
@@ -80,7 +81,7 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
                 include_name=lambda name, type_, parents: (
                     not (type_ == "table" and name is not None and excluded_table(name))
                 ),
-                batch=dialect == "sqlite",
+                batch=dialect.batch_alter,
             )
     modules = sorted(set(_DIALECT_MODULES.findall(upgrades + downgrades)))
     imports = "\n".join(f"from sqlalchemy.dialects import {module}" for module in modules)

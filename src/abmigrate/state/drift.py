@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.db.dialects import dialect_for
 from abmigrate.db.fingerprint import Difference, diff, excluded_table, fingerprint_url
 from abmigrate.results import Record
 
@@ -111,7 +112,7 @@ def compare_to_models(
             include_object=object_filter,
         )
     differences = _convert(raw, connection.dialect)
-    if connection.dialect.name == "postgresql":
+    if dialect_for(connection).has_enum_types:
         differences.extend(_enum_differences(connection, metadata_list))
     return sorted(differences, key=lambda d: (d.kind != "table", d.name, d.kind))
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.db.dialects import dialect_for
 from abmigrate.db.fingerprint import FORMAT_VERSION, Fingerprint, fingerprint_url
 from abmigrate.errors import AbmigrateError, MigrationFailed, RevisionError
 from abmigrate.isolation import run_scratch_job
@@ -269,7 +270,7 @@ def _environment_key(workspace: Workspace) -> str:
 
     url = workspace.url
     dialect = _dialect_name(url)
-    if dialect == "sqlite":
+    if dialect_for(dialect).file_based:
         import sqlite3
 
         version = sqlite3.sqlite_version
