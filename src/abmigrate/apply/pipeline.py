@@ -1,15 +1,15 @@
-"""The guarded pipeline behind ``upgrade`` and ``downgrade``, in every environment:
+"""The guarded pipeline behind ``upgrade`` and ``downgrade``, in every environment.
 
-resolve environment → show target and policy → migration lock → graph and state checks →
-plan (lint findings and preflight where available; data-loss estimate for downgrades) →
-policy gate → typed confirmation → backup → apply → verify → journal, and on failure an
-incident report.
+Under the migration lock, one run is a short sequence of named stages (:class:`_Run`):
 
-The policy decides which steps bite. An environment is *guarded* when its policy requires
-confirmation or forbids destructive changes (production and staging by default): there,
-lint errors, changed scripts and partially applied revisions refuse the run instead of
-warning. Every refusal can be overridden with ``override=REASON``, which is recorded in the
-journal and the result.
+check_state → make_plan → analyse → gate → confirm → open_journal → backup → apply →
+verify → finish (or dry_run after confirm), and on failure an incident report.
+
+The gates are declared in :mod:`abmigrate.apply.gates`. The policy decides which bite. An
+environment is *guarded* when its policy requires confirmation or forbids destructive
+changes (production and staging by default): there, lint errors, changed scripts and
+partially applied revisions refuse the run instead of warning. Every refusal can be
+overridden with ``override=REASON``, which is recorded in the journal and the result.
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.apply.gates import (
+    GateContext,
+    changed_script,
+    guarded,
+    overrides_for,
+    run_gates,
+)
 from abmigrate.apply.verify import verify
 from abmigrate.bridge.plan import build_plan
 from abmigrate.db.database import read_version_rows, scrub
@@ -35,6 +42,7 @@ from abmigrate.results import AppliedStep, Direction, Plan, RunResult, Step
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from abmigrate.apply.journal import Journal
     from abmigrate.apply.runner import Notify, ProgressCallback, StepCallback
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.workspace import Workspace
@@ -69,11 +77,6 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def guarded(workspace: Workspace) -> bool:
-    policy = workspace.environment.policy
-    return policy.require_confirmation or not policy.allow_destructive
-
-
 def run_pipeline(
     workspace: Workspace, direction: Direction, target: str, options: RunOptions
 ) -> RunResult:
@@ -101,378 +104,406 @@ def run_pipeline(
 
     with MigrationLock(workspace.url, wait_ms=wait_ms, on_wait=waiting) as lock:
         notify("locked", {"waited_s": round(lock.waited_s, 2)})
-        return _locked(workspace, direction, target, options, notify)
+        return _Run(workspace, direction, target, options, notify).stages()
 
 
-def _locked(
-    workspace: Workspace,
-    direction: Direction,
-    target: str,
-    options: RunOptions,
-    notify: Notify,
-) -> RunResult:
-    from abmigrate.apply import journal
+class _Run:
+    """One run under the migration lock: the stages in order, and what each hands on."""
 
-    environment = workspace.environment
-    policy = environment.policy
-    project = workspace.project
-    warnings = list(options.warnings)
-    refusals: list[tuple[str, str]] = []
-    strict = guarded(workspace)
+    plan: Plan
+    steps: list[RevisionStep]
+    book: Journal
+    record: dict[str, Any]  # the journal's row for this run
+    rows: _JournalRows
+    started: float  # when the journal's row was written
+    schema_before: list[str] | None
+    result: RunResult
+    verification: dict[str, Any]
 
-    # -- graph and state checks ------------------------------------------------------
-    problems = project.graph_problems()
-    blocking = [p for p in problems if p.code in _BLOCKING_GRAPH_PROBLEMS]
-    if blocking:
-        raise GraphError(
-            f"the revision graph is broken: {blocking[0].message}",
-            hint="run `abmigrate status` for every problem; fix the scripts first",
-            heads=project.heads(),
+    def __init__(
+        self,
+        workspace: Workspace,
+        direction: Direction,
+        target: str,
+        options: RunOptions,
+        notify: Notify,
+    ) -> None:
+        self.workspace = workspace
+        self.environment = workspace.environment
+        self.policy = workspace.environment.policy
+        self.direction = direction
+        self.target = target
+        self.options = options
+        self.notify = notify
+        self.warnings = list(options.warnings)
+        self.current: list[str] = []
+        self.changed: list[str] = []
+        self.partial: str | None = None
+        self.nothing_to_lose = False
+        self.analysis_failures: list[str] = []
+        self.findings: list[dict[str, Any]] = []
+        self.drift_before: list[str] | None = None
+        self.overrides: list[dict[str, str]] = []
+        self.overridden_drift: list[str] = []
+
+    def stages(self) -> RunResult:
+        self.check_state()
+        self.make_plan()
+        if not self.plan.steps:
+            return self.nothing_to_do()
+        # Announced once there is something to do: an error (bad target, no connection)
+        # stays the first line a user reads.
+        self.notify("target", self.environment.to_record())
+        self.analyse()
+        self.gate()
+        self.confirm()
+        if self.options.dry_run:
+            return self.dry_run()
+        self.open_journal()
+        try:
+            self.backup()
+            self.apply()
+            self.verify()
+        except BaseException as exc:
+            self.record_failure(exc)
+            raise
+        return self.finish()
+
+    # -- graph and state checks ------------------------------------------------------------
+
+    def check_state(self) -> None:
+        """The graph must load; env.py must reach this database; the journal says which
+        scripts changed after they were applied and whether a run stopped half way."""
+        from abmigrate.apply import journal
+        from abmigrate.db.database import sqlite_path
+
+        workspace, project = self.workspace, self.workspace.project
+        problems = project.graph_problems()
+        blocking = [p for p in problems if p.code in _BLOCKING_GRAPH_PROBLEMS]
+        if blocking:
+            raise GraphError(
+                f"the revision graph is broken: {blocking[0].message}",
+                hint="run `abmigrate status` for every problem; fix the scripts first",
+                heads=project.heads(),
+            )
+        sqlite_file = sqlite_path(workspace.url)
+        # A SQLite database that does not exist yet holds nothing to lose (and nothing to
+        # dump).
+        self.nothing_to_lose = sqlite_file is not None and not sqlite_file.exists()
+        if not self.nothing_to_lose:
+            # env.py runs once without executing anything: it must reach this database (else
+            # WrongDatabase, exit 2, before any backup or revision), and it says where it
+            # records revisions. A missing SQLite file is not created by looking.
+            project.probe()
+        self.current = read_version_rows(workspace.url, project.version_table) or []
+        runs = journal.read_runs(workspace.url, schema=project.version_table.schema)
+        known = [revision for revision in self.current if project.known(revision)]
+        applied_set = project.applied_set(known)
+        self.changed = sorted(journal.checksum_mismatches(workspace, runs, applied_set))
+        self.warnings.extend(changed_script(revision) for revision in self.changed)
+        self.partial = journal.interrupted_or_partial(runs, self.environment.dialect, applied_set)
+        if self.partial:
+            self.warnings.append(self.partial)
+
+    # -- plan ------------------------------------------------------------------------------
+
+    def make_plan(self) -> None:
+        self.plan, self.steps = build_plan(
+            self.workspace, self.direction, self.target, current=self.current, with_sql=True
         )
-    from abmigrate.db.database import sqlite_path
 
-    sqlite_file = sqlite_path(workspace.url)
-    # A SQLite database that does not exist yet holds nothing to lose (and nothing to dump).
-    nothing_to_lose = sqlite_file is not None and not sqlite_file.exists()
-    if not nothing_to_lose:
-        # env.py runs once without executing anything: it must reach this database (else
-        # WrongDatabase, exit 2, before any backup or revision), and it says where it
-        # records revisions. A missing SQLite file is not created by looking.
-        project.probe()
-    current = read_version_rows(workspace.url, workspace.project.version_table) or []
-    runs = journal.read_runs(workspace.url, schema=workspace.project.version_table.schema)
-    known = [revision for revision in current if project.known(revision)]
-    applied_set = project.applied_set(known)
-    changed = journal.checksum_mismatches(workspace, runs, applied_set)
-    for revision in sorted(changed):
-        message = (
-            f"revision {revision}'s script changed after it was applied"
-            " (its sha256 differs from the journal's)"
-        )
-        warnings.append(message)
-        if strict:
-            refusals.append(("checksum", message))
-    partial = journal.interrupted_or_partial(runs, environment.dialect, applied_set)
-    if partial:
-        warnings.append(partial)
-        if strict and "partially applied" in partial:
-            refusals.append(("partial", partial))
-
-    # -- plan, lint, preflight, data loss ----------------------------------------------
-    plan, steps = build_plan(workspace, direction, target, current=current, with_sql=True)
-    if not plan.steps:
+    def nothing_to_do(self) -> RunResult:
         return RunResult(
-            environment=environment.name,
-            database=environment.masked_url,
-            direction=direction,
-            from_revisions=current,
-            to_revisions=current,
+            environment=self.environment.name,
+            database=self.environment.masked_url,
+            direction=self.direction,
+            from_revisions=self.current,
+            to_revisions=self.current,
             applied=[],
             elapsed_s=0.0,
-            dry_run=options.dry_run,
-            target=target,
-            warnings=warnings,
+            dry_run=self.options.dry_run,
+            target=self.target,
+            warnings=self.warnings,
         )
-    # Announced once there is something to do: an error (bad target, no connection) stays
-    # the first line a user reads.
-    notify("target", environment.to_record())
-    # An analysis that cannot run must not let a guarded run through unguarded: there it is
-    # a refusal (overridable), in development a warning.
-    for failed in _analyse(workspace, plan, steps):
-        warnings.append(failed)
-        if strict:
-            refusals.append(("analysis", failed))
-    if direction == "downgrade":
-        from abmigrate.apply.data_loss import estimate_data_loss
 
-        try:
-            plan.data_loss = estimate_data_loss(workspace, plan)
-        except AbmigrateError:
-            raise
-        except Exception as exc:
-            failed = _analysis_failure("the data-loss estimate", plan, exc, workspace)
-            warnings.append(failed)
-            if strict:
-                refusals.append(("analysis", failed))
-    if direction == "downgrade":
-        # What a rollback will run is shown before anything else is decided about it.
-        notify(
-            "downgrade_sql",
-            {
-                "steps": [
-                    {
-                        "revision": step.revision,
-                        "message": step.message,
-                        "sql": step.sql,
-                        "error": step.sql_error,
-                    }
-                    for step in plan.steps
-                ],
-                "data_loss": plan.data_loss,
-            },
-        )
-    findings = [
-        {**finding, "revision": finding.get("revision", step.revision)}
-        for step in plan.steps
-        for finding in step.findings
-    ]
-    # Will the schema at the target match the models? Guarded environments (and
-    # verify_models = "fail", which gates on it) replay the revisions when the cache lacks
-    # the answer; elsewhere a prediction not cached is only reported as such.
-    from abmigrate.apply.model_prediction import predict_models
+    # -- analysis: lint, preflight, data loss, models ------------------------------------
 
-    plan.models = predict_models(workspace, plan, replay=strict or policy.verify_models == "fail")
-    if plan.models is not None and not plan.models.get("not_cached"):
-        # A development run that may not replay does not nag about it: the verification
-        # after the run compares the models with the database anyway.
-        notify("models_predicted", plan.models)
-    # Model differences already there before the run never fail it (read from the live
-    # database now, before anything changes).
-    drift_before = _drift_before(workspace, direction, target)
+    def analyse(self) -> None:
+        workspace, plan = self.workspace, self.plan
+        # An analysis that cannot run must not let a guarded run through unguarded: there it
+        # is a refusal (gate `analysis`, overridable), in development a warning.
+        self.analysis_failures = _analyse(workspace, plan, self.steps)
+        if self.direction == "downgrade":
+            from abmigrate.apply.data_loss import estimate_data_loss
 
-    # -- policy gate ---------------------------------------------------------------------
-    if direction == "upgrade" and policy.maintenance_window:
-        from datetime import UTC, datetime
-
-        from abmigrate.apply.window import in_window
-
-        if not in_window(policy.maintenance_window):
-            now = datetime.now(UTC).strftime("%a %H:%M UTC")
-            refusals.append(
-                (
-                    "maintenance_window",
-                    f"outside the maintenance window {policy.maintenance_window!r} (now {now})",
+            try:
+                plan.data_loss = estimate_data_loss(workspace, plan)
+            except AbmigrateError:
+                raise
+            except Exception as exc:
+                self.analysis_failures.append(
+                    _analysis_failure("the data-loss estimate", plan, exc, workspace)
                 )
+        self.warnings.extend(self.analysis_failures)
+        if self.direction == "downgrade":
+            # What a rollback will run is shown before anything else is decided about it.
+            self.notify(
+                "downgrade_sql",
+                {
+                    "steps": [
+                        {
+                            "revision": step.revision,
+                            "message": step.message,
+                            "sql": step.sql,
+                            "error": step.sql_error,
+                        }
+                        for step in plan.steps
+                    ],
+                    "data_loss": plan.data_loss,
+                },
             )
-    errors = [f for f in findings if f.get("severity") == "error"]
-    if errors and not policy.allow_destructive:
-        refusals.append(
-            (
-                "lint",
-                f"{len(errors)} error finding(s): "
-                + "; ".join(
-                    f"{f.get('revision')} {f.get('code')}"
-                    + (
-                        f" ({f['judged']['reason']})"
-                        if (f.get("judged") or {}).get("reason")
-                        else ""
-                    )
-                    for f in errors[:5]
-                ),
-            )
-        )
-    # Data preflight counted live rows a step would fail on (NULLs before NOT NULL,
-    # duplicates before UNIQUE, orphans before a foreign key …): refuse before anything runs,
-    # rather than fail half way (SQLite and MariaDB cannot roll DDL back).
-    doomed = [
-        f"{step.revision}: {check.get('message')}"
-        for step in plan.steps
-        for check in step.preflight
-        if check.get("ok") is False
-    ]
-    if doomed:
-        refusals.append(("preflight", "preflight predicts failure: " + "; ".join(doomed[:5])))
-    destructive = [f for f in findings if f.get("destructive")]
-    if not policy.allow_destructive:
-        if destructive:
-            refusals.append(
-                (
-                    "destructive",
-                    f"{environment.name} forbids destructive changes: "
-                    + "; ".join(
-                        f"{f.get('revision')}: {f.get('message')}" for f in destructive[:5]
-                    ),
-                )
-            )
-        # A downgrade that drops tables or columns holding data destroys it; dropping
-        # empty ones (or indexes, constraints) loses nothing a backup would be needed for.
-        losing = [loss for loss in plan.data_loss if loss.get("rows") != 0]
-        if losing:
-            refusals.append(
-                (
-                    "destructive",
-                    f"{environment.name} forbids destructive changes and this downgrade"
-                    " destroys data: " + "; ".join(loss["message"] for loss in losing[:5]),
-                )
-            )
-    refused_models = _predicted_failure(plan, drift_before, policy.verify_models)
-    if refused_models:
-        refusals.append(("models", refused_models))
-    take_backup = policy.require_backup and not options.dry_run and not nothing_to_lose
-    if options.no_backup and policy.require_backup and not nothing_to_lose:
-        refusals.append(
-            (
-                "backup",
-                f"--no-backup refused: {environment.name}'s policy requires a backup"
-                f" before {direction}",
-            )
-        )
-        take_backup = False
-    overrides: list[dict[str, str]] = []
-    if refusals:
-        if not options.override:
-            raise GuardRefused(
-                f"{direction} of {environment.name} refused by its policy",
-                hint="fix the causes, or pass --override REASON to go on (the reason is"
-                " recorded in the journal)",
-                reasons=[message for _, message in refusals],
-            )
-        overrides = [
-            {"gate": gate, "refused": message, "reason": options.override}
-            for gate, message in refusals
+        self.findings = [
+            {**finding, "revision": finding.get("revision", step.revision)}
+            for step in plan.steps
+            for finding in step.findings
         ]
-        notify("override", {"overrides": overrides})
-    # Overriding the predicted models' differences accepts them: the verification after the
-    # run warns about them instead of failing a run whose revisions are in.
-    overridden_drift = (
-        list((plan.models or {}).get("differences") or [])
-        if any(gate == "models" for gate, _ in refusals)
-        else []
-    )
+        # Will the schema at the target match the models? Guarded environments (and
+        # verify_models = "fail", which gates on it) replay the revisions when the cache
+        # lacks the answer; elsewhere a prediction not cached is only reported as such.
+        from abmigrate.apply.model_prediction import predict_models
 
-    # -- confirmation ------------------------------------------------------------------
-    # Destroying data asks first in every environment; an empty table is no loss.
-    needs_confirmation = policy.require_confirmation or any(
-        loss.get("rows") != 0 for loss in plan.data_loss
-    )
-    if needs_confirmation and not options.dry_run:
-        if options.confirm is None:
-            raise _nobody_to_confirm(direction, environment.name)
-        if not options.confirm(plan):
-            raise GuardRefused("not confirmed; nothing was changed", reasons=["not confirmed"])
+        plan.models = predict_models(
+            workspace, plan, replay=guarded(self.policy) or self.policy.verify_models == "fail"
+        )
+        if plan.models is not None and not plan.models.get("not_cached"):
+            # A development run that may not replay does not nag about it: the verification
+            # after the run compares the models with the database anyway.
+            self.notify("models_predicted", plan.models)
+        # Model differences already there before the run never fail it (read from the live
+        # database now, before anything changes).
+        self.drift_before = _drift_before(workspace, self.direction, self.target)
 
-    if options.dry_run:
+    # -- gates -----------------------------------------------------------------------------
+
+    def gate(self) -> None:
+        """Every gate of abmigrate.apply.gates; refused unless overridden."""
+        refusals = run_gates(
+            GateContext(
+                environment=self.environment,
+                plan=self.plan,
+                direction=self.direction,
+                no_backup=self.options.no_backup,
+                findings=self.findings,
+                changed_scripts=self.changed,
+                partial=self.partial,
+                analysis_failures=self.analysis_failures,
+                drift_before=self.drift_before,
+                nothing_to_lose=self.nothing_to_lose,
+            )
+        )
+        self.overrides = overrides_for(
+            refusals, self.options.override, self.direction, self.environment.name
+        )
+        if self.overrides:
+            self.notify("override", {"overrides": self.overrides})
+        # Overriding the predicted models' differences accepts them: the verification after
+        # the run warns about them instead of failing a run whose revisions are in.
+        if any(refused.gate == "models" for refused in refusals):
+            self.overridden_drift = list((self.plan.models or {}).get("differences") or [])
+
+    # -- confirmation ----------------------------------------------------------------------
+
+    def confirm(self) -> None:
+        # Destroying data asks first in every environment; an empty table is no loss.
+        needs_confirmation = self.policy.require_confirmation or any(
+            loss.get("rows") != 0 for loss in self.plan.data_loss
+        )
+        if needs_confirmation and not self.options.dry_run:
+            if self.options.confirm is None:
+                raise _nobody_to_confirm(self.direction, self.environment.name)
+            if not self.options.confirm(self.plan):
+                raise GuardRefused("not confirmed; nothing was changed", reasons=["not confirmed"])
+
+    def dry_run(self) -> RunResult:
         return _dry_run(
-            workspace,
-            plan,
-            steps,
-            options,
-            notify,
-            target,
-            overrides,
-            findings,
-            warnings,
-            {"drift_before": drift_before, "drift_overridden": overridden_drift},
+            self.workspace,
+            self.plan,
+            self.steps,
+            self.options,
+            self.notify,
+            self.target,
+            self.overrides,
+            self.findings,
+            self.warnings,
+            {"drift_before": self.drift_before, "drift_overridden": self.overridden_drift},
         )
 
-    # -- journal, backup, apply, verify --------------------------------------------------
-    from abmigrate.db.lock import actor
+    # -- journal, backup, apply, verify, finish --------------------------------------------
 
-    run: dict[str, Any] = {
-        "run_id": journal.new_run_id(),
-        "environment": environment.name,
-        "database": environment.masked_url,
-        "dialect": environment.dialect,
-        "direction": direction,
-        "target": target,
-        "from_revisions": current,
-        "to_revisions": current,
-        "planned": [step.revision for step in plan.steps],
-        "applied": [],
-        "in_flight": None,
-        "started_at": journal.now_iso(),
-        "finished_at": None,
-        "outcome": "running",
-        "error": None,
-        "backup": None,
-        "actor": actor(),
-        "versions": _versions(),
-        "overrides": overrides,
-        "warnings": warnings,
-        "data_loss": plan.data_loss,
-        "models_prediction": plan.models,
-    }
-    book = journal.Journal(workspace)
-    book.start(run)
-    started = time.monotonic()
-    applied: list[AppliedStep] = []
-    failed_revision: str | None = None
+    def open_journal(self) -> None:
+        from abmigrate.apply import journal
+        from abmigrate.db.lock import actor
 
-    # The journal row is rewritten inside each revision's own transaction (it commits with
-    # the revision, at no extra commit), naming the next revision as in flight: if the
-    # process dies during it, the journal already says which one may be half applied.
-    order = [step.revision for step in plan.steps]
-    applied_records: list[dict[str, Any]] = []
-    # The run's row is rewritten at most once a second (and at the last revision): rewriting
-    # the whole record at every revision of a long plan cost more than the migrations.
-    # Where DDL is transactional a revision killed half way is rolled back, so the row may
-    # lag the version table; elsewhere it must name the revision in flight exactly, so in
-    # between only its in_flight column is updated.
-    transactional = dialect_for(environment.dialect).transactional_ddl
-    last_written = [time.monotonic()]
+        environment, plan = self.environment, self.plan
+        self.record = {
+            "run_id": journal.new_run_id(),
+            "environment": environment.name,
+            "database": environment.masked_url,
+            "dialect": environment.dialect,
+            "direction": self.direction,
+            "target": self.target,
+            "from_revisions": self.current,
+            "to_revisions": self.current,
+            "planned": [step.revision for step in plan.steps],
+            "applied": [],
+            "in_flight": None,
+            "started_at": journal.now_iso(),
+            "finished_at": None,
+            "outcome": "running",
+            "error": None,
+            "backup": None,
+            "actor": actor(),
+            "versions": _versions(),
+            "overrides": self.overrides,
+            "warnings": self.warnings,
+            "data_loss": plan.data_loss,
+            "models_prediction": plan.models,
+        }
+        self.book = journal.Journal(self.workspace)
+        self.book.start(self.record)
+        self.started = time.monotonic()
+        self.rows = _JournalRows(self.book, self.record, plan, environment.dialect)
 
-    def on_step(event: str, step: Step, connection: Connection | None) -> None:
-        nonlocal failed_revision
-        if event == "start":
-            run["in_flight"] = failed_revision = step.revision
-            return
-        failed_revision = None
-        position = order.index(step.revision) + 1 if step.revision in order else len(order)
-        run["in_flight"] = order[position] if position < len(order) else None
-        # Only the new steps are serialised: re-serialising the whole list at every step
-        # made a long plan quadratic.
-        applied_records.extend(item.to_record() for item in applied[len(applied_records) :])
-        run["applied"] = applied_records
-        last = position >= len(order)
-        if not last and time.monotonic() - last_written[0] < 1.0:
-            if not transactional:
-                book.mark_in_flight(run, within=connection)
-            return
-        book.update(run, within=connection)
-        last_written[0] = time.monotonic()
-
-    try:
+    def backup(self) -> None:
+        take_backup = (
+            self.policy.require_backup
+            and not self.options.dry_run
+            and not self.options.no_backup  # refused at the gate unless overridden
+            and not self.nothing_to_lose
+        )
         if take_backup:
-            notify("backup_start", {})
-            run["backup"] = _backup(workspace, direction)
-            notify("backup_done", {"backup": run["backup"]})
-            book.update(run)
-        schema_before = _schema_before(workspace, plan)
-        run["in_flight"] = order[0]
-        book.update(run)
-        result = _apply(workspace, plan, steps, options, notify, applied, on_step)
-        applied_records.extend(item.to_record() for item in applied[len(applied_records) :])
-        run["applied"] = applied_records
-        verification = verify(
-            workspace,
-            plan,
-            notify,
-            drift_before=drift_before,
-            schema_before=schema_before,
-            drift_overridden=overridden_drift,
+            self.notify("backup_start", {})
+            self.record["backup"] = _backup(self.workspace, self.direction)
+            self.notify("backup_done", {"backup": self.record["backup"]})
+            self.book.update(self.record)
+
+    def apply(self) -> None:
+        # The hand changes (with verify_schema = "replay") the run must not be blamed for.
+        self.schema_before = _schema_before(self.workspace, self.plan)
+        self.record["in_flight"] = self.rows.order[0]
+        self.book.update(self.record)
+        self.result = _apply(
+            self.workspace,
+            self.plan,
+            self.steps,
+            self.options,
+            self.notify,
+            self.rows.applied,
+            self.rows.on_step,
         )
-        run["verification"] = verification
-        warnings.extend(verification["warnings"])
+        self.rows.sync_applied()
+
+    def verify(self) -> None:
+        self.verification = verification = verify(
+            self.workspace,
+            self.plan,
+            self.notify,
+            drift_before=self.drift_before,
+            schema_before=self.schema_before,
+            drift_overridden=self.overridden_drift,
+        )
+        self.record["verification"] = verification
+        self.warnings.extend(verification["warnings"])
         if not verification["ok"]:
             raise MigrationFailed(
-                f"{direction} applied, but verification failed: "
+                f"{self.direction} applied, but verification failed: "
                 + _problems_line(verification["problems"]),
                 hint="see the incident report for the rollback command and the backup",
-                current=result.to_revisions,
+                current=self.result.to_revisions,
             )
-    except BaseException as exc:
-        _record_failure(workspace, run, book, applied, exc, failed_revision)
-        raise
-    run.update(
-        outcome="succeeded",
-        finished_at=journal.now_iso(),
-        to_revisions=result.to_revisions,
-        in_flight=None,
-    )
-    book.finish(run)
-    warnings.extend(book.errors)
-    result.elapsed_s = round(time.monotonic() - started, 4)
-    result.run_id = run["run_id"]
-    result.backup = run["backup"]
-    result.warnings = warnings
-    result.verification = verification
-    result.target = target
-    result.overrides = overrides
-    result.findings = findings
-    result.data_loss = plan.data_loss
-    result.models_prediction = plan.models
-    result.journal = str(workspace.settings.journal_log)
-    return result
+
+    def record_failure(self, exc: BaseException) -> None:
+        _record_failure(
+            self.workspace,
+            self.record,
+            self.book,
+            self.rows.applied,
+            exc,
+            self.rows.failed_revision,
+        )
+
+    def finish(self) -> RunResult:
+        from abmigrate.apply import journal
+
+        result = self.result
+
+        self.record.update(
+            outcome="succeeded",
+            finished_at=journal.now_iso(),
+            to_revisions=result.to_revisions,
+            in_flight=None,
+        )
+        self.book.finish(self.record)
+        self.warnings.extend(self.book.errors)
+        result.elapsed_s = round(time.monotonic() - self.started, 4)
+        result.run_id = self.record["run_id"]
+        result.backup = self.record["backup"]
+        result.warnings = self.warnings
+        result.verification = self.verification
+        result.target = self.target
+        result.overrides = self.overrides
+        result.findings = self.findings
+        result.data_loss = self.plan.data_loss
+        result.models_prediction = self.plan.models
+        result.journal = str(self.workspace.settings.journal_log)
+        return result
+
+
+class _JournalRows:
+    """Keeps the journal's row in step with the revisions as they are applied.
+
+    The row is rewritten inside each revision's own transaction (it commits with the
+    revision, at no extra commit), naming the next revision as in flight: if the process dies
+    during it, the journal already says which one may be half applied. It is rewritten at
+    most once a second (and at the last revision): rewriting the whole record at every
+    revision of a long plan cost more than the migrations. Where DDL is transactional a
+    revision killed half way is rolled back, so the row may lag the version table; elsewhere
+    it must name the revision in flight exactly, so in between only its in_flight column is
+    updated.
+    """
+
+    def __init__(self, book: Journal, record: dict[str, Any], plan: Plan, dialect: str) -> None:
+        self.book = book
+        self.record = record
+        self.order = [step.revision for step in plan.steps]
+        self.applied: list[AppliedStep] = []
+        self.records: list[dict[str, Any]] = []
+        self.failed_revision: str | None = None
+        self.transactional = dialect_for(dialect).transactional_ddl
+        self.last_written = time.monotonic()
+
+    def sync_applied(self) -> None:
+        # Only the new steps are serialised: re-serialising the whole list at every step
+        # made a long plan quadratic.
+        self.records.extend(item.to_record() for item in self.applied[len(self.records) :])
+        self.record["applied"] = self.records
+
+    def on_step(self, event: str, step: Step, connection: Connection | None) -> None:
+        run, order = self.record, self.order
+        if event == "start":
+            run["in_flight"] = self.failed_revision = step.revision
+            return
+        self.failed_revision = None
+        position = order.index(step.revision) + 1 if step.revision in order else len(order)
+        run["in_flight"] = order[position] if position < len(order) else None
+        self.sync_applied()
+        last = position >= len(order)
+        if not last and time.monotonic() - self.last_written < 1.0:
+            if not self.transactional:
+                self.book.mark_in_flight(run, within=connection)
+            return
+        self.book.update(run, within=connection)
+        self.last_written = time.monotonic()
 
 
 def _dry_run(
@@ -562,32 +593,6 @@ def _drift_before(workspace: Workspace, direction: Direction, target: str) -> li
         return models_drift(workspace)
     except AbmigrateError:
         return None
-
-
-def _predicted_failure(
-    plan: Plan, drift_before: list[str] | None, verify_models: str
-) -> str | None:
-    """With ``verify_models = "fail"``: the refusal when the models' differences predicted
-    at the target would fail the verification after the run (those already in the database
-    before it would not, so they do not refuse it either)."""
-    from abmigrate.apply.verify import counted
-
-    prediction = plan.models or {}
-    if verify_models != "fail" or prediction.get("status") != "differ":
-        return None
-    earlier = set(drift_before or ())
-    new = [d for d in prediction.get("differences") or [] if d not in earlier]
-    if not new:
-        return None
-    return (
-        counted(
-            "predicted: the schema at"
-            f" {', '.join(plan.target_revisions)} will differ from the models",
-            new,
-            str(prediction.get("command")),
-        )
-        + '; verify_models = "fail" would fail the run after the revisions are in'
-    )
 
 
 def _schema_before(workspace: Workspace, plan: Plan) -> list[str] | None:

@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -54,6 +54,10 @@ class GraphProblem:
     code: str
     message: str
     revisions: tuple[str, ...] = ()
+    # Where it was found (not part of the record): the revision file, and for a
+    # dangling_parent the id it names, so lint and check can word it their own way.
+    path: str | None = field(default=None, compare=False)
+    parent: str | None = field(default=None, compare=False)
 
     def to_record(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "revisions": list(self.revisions)}
@@ -207,19 +211,38 @@ class AlembicProject:
             for script in self.script._load_revisions()
         ]
 
-    def duplicate_revisions(self) -> dict[str, list[str]]:
-        """Revision ids defined by more than one file (Alembic warns and keeps one)."""
+    def declared_problems(self) -> list[GraphProblem]:
+        """What the revision files alone show, read without Alembic's revision map (which
+        cannot be built when a parent is missing): ids defined by more than one file
+        (``duplicate_id``, Alembic warns and keeps one), then, file by file, parents no
+        script defines (``dangling_parent``) and ids too long for the version table
+        (``id_too_long``)."""
+        from alembic.util import to_tuple
+
+        scripts = list(self.script._load_revisions())
         paths: dict[str, list[str]] = {}
-        for script in self.script._load_revisions():
+        for script in scripts:
             paths.setdefault(script.revision, []).append(str(script.path))
-        return {revision: sorted(found) for revision, found in paths.items() if len(found) > 1}
+        problems = [
+            GraphProblem(
+                "duplicate_id",
+                f"revision {revision} is defined more than once: {', '.join(sorted(found))}",
+                (revision,),
+                path=sorted(found)[0],
+            )
+            for revision, found in paths.items()
+            if len(found) > 1
+        ]
+        return problems + _file_problems(
+            (script.revision, tuple(to_tuple(script.down_revision, default=())), script.path)
+            for script in scripts
+        )
 
     def graph_problems(self) -> list[GraphProblem]:
         """Structural problems: several heads/roots, dangling parents, ids too long."""
         from alembic.script.revision import RevisionError as AlembicRevisionError
         from alembic.util import CommandError
 
-        problems: list[GraphProblem] = []
         try:
             # Building the revision map already detects cycles; walking it in order
             # (walk_revisions) would sort all revisions again, a tenth of a second for 300.
@@ -235,26 +258,9 @@ class AlembicProject:
                     (str(exc.args[0]),) if exc.args else (),
                 )
             ]
-        known = {script.revision for script in scripts}
-        for script in scripts:
-            for parent in script._normalized_down_revisions:
-                if parent not in known:
-                    problems.append(
-                        GraphProblem(
-                            "dangling_parent",
-                            f"{script.revision} names parent {parent!r}, which no script defines",
-                            (script.revision,),
-                        )
-                    )
-            if len(script.revision) > VERSION_NUM_LENGTH:
-                problems.append(
-                    GraphProblem(
-                        "id_too_long",
-                        f"revision id {script.revision!r} is {len(script.revision)} characters;"
-                        f" alembic_version holds {VERSION_NUM_LENGTH}",
-                        (script.revision,),
-                    )
-                )
+        problems = _file_problems(
+            (script.revision, script._normalized_down_revisions, script.path) for script in scripts
+        )
         heads = self.heads()
         if len(heads) > 1:
             problems.append(
@@ -523,6 +529,39 @@ class AlembicProject:
         if created is None:  # pragma: no cover - alembic returns the new script
             raise RevisionError("alembic did not create a merge revision")
         return created
+
+
+def _file_problems(
+    scripts: Iterable[tuple[str, Sequence[str], str | None]],
+) -> list[GraphProblem]:
+    """Per ``(id, parents, path)``: each parent no script defines, then an id too long for
+    the version table (the one wording of both, for graph_problems and declared_problems)."""
+    entries = list(scripts)
+    known = {revision for revision, _, _ in entries}
+    problems: list[GraphProblem] = []
+    for revision, parents, path in entries:
+        for parent in parents:
+            if parent not in known:
+                problems.append(
+                    GraphProblem(
+                        "dangling_parent",
+                        f"{revision} names parent {parent!r}, which no script defines",
+                        (revision,),
+                        path=str(path) if path else None,
+                        parent=parent,
+                    )
+                )
+        if len(revision) > VERSION_NUM_LENGTH:
+            problems.append(
+                GraphProblem(
+                    "id_too_long",
+                    f"revision id {revision!r} is {len(revision)} characters;"
+                    f" alembic_version holds {VERSION_NUM_LENGTH}",
+                    (revision,),
+                    path=str(path) if path else None,
+                )
+            )
+    return problems
 
 
 def refuse_moved(heads: Sequence[str], expected: Sequence[str]) -> None:

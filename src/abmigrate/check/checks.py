@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.bridge.plan import message_of
-from abmigrate.bridge.project import VERSION_NUM_LENGTH, AlembicProject
+from abmigrate.bridge.project import VERSION_NUM_LENGTH, AlembicProject, GraphProblem
 from abmigrate.config.settings import Environment, Policy, Settings, mask_url
 from abmigrate.errors import AbmigrateError, ConfigError
 from abmigrate.results import Record
@@ -336,43 +336,11 @@ def graph_integrity(context: CheckContext) -> Outcome:
     cannot be stored in ``alembic_version.version_num`` and fails only when applied.
     """
     project = context.project
-    declared = project.declared_revisions()
-    known = {revision for revision, _, _ in declared}
-    failures = [
-        CheckFailure(
-            "graph_integrity",
-            f"revision {revision} is defined more than once: {', '.join(paths)}",
-            revision=revision,
-            path=paths[0],
-            hint="give one of the files a new revision id",
-        )
-        for revision, paths in project.duplicate_revisions().items()
-    ]
-    dangling = False
-    for revision, parents, path in declared:
-        for parent in parents:
-            if parent not in known:
-                dangling = True
-                failures.append(
-                    CheckFailure(
-                        "graph_integrity",
-                        f"revision {revision} names parent {parent!r}, which no script defines",
-                        revision=revision,
-                        path=path,
-                        hint="down_revision takes a revision id (not a file name) that exists",
-                    )
-                )
-        if len(revision) > VERSION_NUM_LENGTH:
-            failures.append(
-                CheckFailure(
-                    "graph_integrity",
-                    f"revision id {revision!r} is {len(revision)} characters;"
-                    f" alembic_version.version_num holds {VERSION_NUM_LENGTH}",
-                    revision=revision,
-                    path=path,
-                    hint="rename the revision id (it fails only when applied)",
-                )
-            )
+    # The bridge finds the problems (declared_problems: from the files alone, for a graph
+    # Alembic cannot build); this check words them its own way.
+    declared = project.declared_problems()
+    failures = [_integrity_failure(problem) for problem in declared]
+    dangling = any(problem.code == "dangling_parent" for problem in declared)
     if dangling:  # Alembic cannot build the graph: nothing more to learn from it
         return Outcome(failures, summary=f"{len(failures)} problem(s)")
     for problem in project.graph_problems():
@@ -381,7 +349,33 @@ def graph_integrity(context: CheckContext) -> Outcome:
         failures.append(CheckFailure("graph_integrity", problem.message))
     if failures:
         return Outcome(failures, summary=f"{len(failures)} problem(s)")
-    return Outcome(summary=f"{len(declared)} revision(s), all parents known")
+    return Outcome(summary=f"{len(project.declared_revisions())} revision(s), all parents known")
+
+
+_INTEGRITY_HINTS = {
+    "duplicate_id": "give one of the files a new revision id",
+    "dangling_parent": "down_revision takes a revision id (not a file name) that exists",
+    "id_too_long": "rename the revision id (it fails only when applied)",
+}
+
+
+def _integrity_failure(problem: GraphProblem) -> CheckFailure:
+    revision = problem.revisions[0]
+    message = problem.message
+    if problem.code == "dangling_parent":
+        message = f"revision {revision} names parent {problem.parent!r}, which no script defines"
+    elif problem.code == "id_too_long":
+        message = (
+            f"revision id {revision!r} is {len(revision)} characters;"
+            f" alembic_version.version_num holds {VERSION_NUM_LENGTH}"
+        )
+    return CheckFailure(
+        "graph_integrity",
+        message,
+        revision=revision,
+        path=problem.path,
+        hint=_INTEGRITY_HINTS[problem.code],
+    )
 
 
 # --------------------------------------------------------------------------- lint

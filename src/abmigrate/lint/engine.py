@@ -284,18 +284,11 @@ def _graph_facts(project: AlembicProject) -> ProjectFacts:
             problems = project.graph_problems()
         return ProjectFacts((p.code, p.message, p.revisions) for p in problems)
     except Exception as exc:
-        # The graph does not load at all: name the parents no script defines ourselves.
-        scripts = list(project.script._load_revisions())
-        known = {script.revision for script in scripts}
+        # The graph does not load at all: the files alone name the parents no script defines.
         facts = [
-            (
-                "dangling_parent",
-                f"{script.revision} names parent {parent!r}, which no script defines",
-                (script.revision,),
-            )
-            for script in scripts
-            for parent in _parents(script)
-            if parent not in known
+            (problem.code, problem.message, problem.revisions)
+            for problem in project.declared_problems()
+            if problem.code == "dangling_parent"
         ]
         return ProjectFacts(
             facts or [("graph_broken", f"the revision graph does not load: {exc}", ())]
