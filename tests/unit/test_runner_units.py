@@ -9,7 +9,7 @@ import pytest
 
 from abmigrate.apply.data_loss import dropped_objects
 from abmigrate.apply.window import in_window
-from abmigrate.db.pg_locks import CONFLICTS, lock_needs
+from abmigrate.db.pg_locks import CONFLICTS, created_tables, lock_needs
 from abmigrate.errors import ConfigError
 
 # 2026-11-28 is a Saturday.
@@ -66,6 +66,20 @@ def test_lock_needs_per_statement_kind() -> None:
     assert lock_needs("CREATE INDEX ix ON parts (name)") == {"parts": "ShareLock"}
     assert lock_needs("ALTER TABLE t VALIDATE CONSTRAINT c") == {"t": "ShareUpdateExclusiveLock"}
     assert lock_needs("this is not SQL") == {}
+
+
+def test_created_tables_are_the_ones_the_runner_need_not_look_at() -> None:
+    # The runner asks pg_locks nothing before a revision about tables an earlier revision of
+    # the same run created: these are the names it learns from each revision's SQL.
+    assert created_tables(
+        [
+            "CREATE TABLE parts (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE archive AS SELECT * FROM orders",
+            "ALTER TABLE orders ADD COLUMN note TEXT",
+            "CREATE INDEX ix_parts_id ON parts (id)",
+        ]
+    ) == {"parts", "archive"}
+    assert created_tables("this is not SQL") == set()
 
 
 def test_conflict_matrix_is_symmetric() -> None:

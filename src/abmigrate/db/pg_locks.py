@@ -8,7 +8,7 @@ writer queue behind the waiting ALTER for up to ``lock_timeout``, so a blind ret
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -108,27 +108,31 @@ def _cached(
     return found
 
 
-def _created_tables(texts: list[str]) -> set[str]:
+def _parsed(texts: list[str]) -> Iterator[Any]:
+    """pglast's raw statements of every text (a text pglast cannot parse is skipped)."""
     from pglast import parse_sql
 
-    created: set[str] = set()
     for text in texts:
         try:
             statements = parse_sql(text)
         except Exception:
             continue
-        for raw in statements:
-            statement: Any = raw.stmt
-            kind = type(statement).__name__
-            if kind == "CreateStmt":
-                created.add(str(statement.relation.relname))
-            elif kind == "CreateTableAsStmt":
-                created.add(str(statement.into.rel.relname))
+        yield from statements
+
+
+def _created_tables(texts: list[str]) -> set[str]:
+    created: set[str] = set()
+    for raw in _parsed(texts):
+        statement: Any = raw.stmt
+        kind = type(statement).__name__
+        if kind == "CreateStmt":
+            created.add(str(statement.relation.relname))
+        elif kind == "CreateTableAsStmt":
+            created.add(str(statement.into.rel.relname))
     return created
 
 
 def _lock_needs(texts: list[str]) -> LockNeed:
-    from pglast import parse_sql
     from pglast.enums import AlterTableType
     from pglast.visitors import Visitor
 
@@ -141,43 +145,38 @@ def _lock_needs(texts: list[str]) -> LockNeed:
         def visit_RangeVar(self, ancestors: Any, node: Any) -> None:
             self.names.append(str(node.relname))
 
-    for text in texts:
-        try:
-            statements = parse_sql(text)
-        except Exception:
+    for raw in _parsed(texts):
+        statement: Any = raw.stmt
+        kind = type(statement).__name__
+        tables = Tables()
+        tables(raw)
+        if not tables.names:
             continue
-        for raw in statements:
-            statement: Any = raw.stmt
-            kind = type(statement).__name__
-            tables = Tables()
-            tables(raw)
-            if not tables.names:
-                continue
-            if kind == "IndexStmt":
-                mode = "ShareUpdateExclusiveLock" if statement.concurrent else "ShareLock"
-                names = tables.names[:1]
-            elif kind == "AlterTableStmt":
-                subtypes = {command.subtype for command in statement.cmds or ()}
-                if subtypes == {AlterTableType.AT_ValidateConstraint}:
-                    mode = "ShareUpdateExclusiveLock"
-                else:
-                    mode = "AccessExclusiveLock"
-                if subtypes == {AlterTableType.AT_AddConstraint} and len(tables.names) > 1:
-                    # A foreign key also takes SHARE ROW EXCLUSIVE on the table it references.
-                    needs[tables.names[1]] = _stronger(
-                        needs.get(tables.names[1]), "ShareRowExclusiveLock"
-                    )
-                names = tables.names[:1]
-            elif kind in ("SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"):
-                mode = "AccessShareLock" if kind == "SelectStmt" else "RowExclusiveLock"
-                names = tables.names
-            elif kind in ("CreateStmt", "CreateTableAsStmt", "ViewStmt"):
-                continue  # a new table: nobody else can hold it yet
+        if kind == "IndexStmt":
+            mode = "ShareUpdateExclusiveLock" if statement.concurrent else "ShareLock"
+            names = tables.names[:1]
+        elif kind == "AlterTableStmt":
+            subtypes = {command.subtype for command in statement.cmds or ()}
+            if subtypes == {AlterTableType.AT_ValidateConstraint}:
+                mode = "ShareUpdateExclusiveLock"
             else:
                 mode = "AccessExclusiveLock"
-                names = tables.names
-            for name in names:
-                needs[name] = _stronger(needs.get(name), mode)
+            if subtypes == {AlterTableType.AT_AddConstraint} and len(tables.names) > 1:
+                # A foreign key also takes SHARE ROW EXCLUSIVE on the table it references.
+                needs[tables.names[1]] = _stronger(
+                    needs.get(tables.names[1]), "ShareRowExclusiveLock"
+                )
+            names = tables.names[:1]
+        elif kind in ("SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"):
+            mode = "AccessShareLock" if kind == "SelectStmt" else "RowExclusiveLock"
+            names = tables.names
+        elif kind in ("CreateStmt", "CreateTableAsStmt", "ViewStmt"):
+            continue  # a new table: nobody else can hold it yet
+        else:
+            mode = "AccessExclusiveLock"
+            names = tables.names
+        for name in names:
+            needs[name] = _stronger(needs.get(name), mode)
     needs.pop("alembic_version", None)
     return needs
 
