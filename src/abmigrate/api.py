@@ -68,6 +68,7 @@ __all__ = [
 
 
 def current(workspace: Workspace) -> CurrentResult:
+    """The revisions the database records (`alembic current`); read-only."""
     rows = workspace.recorded_revisions()
     return CurrentResult(
         environment=workspace.environment.name,
@@ -80,6 +81,8 @@ def current(workspace: Workspace) -> CurrentResult:
 
 
 def status(workspace: Workspace) -> Status:
+    """Where the database stands: its revisions, the heads, what is pending, the state
+    (uninitialized, behind, up_to_date, unknown_revision), the last run and last backup; read-only."""
     project = workspace.project
     rows = workspace.recorded_revisions()
     current_revisions = rows or []
@@ -164,6 +167,8 @@ def _journal_view(
 
 
 def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResult:
+    """Every revision, newest first (`alembic history`), marked applied or not when
+    ``with_database``; read-only."""
     project = workspace.project
     applied: set[str] | None = None
     if with_database:
@@ -190,6 +195,7 @@ def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResul
 
 
 def heads(workspace: Workspace) -> HeadsResult:
+    """The head revisions, and whether there are several (`alembic heads`)."""
     project = workspace.project
     revisions = [
         PendingRevision(head, message_of(project.get(head).doc)) for head in project.heads()
@@ -400,6 +406,7 @@ def acknowledge_checksums(workspace: Workspace, reason: str) -> JournalResult:
 
 
 def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) -> RevisionCreated:
+    """A new revision file (`alembic revision [--autogenerate]`), linted at once."""
     created = workspace.project.new_revision(message, autogenerate=autogenerate)
     if not created:
         raise RevisionError("alembic created no revision file")
@@ -418,6 +425,7 @@ def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) 
 
 
 def merge(workspace: Workspace, message: str | None = None) -> RevisionCreated:
+    """A merge revision of the current heads (`alembic merge heads`)."""
     script = workspace.project.merge_heads(message or "merge heads")
     return RevisionCreated(
         revision=script.revision,
