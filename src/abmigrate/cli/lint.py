@@ -9,23 +9,6 @@ from abmigrate.cli.main import CliState, open_workspace, pass_state
 __all__ = ["lint"]
 
 
-def _workspace(state: CliState) -> object:
-    """The workspace; lint needs no database, so a missing URL is not an error here."""
-    from abmigrate.errors import ConfigError
-
-    try:
-        return open_workspace(state)
-    except ConfigError:
-        from abmigrate.bridge.project import AlembicProject
-        from abmigrate.config.settings import Environment, Policy, load_settings
-        from abmigrate.config.workspace import Workspace
-
-        settings = load_settings(state.config, alembic_ini=state.alembic_ini, url=state.url)
-        name = state.env or settings.default_env or "development"
-        environment = Environment(name, "", Policy.default_for(name))
-        return Workspace(settings, environment, AlembicProject(settings.alembic_ini))
-
-
 @click.command()
 @click.argument("revisions", nargs=-1, metavar="[REVISION|FROM:TO]...")
 @click.option("--since", metavar="REV", help="Lint the revisions after REV (up to the heads).")
@@ -76,8 +59,9 @@ def lint(
     if env is not None:
         state.env = env
     fmt = output_format or state.output_format
-    workspace = _workspace(state)
-    result = api.lint(workspace, revisions, since=since, changed_from=changed_from)  # type: ignore[arg-type]
+    # lint needs no database: a missing URL is not an error here.
+    workspace = open_workspace(state, require_url=False)
+    result = api.lint(workspace, revisions, since=since, changed_from=changed_from)
     if fmt == "json":
         click.echo(output.render_json(result))
     elif fmt == "sarif":

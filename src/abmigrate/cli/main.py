@@ -113,7 +113,7 @@ def common_options(*, confirm: bool = False) -> Callable[[F], F]:
     return decorate
 
 
-def open_workspace(state: CliState) -> Any:
+def open_workspace(state: CliState, *, require_url: bool = True) -> Any:
     from abmigrate.config.workspace import Workspace
 
     return Workspace.open(
@@ -122,6 +122,7 @@ def open_workspace(state: CliState) -> Any:
         url=state.url,
         env=state.env,
         x_args=state.x_args,
+        require_url=require_url,
     )
 
 

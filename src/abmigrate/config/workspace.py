@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from abmigrate.bridge.project import AlembicProject
-from abmigrate.config.settings import Environment, Settings, load_settings
+from abmigrate.config.settings import Environment, Policy, Settings, load_settings
+from abmigrate.errors import ConfigError
 
 __all__ = ["Workspace"]
 
@@ -27,10 +28,21 @@ class Workspace:
         env: str | None = None,
         cwd: Path | None = None,
         x_args: tuple[str, ...] = (),
+        require_url: bool = True,
     ) -> Workspace:
+        """The workspace of the configuration found (or named) and the chosen environment.
+        ``require_url=False`` is for commands that need no database (lint): an environment
+        that cannot be resolved (no URL configured, an unset variable) becomes one named like
+        it, with its default policy and no URL, instead of an error."""
         settings = load_settings(config, alembic_ini=alembic_ini, url=url, cwd=cwd)
-        environment = settings.environment(env)
-        project = AlembicProject(settings.alembic_ini, environment.url, x_args)
+        try:
+            environment = settings.environment(env)
+        except ConfigError:
+            if require_url:
+                raise
+            name = env or settings.default_env or "development"
+            environment = Environment(name, "", Policy.default_for(name))
+        project = AlembicProject(settings.alembic_ini, environment.url or None, x_args)
         return cls(settings, environment, project)
 
     @property
