@@ -52,10 +52,9 @@ def render_diagnosis(result: Diagnosis, out: Console) -> None:
         out.print(f"  [red]- {revision}: no script defines this revision[/]")
     if result.recorded and len(result.recorded) > 1:
         out.print(f"  - {len(result.recorded)} rows in alembic_version")
-    out.print(
-        f"\n[bold]schema[/]: {result.tables} table(s), fingerprint {result.fingerprint[:12]}"
-        f" (replayed {result.replayed} revision(s), {result.cached} from cache)"
-    )
+    out.print(f"\n[bold]schema[/]: {result.tables} table(s), fingerprint {result.fingerprint[:12]}")
+    # On its own line: with the fingerprint it ran past 80 columns.
+    out.print(f"  replayed {result.replayed} revision(s), {result.cached} from cache")
     if result.baseline is not None:
         out.print(f"  replays start from the {result.baseline}", markup=False)
     if result.state == "graph_broken":
