@@ -276,4 +276,7 @@ def run_in_process(
         sys.argv[:] = saved_argv
         os.chdir(saved_cwd)
         gc.set_threshold(*saved_gc)
+        # The runner freezes what is alive before applying (a short-lived process gains);
+        # the test process lives on, so its garbage goes back to the collector.
+        gc.unfreeze()
     return code, _decoded(out_bytes), _decoded(err_bytes)

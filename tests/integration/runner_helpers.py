@@ -84,19 +84,18 @@ def wait_for_lock_request(url: str, table: str, *, deadline_s: float = 120.0) ->
     """Poll until another session is queued for a lock on ``table`` (a not yet granted
     entry in pg_locks): the migration has reached its statement. Raises after ``deadline_s``
     (a loaded machine may take long to start a process; the state, not a guess, decides)."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        waiting = query(
+    wait_until(
+        lambda: query(
             url,
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
             f" WHERE NOT l.granted AND c.relname = '{table}'"
             # Relation OIDs are per database: other tests' databases on the server are not ours.
             " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        if waiting[0][0]:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"no session queued for a lock on {table} within {deadline_s:g}s")
+        )[0][0],
+        f"a session queued for a lock on {table}",
+        timeout=deadline_s,
+        interval=0.02,
+    )
 
 
 def versions(url: str) -> list[str]:
