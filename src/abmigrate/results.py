@@ -11,6 +11,8 @@ __all__ = [
     "BackupRecord",
     "BackupVerification",
     "CurrentResult",
+    "FleetRun",
+    "FleetSurvey",
     "HeadsResult",
     "HistoryEntry",
     "HistoryResult",
@@ -25,6 +27,8 @@ __all__ = [
     "StampResult",
     "Status",
     "Step",
+    "TargetOutcome",
+    "TargetState",
 ]
 
 State = Literal["uninitialized", "up_to_date", "behind", "unknown_revision", "ahead_or_branched"]
@@ -283,3 +287,106 @@ class JournalRun(Record):
     database: str
     source: str
     run: dict[str, Any]
+
+
+# -- fleets (abmigrate.fleet) ------------------------------------------------------------
+
+FleetOutcome = Literal["succeeded", "up_to_date", "failed", "refused", "not_run"]
+
+
+@dataclass
+class TargetOutcome(Record):
+    """What a fleet run did to one target: the one-line summary of the fleet report."""
+
+    name: str
+    database: str  # masked
+    schema: str | None
+    cohort: str  # "canary", "wave 1", …
+    outcome: FleetOutcome
+    from_revisions: list[str] = field(default_factory=list)
+    to_revisions: list[str] = field(default_factory=list)
+    applied: int = 0
+    duration_s: float = 0.0
+    incident: str | None = None
+    error: str | None = None
+    run_id: str | None = None
+    backup: str | None = None
+
+
+@dataclass
+class FleetRun(Record):
+    """A fleet upgrade or downgrade: every target's outcome, and why it halted, if it did."""
+
+    fleet: str
+    environment: str
+    direction: Direction
+    target: str
+    shard: str | None
+    concurrency: int
+    failure_budget: int
+    continue_on_error: bool
+    elapsed_s: float
+    targets: list[TargetOutcome]
+    halted: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for target in self.targets:
+            found[target.outcome] = found.get(target.outcome, 0) + 1
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return self.halted is None and all(
+            target.outcome in ("succeeded", "up_to_date") for target in self.targets
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {**super().to_record(), "counts": self.counts(), "ok": self.ok}
+
+
+@dataclass
+class TargetState(Record):
+    """One target in ``fleet status|plan|diagnose``."""
+
+    name: str
+    database: str  # masked
+    schema: str | None
+    state: str  # the status/diagnose state, or "error"
+    current: list[str] = field(default_factory=list)
+    pending: int = 0
+    cohort: str | None = None
+    last_run: str | None = None  # the outcome of the journal's last run
+    fingerprint: str | None = None
+    drift: str | None = None  # how the schema differs from its peers at the same revision
+    recommendation: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class FleetSurvey(Record):
+    """``fleet status``, ``fleet plan`` or ``fleet diagnose``: every target, read only."""
+
+    fleet: str
+    environment: str
+    command: str
+    heads: list[str]
+    shard: str | None
+    targets: list[TargetState]
+    target: str | None = None
+    # Fleet drift: per recorded revision, how many targets share the usual schema and which
+    # differ (``fleet status``).
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for target in self.targets:
+            found[target.state] = found.get(target.state, 0) + 1
+        return found
+
+    @property
+    def drifted(self) -> list[str]:
+        return [target.name for target in self.targets if target.drift]
+
+    def to_record(self) -> dict[str, Any]:
+        return {**super().to_record(), "counts": self.counts()}

@@ -113,6 +113,43 @@ def run_env_online(
     leaves the transaction to its owner. Returns what env.py configured (version table,
     heads …).
     """
+    from abmigrate.bridge.threads import environment_turns
+
+    # Another thread's scratch job may be pointing $DATABASE_URL elsewhere: wait for it.
+    with environment_turns.shared():
+        return _run_env_online(
+            config,
+            script,
+            fn,
+            connection=connection,
+            url=url,
+            dont_mutate=dont_mutate,
+            purge=purge,
+            per_migration=per_migration,
+            autocommit_block=autocommit_block,
+            on_configured=on_configured,
+            on_version_apply=on_version_apply,
+            swap=swap,
+            prepare=prepare,
+        )
+
+
+def _run_env_online(
+    config: Config,
+    script: ScriptDirectory,
+    fn: StepFunction,
+    *,
+    connection: Connection | None,
+    url: str | None,
+    dont_mutate: bool,
+    purge: bool,
+    per_migration: bool,
+    autocommit_block: Callable[[], AbstractContextManager[None]] | None,
+    on_configured: Callable[[EnvFacts], None] | None,
+    on_version_apply: Callable[..., None] | None,
+    swap: bool,
+    prepare: Callable[[Connection], None] | None,
+) -> EnvFacts:
     from alembic.runtime.environment import EnvironmentContext
 
     if connection is None:
@@ -347,7 +384,15 @@ def pointing_env_at(url: str, target_url: str) -> Iterator[None]:
     """While a run works on a scratch database ``url``, point every environment variable
     that names the real target (``DATABASE_URL``, or any variable whose value is the target's
     URL, prefect's ``PREFECT_API_DATABASE_CONNECTION_URL`` …) at the scratch database, each
-    keeping its own driver, so an env.py that reads one reaches the scratch database."""
+    keeping its own driver, so an env.py that reads one reaches the scratch database.
+    Env.py runs of other threads (a fleet) wait meanwhile: the variables are the process's."""
+    from abmigrate.bridge.threads import environment_turns
+
+    with environment_turns.exclusive():
+        yield from _pointing_env_at(url, target_url)
+
+
+def _pointing_env_at(url: str, target_url: str) -> Iterator[None]:
     try:
         target = parse_url(target_url)
     except AbmigrateError:

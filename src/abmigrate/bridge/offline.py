@@ -7,6 +7,7 @@ machinery it needs stays here. Alembic and SQLAlchemy are imported on first use.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -19,21 +20,44 @@ __all__ = ["invoked_operations", "offline_postgresql_context", "operations_on"]
 
 @contextmanager
 def invoked_operations(observe: Callable[[Any], None]) -> Iterator[None]:
-    """Call ``observe(operation)`` with every Alembic operation invoked while inside, before
-    it runs (wraps ``AbstractOperations.invoke``; single-threaded)."""
-    from alembic.operations.base import AbstractOperations
-
-    original = AbstractOperations.invoke
-
-    def invoke(self: Any, operation: Any) -> Any:
-        observe(operation)
-        return original(self, operation)
-
-    AbstractOperations.invoke = invoke  # type: ignore[method-assign]
+    """Call ``observe(operation)`` with every Alembic operation this thread invokes while
+    inside, before it runs (wraps ``AbstractOperations.invoke`` once for the process;
+    operations of other threads, a fleet's migrations, are not observed)."""
+    _wrap_invoke()
+    observers = _observers()
+    observers.append(observe)
     try:
         yield
     finally:
-        AbstractOperations.invoke = original  # type: ignore[method-assign]
+        observers.remove(observe)
+
+
+_observing = threading.local()
+_wrap_lock = threading.Lock()
+
+
+def _observers() -> list[Callable[[Any], None]]:
+    found: list[Callable[[Any], None]] | None = getattr(_observing, "observers", None)
+    if found is None:
+        found = _observing.observers = []
+    return found
+
+
+def _wrap_invoke() -> None:
+    from alembic.operations.base import AbstractOperations
+
+    with _wrap_lock:
+        original = AbstractOperations.invoke
+        if getattr(original, "_abmigrate_observed", False):
+            return
+
+        def invoke(self: Any, operation: Any) -> Any:
+            for observe in tuple(getattr(_observing, "observers", ())):
+                observe(operation)
+            return original(self, operation)
+
+        invoke._abmigrate_observed = True  # type: ignore[attr-defined]
+        AbstractOperations.invoke = invoke  # type: ignore[method-assign]
 
 
 def offline_postgresql_context(output_buffer: Any) -> MigrationContext:

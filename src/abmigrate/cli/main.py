@@ -36,6 +36,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "drift": "abmigrate.cli.state:drift",
     "rehearse": "abmigrate.cli.state:rehearse",
     "journal": "abmigrate.cli.journal:journal",
+    "fleet": "abmigrate.cli.fleet:fleet",
 }
 
 

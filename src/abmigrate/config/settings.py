@@ -27,6 +27,7 @@ __all__ = [
     "load_settings",
     "mask_url",
     "parse_duration_ms",
+    "policy_of",
 ]
 
 CONFIG_FILENAMES = ("abmigrate.toml", "pyproject.toml")
@@ -65,6 +66,7 @@ TOP_LEVEL_KEYS = frozenset(
         "baseline",
         "lint",
         "environments",
+        "fleets",
     }
 )
 
@@ -184,6 +186,8 @@ class Settings:
     baseline: Baseline | None = None
     lint: Mapping[str, Any] = field(default_factory=dict)
     environments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Fleets of targets (abmigrate.fleet.inventory reads and checks their tables).
+    fleets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     url_override: str | None = None
 
     @property
@@ -280,6 +284,11 @@ def _policy(name: str, table: Mapping[str, Any]) -> Policy:
     return replace(policy, **changes)
 
 
+def policy_of(name: str, table: Mapping[str, Any]) -> Policy:
+    """The policy an environment's table declares (its URL aside)."""
+    return _policy(name, table)
+
+
 def _row_count(env: str, key: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(
@@ -343,6 +352,9 @@ def _validate(path: Path, data: Mapping[str, Any]) -> None:
                 )
         # Validate durations and booleans now, so a typo fails before any connection.
         _policy(env_name, table)
+    fleets = data.get("fleets", {})
+    if not isinstance(fleets, dict) or not all(isinstance(t, dict) for t in fleets.values()):
+        raise ConfigError(f"{path}: 'fleets' must be a table of tables ([fleets.NAME])")
 
 
 def _baseline(
@@ -416,5 +428,6 @@ def load_settings(
         baseline=_baseline(path, data, ini.resolve()),
         lint=data.get("lint", {}),
         environments=data.get("environments", {}),
+        fleets=data.get("fleets", {}),
         url_override=url,
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -621,6 +622,12 @@ def dialect_for(source: str | URL | Connection | None) -> Dialect:
 # -- PostgreSQL's session settings -------------------------------------------------------
 
 
+# PGOPTIONS is the process's environment: runs in several threads (a fleet) share it. Runs
+# asking for the same options share it while any of them runs; a run asking for others waits.
+_PGOPTIONS_TURN = threading.Condition()
+_pgoptions_held: list[Any] = [None, 0, None]  # the options, how many runs use them, previous
+
+
 @contextlib.contextmanager
 def _pgoptions(lock_timeout_ms: int | None, statement_timeout_ms: int | None) -> Iterator[None]:
     # Revisions commit without waiting for the WAL flush (a flush per revision adds up on
@@ -633,15 +640,27 @@ def _pgoptions(lock_timeout_ms: int | None, statement_timeout_ms: int | None) ->
         options.append(f"-c lock_timeout={lock_timeout_ms}")
     if statement_timeout_ms is not None:
         options.append(f"-c statement_timeout={statement_timeout_ms}")
-    previous = os.environ.get("PGOPTIONS")
-    os.environ["PGOPTIONS"] = " ".join([*([previous] if previous else []), *options])
+    wanted = tuple(options)
+    held = _pgoptions_held
+    with _PGOPTIONS_TURN:
+        _PGOPTIONS_TURN.wait_for(lambda: held[1] == 0 or held[0] == wanted)
+        if held[1] == 0:
+            previous = os.environ.get("PGOPTIONS")
+            held[0], held[2] = wanted, previous
+            os.environ["PGOPTIONS"] = " ".join([*([previous] if previous else []), *options])
+        held[1] += 1
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("PGOPTIONS", None)
-        else:
-            os.environ["PGOPTIONS"] = previous
+        with _PGOPTIONS_TURN:
+            held[1] -= 1
+            if held[1] == 0:
+                if held[2] is None:
+                    os.environ.pop("PGOPTIONS", None)
+                else:
+                    os.environ["PGOPTIONS"] = held[2]
+                held[0] = held[2] = None
+                _PGOPTIONS_TURN.notify_all()
 
 
 def _pg_holder(row: dict[str, Any]) -> LockHolder:

@@ -9,7 +9,7 @@ call per revision. Two recorders run at once:
   revision file that emitted it (found on the call stack) and, when an :mod:`abmigrate.ops`
   function rendered it, that function's name (rules trust the safe pattern it stands for:
   ``ops.backfill`` renders one UPDATE offline but runs it in committed batches), and
-- ``AbstractOperations.invoke`` is wrapped for the duration of the capture, so every Alembic
+- ``AbstractOperations.invoke`` is observed (per thread) during the capture, so every Alembic
   operation object (``CreateIndexOp``, ``AlterColumnOp`` …, batch operations included) is
   recorded with its arguments and line.
 
@@ -19,6 +19,7 @@ call per revision. Two recorders run at once:
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,7 +77,13 @@ class _Recorder:
         return found if frame is not None else None
 
 
-_active: _Recorder | None = None
+# The recorder of the revision this thread is capturing (threads of a fleet capture apart).
+_capturing = threading.local()
+
+
+def _active() -> _Recorder | None:
+    recorder: _Recorder | None = getattr(_capturing, "recorder", None)
+    return recorder
 
 
 class _Buffer:
@@ -99,8 +106,9 @@ def recording() -> Iterator[None]:
     """Record the operations revisions invoke while they are captured (single-threaded)."""
 
     def observe(operation: Any) -> None:
-        if _active is not None:
-            _active.operations.append(CapturedOp(operation, _active.line()))
+        active = _active()
+        if active is not None:
+            active.operations.append(CapturedOp(operation, active.line()))
 
     with invoked_operations(observe):
         yield
@@ -134,14 +142,12 @@ def capture_revision(
     script: Script, offline: OfflineContext, direction: str = "upgrade"
 ) -> Capture:
     """Render ``script``'s upgrade (or downgrade) offline; call inside :func:`recording`."""
-    global _active
-
     recorder = _Recorder()
     recorder.path = script.path
     capture = Capture()
     offline.buffer.recorder = recorder
     context = offline.context
-    _active = recorder
+    _capturing.recorder = recorder
     try:
         with warnings.catch_warnings(), operations_on(context):
             # SQLAlchemy/Alembic warnings while rendering are not the user's problem here.
@@ -152,7 +158,7 @@ def capture_revision(
         capture.error = f"{type(exc).__name__}: {text[0] if text else ''}"
         capture.error_line = _traceback_line(exc, script.path)
     finally:
-        _active = None
+        _capturing.recorder = None
     capture.operations = recorder.operations
     capture.statements = _statements(recorder.chunks)
     return capture
