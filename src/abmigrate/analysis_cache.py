@@ -47,6 +47,7 @@ import json
 import os
 import re
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,6 +174,8 @@ class _Store:
         self.records: dict[str, Any] | None = None
         self.used: set[str] = set()
         self.new: dict[str, Any] = {}
+        # A fleet's threads share the store: one of them reads or writes it at a time.
+        self.lock = threading.RLock()
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -183,20 +186,26 @@ class _Store:
         return records if isinstance(records, dict) else {}
 
     def get(self, key: str) -> Any | None:
-        if self.records is None:
-            self.records = self._load()
-        record = self.records.get(key)
-        if record is not None:
-            self.used.add(key)
-        return record
+        with self.lock:
+            if self.records is None:
+                self.records = self._load()
+            record = self.records.get(key)
+            if record is not None:
+                self.used.add(key)
+            return record
 
     def put(self, key: str, record: Any) -> None:
-        if self.records is None:
-            self.records = self._load()
-        self.records[key] = self.new[key] = record
-        self.used.add(key)
+        with self.lock:
+            if self.records is None:
+                self.records = self._load()
+            self.records[key] = self.new[key] = record
+            self.used.add(key)
 
     def flush(self) -> None:
+        with self.lock:
+            self._flush()
+
+    def _flush(self) -> None:
         if not self.new:
             return
         on_disk = self._load()
@@ -206,7 +215,7 @@ class _Store:
         records = {key: on_disk[key] for key in keep}
         records.update((key, on_disk[key]) for key in on_disk if key in self.used)
         folder = os.path.dirname(self.path)
-        partial = f"{self.path}.{os.getpid()}.tmp"
+        partial = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             os.makedirs(folder, exist_ok=True)
             with open(partial, "w", encoding="utf-8") as file:
@@ -224,14 +233,18 @@ class _Store:
 _stores: dict[str, _Store] = {}
 
 
+_stores_lock = threading.Lock()
+
+
 def _store(folder: Path, kind: str) -> _Store:
     path = os.path.join(folder, f"{kind}.json")
-    found = _stores.get(path)
-    if found is None:
-        if not _stores:
-            atexit.register(flush)
-        found = _stores[path] = _Store(path)
-    return found
+    with _stores_lock:
+        found = _stores.get(path)
+        if found is None:
+            if not _stores:
+                atexit.register(flush)
+            found = _stores[path] = _Store(path)
+        return found
 
 
 def flush(folder: Path | None = None) -> None:

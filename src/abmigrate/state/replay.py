@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,7 +314,7 @@ def _read_cache(path: Path) -> Fingerprint | None:
 def _write_cache(path: Path, fingerprint: Fingerprint) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         partial.write_text(json.dumps(fingerprint.to_record(), sort_keys=True))
         partial.replace(path)
     except OSError:
