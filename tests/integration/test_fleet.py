@@ -129,7 +129,7 @@ def test_a_fleet_of_databases_schemas_and_files_canary_halt_resume_and_drift(
 
     # Bad data in one tenant: f3 fails there. It is a canary: the rollout halts after the
     # canary cohort, and no other target is touched.
-    execute(pg_url, "INSERT INTO s07.customers (email) VALUES ('a@x'), ('a@x')")
+    execute(pg_url, "INSERT INTO s07.customers (email) VALUES ('A@x'), ('a@x')")
     halted = fleet("upgrade", "--canary", "s07,d01", "--concurrency", "4")
     outputs.append(halted.stdout + halted.stderr)
     assert halted.exit_code == 1, halted
@@ -206,7 +206,7 @@ def test_the_failure_budget_halts_and_continue_on_error_goes_on(
 
     assert fleet("upgrade", "f2").exit_code == 0
     for bad in ("b", "d"):
-        execute(files[bad], "INSERT INTO customers (email) VALUES ('a@x'), ('a@x')")
+        execute(files[bad], "INSERT INTO customers (email) VALUES ('A@x'), ('a@x')")
 
     # One failure is within the budget; the second is one too many: nothing after it starts.
     budget = fleet("upgrade", "--failure-budget", "1", "--concurrency", "1")

@@ -211,7 +211,7 @@ def upgrade(ctx: click.Context, state: CliState, /, target: str, **options: Any)
     ctx.exit(_roll_out(state, "upgrade", target, options))
 
 
-@fleet.command()
+@fleet.command(context_settings={"ignore_unknown_options": True})
 @click.argument("target")
 @_fleet_options
 @_rollout_options

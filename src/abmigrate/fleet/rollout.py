@@ -106,9 +106,8 @@ def roll_out(
                     and len(failures) > options.failure_budget
                     and not halted
                 ):
-                    halted.append(
-                        f"{len(failures)} targets failed (failure budget {options.failure_budget})"
-                    )
+                    count = f"{len(failures)} target{'s' if len(failures) > 1 else ''}"
+                    halted.append(f"{count} failed (failure budget {options.failure_budget})")
         if on_done is not None:
             on_done(outcome)
 
@@ -187,7 +186,8 @@ def _migrate_one(
         outcome.to_revisions = list(exc.current)
     except GuardRefused as exc:
         outcome.outcome = "refused"
-        outcome.error = scrub(exc.message, target.url)
+        reasons = f": {'; '.join(exc.reasons)}" if exc.reasons else ""
+        outcome.error = scrub(exc.message + reasons, target.url)
     except AbmigrateError as exc:
         outcome.error = scrub(exc.message, target.url)
     except Exception as exc:

@@ -4,6 +4,7 @@ Revision ID: f3
 Revises: f2
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "f3"
@@ -13,8 +14,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Fails on a tenant holding the same email twice (bad data).
-    op.create_index("ux_customers_email", "customers", ["email"], unique=True)
+    # Fails on a tenant holding one address twice, whatever its case (bad data).
+    if op.get_bind().dialect.name in ("mysql", "mariadb"):
+        # MariaDB compares case-insensitively, and has no expression indexes.
+        op.create_index("ux_customers_email", "customers", ["email"], unique=True)
+    else:
+        op.create_index(
+            "ux_customers_email", "customers", [sa.text("lower(email)")], unique=True
+        )
 
 
 def downgrade() -> None:
