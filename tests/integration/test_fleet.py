@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import unique_db_name
 from runner_helpers import execute, query, wait_until
 from sqlalchemy.engine import make_url
-
-from conftest import unique_db_name
 
 PASSWORD = "Fl33tSekret"  # trust authentication ignores it; it must never be shown
 
@@ -38,7 +37,10 @@ def pg_databases(pg_server_url: str) -> Iterator[Callable[[int], list[str]]]:
 
     def admin(statement: str) -> None:
         with psycopg.connect(
-            host=server.host, port=server.port, user=server.username, dbname="postgres",
+            host=server.host,
+            port=server.port,
+            user=server.username,
+            dbname="postgres",
             autocommit=True,
         ) as connection:
             connection.execute(statement)
@@ -116,7 +118,7 @@ def test_a_fleet_of_databases_schemas_and_files_canary_halt_resume_and_drift(
     outputs: list[str] = []
 
     # Every target to f2, four at a time.
-    first = fleet("upgrade", "f2", "--concurrency", "4")
+    first = fleet("upgrade", "f2", "--concurrency", "8")
     outputs.append(first.stdout + first.stderr)
     assert first.exit_code == 0, first
     report = _report(first)
@@ -130,7 +132,7 @@ def test_a_fleet_of_databases_schemas_and_files_canary_halt_resume_and_drift(
     # Bad data in one tenant: f3 fails there. It is a canary: the rollout halts after the
     # canary cohort, and no other target is touched.
     execute(pg_url, "INSERT INTO s07.customers (email) VALUES ('A@x'), ('a@x')")
-    halted = fleet("upgrade", "--canary", "s07,d01", "--concurrency", "4")
+    halted = fleet("upgrade", "--canary", "s07,d01", "--concurrency", "8")
     outputs.append(halted.stdout + halted.stderr)
     assert halted.exit_code == 1, halted
     report = _report(halted)
@@ -151,7 +153,7 @@ def test_a_fleet_of_databases_schemas_and_files_canary_halt_resume_and_drift(
 
     # The data fixed, the same command picks up where the fleet stands.
     execute(pg_url, "DELETE FROM s07.customers")
-    resumed = fleet("upgrade", "--concurrency", "4")
+    resumed = fleet("upgrade", "--concurrency", "8")
     outputs.append(resumed.stdout + resumed.stderr)
     assert resumed.exit_code == 0, resumed
     outcomes = _outcomes(_report(resumed))
@@ -161,13 +163,13 @@ def test_a_fleet_of_databases_schemas_and_files_canary_halt_resume_and_drift(
 
     # Fleet status: every target at head, their schemas identical per dialect; a table
     # made by hand in one tenant is flagged with its difference.
-    status = fleet("status", "--concurrency", "4")
+    status = fleet("status", "--concurrency", "8")
     assert status.exit_code == 0, status
     groups = {group["dialect"]: group for group in _report(status)["groups"]}
     assert (groups["postgresql"]["identical"], groups["postgresql"]["differ"]) == (60, [])
     assert (groups["sqlite"]["identical"], groups["sqlite"]["differ"]) == (10, [])
     execute(databases["d05"], "CREATE TABLE stray (id integer)")
-    drifted = fleet("status", "--concurrency", "4")
+    drifted = fleet("status", "--concurrency", "8")
     outputs.append(drifted.stdout + drifted.stderr)
     assert drifted.exit_code == 1, drifted
     group = {group["dialect"]: group for group in _report(drifted)["groups"]}["postgresql"]

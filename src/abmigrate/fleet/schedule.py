@@ -1,7 +1,7 @@
-"""Running one function over many targets on N threads, one database at a time.
+"""Running one function over many targets on N threads, one target of a database at a time.
 
 Targets that share a database (schemas of one database) share its migration lock: they are
-never started together, so no thread of the fleet waits on a lock another thread holds.
+never migrated together, so no thread of the fleet waits on a lock another thread holds.
 With one thread, everything runs in the calling thread (signals and Ctrl-C behave as in a
 single run).
 """
@@ -22,9 +22,11 @@ def run_each(
     *,
     concurrency: int,
     stop: Callable[[], bool] = lambda: False,
+    one_per_database: bool = True,
 ) -> list[Target]:
     """Call ``work(target)`` for each target until ``stop()`` says so; returns the targets
-    never started. ``work`` must not raise (each target's failure is its own outcome)."""
+    never started. ``work`` must not raise (each target's failure is its own outcome).
+    ``one_per_database=False`` (reading only, no lock) lets targets of one database overlap."""
     if concurrency > 1:
         from abmigrate.bridge.threads import thread_local_proxies
 
@@ -39,7 +41,8 @@ def run_each(
             while pending and not stop() and not interrupted:
                 for index, target in enumerate(pending):
                     if target.database_key not in busy:
-                        busy.add(target.database_key)
+                        if one_per_database:
+                            busy.add(target.database_key)
                         return pending.pop(index)
                 turn.wait()
             return None

@@ -56,7 +56,7 @@ def survey(
             if fingerprint is not None:
                 fingerprints[member.name] = fingerprint
 
-    run_each(targets, look, concurrency=concurrency)
+    run_each(targets, look, concurrency=concurrency, one_per_database=False)
     ordered = [states[member.name] for member in targets]
     if command == "plan":
         for cohort, members in cohorts(targets, canary, wave_size):
