@@ -26,13 +26,14 @@ again the way it expects (see :func:`_start_env`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from abmigrate.db.database import (
     DEFAULT_VERSION_TABLE,
@@ -65,6 +66,7 @@ _WORKER_THREAD = re.compile(r"worker thread|no current event loop|no running eve
 
 
 _T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class WrongDatabase(ConfigError):
@@ -83,6 +85,20 @@ class EnvFacts:
     connection: Connection | None = None  # the one the migrations run on
 
 
+def _sharing_the_environment(function: _F) -> _F:
+    """Another thread's scratch job may be pointing ``$DATABASE_URL`` elsewhere: env.py runs
+    wait for it (:data:`abmigrate.bridge.threads.environment_turns`)."""
+    from abmigrate.bridge.threads import environment_turns
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with environment_turns.shared():
+            return function(*args, **kwargs)
+
+    return cast(_F, run)
+
+
+@_sharing_the_environment
 def run_env_online(
     config: Config,
     script: ScriptDirectory,
@@ -113,43 +129,6 @@ def run_env_online(
     leaves the transaction to its owner. Returns what env.py configured (version table,
     heads …).
     """
-    from abmigrate.bridge.threads import environment_turns
-
-    # Another thread's scratch job may be pointing $DATABASE_URL elsewhere: wait for it.
-    with environment_turns.shared():
-        return _run_env_online(
-            config,
-            script,
-            fn,
-            connection=connection,
-            url=url,
-            dont_mutate=dont_mutate,
-            purge=purge,
-            per_migration=per_migration,
-            autocommit_block=autocommit_block,
-            on_configured=on_configured,
-            on_version_apply=on_version_apply,
-            swap=swap,
-            prepare=prepare,
-        )
-
-
-def _run_env_online(
-    config: Config,
-    script: ScriptDirectory,
-    fn: StepFunction,
-    *,
-    connection: Connection | None,
-    url: str | None,
-    dont_mutate: bool,
-    purge: bool,
-    per_migration: bool,
-    autocommit_block: Callable[[], AbstractContextManager[None]] | None,
-    on_configured: Callable[[EnvFacts], None] | None,
-    on_version_apply: Callable[..., None] | None,
-    swap: bool,
-    prepare: Callable[[Connection], None] | None,
-) -> EnvFacts:
     from alembic.runtime.environment import EnvironmentContext
 
     if connection is None:
