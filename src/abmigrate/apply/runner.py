@@ -312,10 +312,22 @@ def _spare_the_collector() -> None:
     """Move everything alive now (modules, the revision scripts, the plan) out of the cyclic
     garbage collector's sight: a long plan allocates enough to trigger many full collections,
     each walking every object the imports created (a tenth of the process's CPU on a
-    300-revision plan). Those objects live until the process ends anyway."""
+    300-revision plan). Those objects live until the process ends anyway.
+
+    Once per process: a fleet runs hundreds of plans in one process, and freezing before each
+    would keep every earlier target's garbage (its revision modules, cycles all) for good."""
+    global _collector_spared
     import gc
 
+    with _collector_lock:
+        if _collector_spared:
+            return
+        _collector_spared = True
     gc.freeze()
+
+
+_collector_lock = threading.Lock()
+_collector_spared = False
 
 
 def apply_plan(
