@@ -240,6 +240,24 @@ def test_the_failure_budget_halts_and_continue_on_error_goes_on(
     }
 
 
+def test_a_guarded_fleet_is_confirmed_once_for_all_targets_or_not_at_all(
+    copy_scenario: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    root = copy_scenario("fleet_tenants")
+    targets, files = _sqlite_fleet(tmp_path, ["a", "b", "c"])
+    args = ("fleet", "upgrade", "--env", "production", "--targets", str(targets))
+    refused = run_cli(*args, cwd=root)
+    assert refused.exit_code == 1, refused
+    assert "production requires confirmation to upgrade 3 targets" in refused.stderr
+    assert "--yes" in refused.stderr
+    assert not any(Path(url.removeprefix("sqlite:///")).exists() for url in files.values())
+    confirmed = run_cli(*args, "--yes", "--format", "json", cwd=root)
+    assert confirmed.exit_code == 0, confirmed
+    report = _report(confirmed)
+    assert report["environment"] == "production"
+    assert set(_outcomes(report).values()) == {"succeeded"}
+
+
 def test_mariadb_and_sqlite_in_one_fleet_up_and_down(
     copy_scenario: Any, run_cli: Any, mariadb_url: str, tmp_path: Path
 ) -> None:

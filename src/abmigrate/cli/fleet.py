@@ -166,8 +166,10 @@ def _survey(state: CliState, command: str, chosen: _Chosen, target: str | None =
 @pass_state
 @click.pass_context
 def status(ctx: click.Context, state: CliState, /, **options: Any) -> None:
-    """Every target's revision and last run, and fleet drift: targets at the same revision
-    whose schemas differ (exit 1 when some differ or cannot be read)."""
+    """Revisions, last runs and fleet drift of every target.
+
+    Fleet drift: targets at the same revision whose schemas differ (exit 1 when some differ
+    or cannot be read)."""
     from abmigrate.render.fleet import render_fleet_survey
 
     result = _survey(state, "status", _Chosen(state, **options))
@@ -182,7 +184,9 @@ def status(ctx: click.Context, state: CliState, /, **options: Any) -> None:
 @common_options()
 @pass_state
 def plan(state: CliState, /, target: str, **options: Any) -> None:
-    """What an upgrade to TARGET would do: per target, its cohort and pending revisions."""
+    """Per target: cohort, current revision, what would run.
+
+    What `fleet upgrade TARGET` would do; writes nothing."""
     from abmigrate.render.fleet import render_fleet_survey
 
     _emit(state, _survey(state, "plan", _Chosen(state, **options), target), render_fleet_survey)
@@ -193,7 +197,9 @@ def plan(state: CliState, /, target: str, **options: Any) -> None:
 @common_options()
 @pass_state
 def diagnose(state: CliState, /, **options: Any) -> None:
-    """Every target's real state and the recommended command (reads only)."""
+    """Every target's real state and the fixing command.
+
+    `abmigrate diagnose` on each target; reads only."""
     from abmigrate.render.fleet import render_fleet_survey
 
     _emit(state, _survey(state, "diagnose", _Chosen(state, **options)), render_fleet_survey)
@@ -207,7 +213,10 @@ def diagnose(state: CliState, /, **options: Any) -> None:
 @pass_state
 @click.pass_context
 def upgrade(ctx: click.Context, state: CliState, /, target: str, **options: Any) -> None:
-    """Upgrade every target to TARGET: canaries first, then waves; skips targets there."""
+    """Upgrade every target: canaries first, then waves.
+
+    Targets already at TARGET (default head) are skipped, so a rerun after a halt or a crash
+    picks up where the fleet stands."""
     ctx.exit(_roll_out(state, "upgrade", target, options))
 
 
@@ -219,7 +228,10 @@ def upgrade(ctx: click.Context, state: CliState, /, target: str, **options: Any)
 @pass_state
 @click.pass_context
 def downgrade(ctx: click.Context, state: CliState, /, target: str, **options: Any) -> None:
-    """Downgrade every target to TARGET (a revision id or base, never relative)."""
+    """Downgrade every target to an absolute TARGET.
+
+    TARGET is a revision id or base, never relative (-1): a rerun skips the targets already
+    there."""
     ctx.exit(_roll_out(state, "downgrade", target, options))
 
 
