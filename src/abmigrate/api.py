@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.apply.pipeline import ConfirmCallback, RunOptions, run_pipeline
-from abmigrate.apply.runner import Notify, ProgressCallback
 from abmigrate.bridge.plan import build_plan, message_of, unknown_revisions
 from abmigrate.check.checks import CheckContext, CheckReport, run_checks
 from abmigrate.config.workspace import Workspace
 from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
+from abmigrate.events import Observer
 from abmigrate.results import (
     CurrentResult,
     Direction,
@@ -39,7 +39,7 @@ from abmigrate.results import (
 if TYPE_CHECKING:
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.lint import LintResult
-    from abmigrate.rehearse.rehearsal import Rehearsal, StepProgress
+    from abmigrate.rehearse.rehearsal import Rehearsal
     from abmigrate.state.diagnose import Diagnosis
     from abmigrate.state.drift import DriftReport
 
@@ -261,8 +261,7 @@ def upgrade(
     target: str = "head",
     *,
     confirm: ConfirmCallback | None = None,
-    progress: ProgressCallback | None = None,
-    notify: Notify | None = None,
+    observer: Observer | None = None,
     dry_run: bool = False,
     override: str | None = None,
     no_backup: bool = False,
@@ -279,8 +278,7 @@ def upgrade(
             no_backup=no_backup,
             lock_wait_ms=lock_wait_ms,
             confirm=confirm,
-            progress=progress,
-            notify=notify,
+            observer=observer,
         ),
     )
 
@@ -290,8 +288,7 @@ def downgrade(
     target: str,
     *,
     confirm: ConfirmCallback | None = None,
-    progress: ProgressCallback | None = None,
-    notify: Notify | None = None,
+    observer: Observer | None = None,
     dry_run: bool = False,
     override: str | None = None,
     no_backup: bool = False,
@@ -308,8 +305,7 @@ def downgrade(
             no_backup=no_backup,
             lock_wait_ms=lock_wait_ms,
             confirm=confirm,
-            progress=progress,
-            notify=notify,
+            observer=observer,
         ),
     )
 
@@ -420,7 +416,7 @@ def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) 
         message=message_of(script.doc),
         path=str(Path(script.path)),
         down_revisions=list(script._normalized_down_revisions),
-        findings=[finding.to_record() for finding in findings],
+        findings=list(findings),
     )
 
 
@@ -503,7 +499,7 @@ def rehearse(
     from_backup: str | None = None,
     clone: bool = False,
     scale_rows: int | None = None,
-    progress: StepProgress | None = None,
+    observer: Observer | None = None,
 ) -> Rehearsal:
     """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade."""
     from abmigrate.rehearse.rehearsal import rehearse as run_rehearsal
@@ -514,7 +510,7 @@ def rehearse(
         from_backup=from_backup,
         clone=clone,
         scale_rows=scale_rows,
-        progress=progress,
+        observer=observer,
     )
 
 
