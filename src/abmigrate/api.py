@@ -21,6 +21,9 @@ from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
 from abmigrate.events import Observer
 from abmigrate.results import (
+    BackupList,
+    BackupRecord,
+    BackupVerification,
     CurrentResult,
     Direction,
     HeadsResult,
@@ -30,6 +33,7 @@ from abmigrate.results import (
     JournalRun,
     PendingRevision,
     Plan,
+    RestoreResult,
     RevisionCreated,
     RunResult,
     StampResult,
@@ -37,6 +41,7 @@ from abmigrate.results import (
 )
 
 if TYPE_CHECKING:
+    from abmigrate.backup import RestoreConfirm
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.lint import LintResult
     from abmigrate.rehearse.rehearsal import Rehearsal
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfirmCallback",
     "acknowledge_checksums",
+    "backup",
+    "backups",
     "capture",
     "check",
     "current",
@@ -60,10 +67,12 @@ __all__ = [
     "merge",
     "plan",
     "rehearse",
+    "restore",
     "revision",
     "stamp",
     "status",
     "upgrade",
+    "verify_backup",
 ]
 
 
@@ -476,6 +485,57 @@ def check(
 ) -> CheckReport:
     """Run the named checks (default: every default check) and report each outcome."""
     return run_checks(context, only, skip)
+
+
+def backup(workspace: Workspace) -> BackupRecord:
+    """A verified backup of the environment's database (see abmigrate.backup)."""
+    from abmigrate.backup import take_backup
+
+    return take_backup(workspace)
+
+
+def backups(workspace: Workspace) -> BackupList:
+    """The environment's backups, newest first. Needs no database: open the workspace with
+    ``require_url=False`` to list them where the database is out of reach."""
+    from abmigrate.backup import list_backups
+
+    return list_backups(workspace.settings, workspace.environment.name)
+
+
+def verify_backup(
+    workspace: Workspace,
+    reference: str,
+    *,
+    restore_test: bool = False,
+    scratch_url: str | None = None,
+) -> BackupVerification:
+    """Check a backup's checksums and archive; with ``restore_test``, restore it into a
+    scratch database on ``scratch_url``'s server (default: the environment's server, or a
+    temporary file for SQLite) and compare per-table figures. Needs no database otherwise."""
+    from abmigrate.backup import verify_backup as verify
+
+    restore_url = (scratch_url or workspace.url or None) if restore_test else None
+    return verify(
+        workspace.settings,
+        workspace.environment.name,
+        reference,
+        restore_test=restore_test,
+        restore_url=restore_url,
+    )
+
+
+def restore(
+    workspace: Workspace,
+    reference: str,
+    *,
+    target_url: str | None = None,
+    confirm: RestoreConfirm | None = None,
+) -> RestoreResult:
+    """Restore a backup into the environment's database (or ``target_url``); a database
+    that is not empty is replaced only when ``confirm`` says so."""
+    from abmigrate.backup import restore as restore_backup
+
+    return restore_backup(workspace, reference, target_url=target_url, confirm=confirm)
 
 
 def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:

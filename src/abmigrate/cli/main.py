@@ -72,12 +72,12 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-def _set_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+def remember_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.ensure_object(CliState).env = value
 
 
-def _set_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+def remember_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.ensure_object(CliState).output_format = value
 
@@ -95,12 +95,12 @@ def common_options(*, confirm: bool = False) -> Callable[[F], F]:
             "--format",
             "output_format",
             type=click.Choice(["human", "json"]),
-            callback=_set_format,
+            callback=remember_format,
             expose_value=False,
             help="Output format.",
         )(function)
         function = click.option(
-            "--env", "-e", callback=_set_env, expose_value=False, help="Environment name."
+            "--env", "-e", callback=remember_env, expose_value=False, help="Environment name."
         )(function)
         if confirm:
             function = click.option(

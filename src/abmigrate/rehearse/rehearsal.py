@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.db.dialects import Dialect, dialect_for
+from abmigrate.db.pg_locks import LOCK_MODES
 from abmigrate.errors import AbmigrateError, GuardRefused
 from abmigrate.events import BackfillBatch, Event, Observer, StepFinished, StepStarted
 from abmigrate.results import Record
@@ -50,17 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LOCK_MODES", "Rehearsal", "RehearsalStep", "rehearse"]
 
-# Weakest to strongest (PostgreSQL docs, "Table-Level Locks").
-LOCK_MODES = (
-    "AccessShareLock",
-    "RowShareLock",
-    "RowExclusiveLock",
-    "ShareUpdateExclusiveLock",
-    "ShareLock",
-    "ShareRowExclusiveLock",
-    "ExclusiveLock",
-    "AccessExclusiveLock",
-)
 _SAMPLE_EVERY_S = 0.003
 
 
