@@ -84,6 +84,12 @@ def test_json_output_of_every_command_keeps_its_shape(run_cli, tmp_path: Path) -
     shapes["backup"] = json_of("backup")
     shapes["backups"] = json_of("backups")
     shapes["diagnose"] = json_of("diagnose")
+    fleet = project / "targets.txt"
+    fleet.write_text(f"dev=sqlite:///{database}\nfresh=sqlite:///{project / 'fresh.db'}\n")
+    shapes["fleet plan"] = json_of("fleet", "plan", "--targets", str(fleet))
+    shapes["fleet upgrade"] = json_of("fleet", "upgrade", "--targets", str(fleet), "--yes")
+    shapes["fleet status"] = json_of("fleet", "status", "--targets", str(fleet))
+    shapes["fleet diagnose"] = json_of("fleet", "diagnose", "--targets", str(fleet))
 
     found = {command: shape(output) for command, output in shapes.items()}
     if os.environ.get("ABMIGRATE_UPDATE_CONTRACTS") == "1":
