@@ -258,6 +258,38 @@ def test_a_guarded_fleet_is_confirmed_once_for_all_targets_or_not_at_all(
     assert set(_outcomes(report).values()) == {"succeeded"}
 
 
+def test_each_target_is_backed_up_apart_where_the_policy_requires_it(
+    copy_scenario: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    root = copy_scenario("fleet_tenants")
+    targets, _ = _sqlite_fleet(tmp_path, ["a", "b"])
+    args = ("fleet", "upgrade", "f1", "--env", "staging", "--yes", "--targets", str(targets))
+    assert run_cli(*args, cwd=root).exit_code == 0
+    second = run_cli(
+        *args[:2],
+        "--env",
+        "staging",
+        "--yes",
+        "--targets",
+        str(targets),
+        "--format",
+        "json",
+        cwd=root,
+    )
+    assert second.exit_code == 0, second
+    for target in _report(second)["targets"]:
+        assert target["outcome"] == "succeeded"
+        backup = Path(target["backup"])
+        assert backup.parent == root / "backups" / target["name"], backup
+        assert backup.exists()
+    # The first run found no database file (nothing to back up); the second backed each up
+    # into a folder of its own, so one target's retention never deletes another's backups.
+    assert {name: len(list((root / "backups" / name).iterdir())) for name in "ab"} == {
+        "a": 1,
+        "b": 1,
+    }
+
+
 def test_mariadb_and_sqlite_in_one_fleet_up_and_down(
     copy_scenario: Any, run_cli: Any, mariadb_url: str, tmp_path: Path
 ) -> None:
