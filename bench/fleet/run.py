@@ -158,7 +158,7 @@ def main() -> None:
             if done.returncode != 0:
                 sys.exit(f"fleet upgrade failed ({done.returncode}):\n{done.stderr[-2000:]}")
             report = json.loads(done.stdout)
-            assert report["counts"] == {"succeeded": count}, report["counts"]
+            assert report["counts"]["succeeded"] == count, report["counts"]
 
             # -- where a target's time goes ------------------------------------------------
             revisions, before_journal, after_steps, totals = [], [], [], []

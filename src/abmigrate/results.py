@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     # Only named in annotations: the records module imports no package at run time.
@@ -408,9 +408,10 @@ class FleetRun(Record):
     halted: str | None = None
 
     def counts(self) -> dict[str, int]:
-        found: dict[str, int] = {}
+        """How many targets had each outcome (every outcome, zeros included)."""
+        found = dict.fromkeys(get_args(FleetOutcome), 0)
         for target in self.targets:
-            found[target.outcome] = found.get(target.outcome, 0) + 1
+            found[target.outcome] += 1
         return found
 
     @property

@@ -76,7 +76,9 @@ def render_fleet_run(result: FleetRun, out: Console) -> None:
         for line in target_line(target, width, name_width):
             out.print(f"  {line}")
     counts = ", ".join(
-        f"{count} {outcome.replace('_', ' ')}" for outcome, count in sorted(result.counts().items())
+        f"{count} {outcome.replace('_', ' ')}"
+        for outcome, count in result.counts().items()
+        if count
     )
     out.print(f"{plural(len(result.targets), 'target')}: {counts} in {duration(result.elapsed_s)}")
     if result.halted:
