@@ -79,12 +79,16 @@ class Server:
             connection.execute(statement)
 
     def create(self, names: list[str]) -> list[str]:
-        in_parallel(lambda name: self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), names)
+        in_parallel(
+            lambda name: self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), names
+        )
         in_parallel(lambda name: self.admin(f'CREATE DATABASE "{name}"'), names)
         return [self.url.set(database=name).render_as_string(hide_password=False) for name in names]
 
     def drop(self, names: list[str]) -> None:
-        in_parallel(lambda name: self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), names)
+        in_parallel(
+            lambda name: self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), names
+        )
 
     def journal(self, url: str) -> dict[str, Any]:
         target = make_url(url)
@@ -107,9 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument(
-        "--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     options = parser.parse_args()
     server = Server(options.server)
     bin_dir = Path(sys.executable).parent
@@ -132,6 +134,7 @@ def main() -> None:
             started = time.perf_counter()
             subprocess.run(["bash", "-c", loop], cwd=work, env=env, check=True)
             baseline = time.perf_counter() - started
+            print(f"serial alembic loop: {baseline:.1f} s for {count} targets", flush=True)
 
             # -- abmigrate fleet upgrade, on fresh databases -------------------------------
             urls = server.create(names)
@@ -156,7 +159,10 @@ def main() -> None:
             done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
             fleet_wall = time.perf_counter() - started
             if done.returncode != 0:
-                sys.exit(f"fleet upgrade failed ({done.returncode}):\n{done.stderr[-2000:]}")
+                failed = [
+                    t for t in json.loads(done.stdout or "{}").get("targets", []) if t["error"]
+                ]
+                sys.exit(f"fleet upgrade failed ({done.returncode}): {failed[:3]}")
             report = json.loads(done.stdout)
             assert report["counts"]["succeeded"] == count, report["counts"]
 
@@ -179,7 +185,9 @@ def main() -> None:
     load = os.getloadavg()
     print(f"{count} PostgreSQL databases, ABParts history (10 revisions) to head")
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores)")
-    print(f"  serial `alembic upgrade head` loop   {baseline:8.1f} s   {baseline / count:.3f} s/target")
+    print(
+        f"  serial `alembic upgrade head` loop   {baseline:8.1f} s   {baseline / count:.3f} s/target"
+    )
     print(
         f"  abmigrate fleet upgrade -c {options.concurrency:<2}        {fleet_wall:8.1f} s"
         f"   {fleet_wall / count:.3f} s/target"
@@ -192,13 +200,19 @@ def main() -> None:
     print(f"per target in the fleet run (median of {count}, wall time inside its thread):")
     print(f"  whole target                          {median(totals)}")
     print(f"  the revisions themselves              {median(revisions)}")
-    print(f"  guards before the journal's row       {median(before_journal)}"
-          "  (lock, env.py probe, checks, plan, analysis)")
-    print(f"  guards after the first step           {median(after_steps)}"
-          "  (journal writes, verification)")
+    print(
+        f"  guards before the journal's row       {median(before_journal)}"
+        "  (lock, env.py probe, checks, plan, analysis)"
+    )
+    print(
+        f"  guards after the first step           {median(after_steps)}"
+        "  (journal writes, verification)"
+    )
     overhead = statistics.median([t - r for t, r in zip(totals, revisions, strict=True)])
-    print(f"  overhead of the guards                {overhead:.3f} s"
-          f"  ({overhead / statistics.median(revisions):.1f}x the revisions' own time)")
+    print(
+        f"  overhead of the guards                {overhead:.3f} s"
+        f"  ({overhead / statistics.median(revisions):.1f}x the revisions' own time)"
+    )
 
 
 if __name__ == "__main__":

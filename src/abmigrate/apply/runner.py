@@ -119,12 +119,8 @@ def _statement_events(observer: Observer | None, current: dict[str, Any]) -> Ite
     if observer is None:
         yield
         return
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
-    engine = Engine
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def seen(statement: str) -> None:
         if not current.get("revision"):
             return
         first = " ".join(statement.split())[:160]
@@ -136,11 +132,42 @@ def _statement_events(observer: Observer | None, current: dict[str, Any]) -> Ite
             return
         observer(StatementRun(revision=current["revision"], sql=first))
 
-    event.listen(engine, "before_cursor_execute", before)
+    _listen_to_statements()
+    me = threading.get_ident()
+    with _statement_lock:
+        _statement_watchers[me] = seen
     try:
         yield
     finally:
-        event.remove(engine, "before_cursor_execute", before)
+        with _statement_lock:
+            _statement_watchers.pop(me, None)
+
+
+# Statements are seen through one listener on the Engine class, added once for the process:
+# adding and removing it per run would change SQLAlchemy's class-level listener list while
+# other threads (a fleet's runs) iterate it. A statement goes to the run of its own thread;
+# from a thread of no run (an env.py running its migrations in a worker thread), to every run.
+_statement_lock = threading.Lock()
+_statement_watchers: dict[int, Callable[[str], None]] = {}
+_statement_listening: list[bool] = []
+
+
+def _listen_to_statements() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    with _statement_lock:
+        if _statement_listening:
+            return
+        event.listen(Engine, "before_cursor_execute", _on_statement)
+        _statement_listening.append(True)
+
+
+def _on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    own = _statement_watchers.get(threading.get_ident())
+    watchers = [own] if own is not None else list(_statement_watchers.values())
+    for watcher in watchers:
+        watcher(statement)
 
 
 class _PgMonitor:

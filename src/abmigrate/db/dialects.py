@@ -714,11 +714,33 @@ def _mysql_connect_settings(
         finally:
             cursor.close()
 
-    event.listen(Pool, "connect", on_connect)
+    with _CONNECT_LOCK:
+        if not _connect_listening:
+            _connect_listening.append(True)
+            # Once for the process: adding and removing a listener of the Pool class per run
+            # would change SQLAlchemy's class-level list while other threads (a fleet's runs)
+            # iterate it. A connection made in a run's thread gets that run's settings; one
+            # made elsewhere (an env.py's worker thread), those of the only run, if one.
+            event.listen(Pool, "connect", _on_pool_connect)
+        _connect_hooks[threading.get_ident()] = on_connect
     try:
         yield
     finally:
-        event.remove(Pool, "connect", on_connect)
+        with _CONNECT_LOCK:
+            _connect_hooks.pop(threading.get_ident(), None)
+
+
+_CONNECT_LOCK = threading.Lock()
+_connect_hooks: dict[int, Callable[[Any, Any], None]] = {}
+_connect_listening: list[bool] = []
+
+
+def _on_pool_connect(dbapi_connection: Any, record: Any) -> None:
+    hook = _connect_hooks.get(threading.get_ident())
+    if hook is None and len(_connect_hooks) == 1:
+        hook = next(iter(_connect_hooks.values()))
+    if hook is not None:
+        hook(dbapi_connection, record)
 
 
 # -- PostgreSQL's schema digest ----------------------------------------------------------
