@@ -83,25 +83,33 @@ def revision_body(number: int) -> tuple[str, str]:
             f"""op.drop_index("ix_{table}_code", table_name="{table}")
     op.drop_column("{table}", "code")""",
         )
+    # Constraints through batch_alter_table: plain ALTERs on PostgreSQL, SQLite's
+    # copy-and-move where it cannot alter a constraint (what SQLite projects write).
     if kind == 2:
         parent = f"t{number // 4 - 1}" if number >= 4 else None
         if parent is None:
             return (
-                f'op.create_unique_constraint("uq_{table}_name", "{table}", ["name"])',
-                f'op.drop_constraint("uq_{table}_name", "{table}", type_="unique")',
+                f"""with op.batch_alter_table("{table}") as batch:
+        batch.create_unique_constraint("uq_{table}_name", ["name"])""",
+                f"""with op.batch_alter_table("{table}") as batch:
+        batch.drop_constraint("uq_{table}_name", type_="unique")""",
             )
         return (
             f"""op.add_column("{table}", sa.Column("parent_id", sa.Integer))
-    op.create_foreign_key("fk_{table}_parent", "{table}", "{parent}", ["parent_id"], ["id"])""",
-            f"""op.drop_constraint("fk_{table}_parent", "{table}", type_="foreignkey")
+    with op.batch_alter_table("{table}") as batch:
+        batch.create_foreign_key("fk_{table}_parent", "{parent}", ["parent_id"], ["id"])""",
+            f"""with op.batch_alter_table("{table}") as batch:
+        batch.drop_constraint("fk_{table}_parent", type_="foreignkey")
     op.drop_column("{table}", "parent_id")""",
         )
     return (
         f"""op.add_column(
         "{table}", sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true())
     )
-    op.create_check_constraint("ck_{table}_name", "{table}", "length(name) > 0")""",
-        f"""op.drop_constraint("ck_{table}_name", "{table}", type_="check")
+    with op.batch_alter_table("{table}") as batch:
+        batch.create_check_constraint("ck_{table}_name", "length(name) > 0")""",
+        f"""with op.batch_alter_table("{table}") as batch:
+        batch.drop_constraint("ck_{table}_name", type_="check")
     op.drop_column("{table}", "active")""",
     )
 
