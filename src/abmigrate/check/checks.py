@@ -143,17 +143,31 @@ class CheckContext:
         """A fresh scratch database (dropped on exit), at the project's baseline when it
         declares one, with ``$DATABASE_URL`` and every environment variable that names the
         ``--url`` database pointed at it while the block runs (env.py may read one instead
-        of ``sqlalchemy.url``)."""
+        of ``sqlalchemy.url``). The project's revision scripts are loaded while the server
+        creates it."""
         from abmigrate.bridge.env_run import pointing_env_at
         from abmigrate.db.scratch import scratch_database
 
         baseline = self.settings.baseline if self.settings is not None else None
         prepare = baseline.apply if baseline is not None else None
         with (
-            scratch_database(self.server_url, label=label, prepare=prepare) as scratch,
+            scratch_database(
+                self.server_url, label=label, prepare=prepare, meanwhile=self._load_scripts
+            ) as scratch,
             pointing_env_at(scratch.url, self.server_url or scratch.url),
         ):
             yield scratch
+
+    def _load_scripts(self, scratch: ScratchDatabase) -> None:
+        from abmigrate.bridge.env_run import pointing_env_at
+
+        # Loaded as the check would load them: with the environment naming the scratch
+        # database. A script that fails to load fails the check later, as it always did.
+        with (
+            pointing_env_at(scratch.url, self.server_url or scratch.url),
+            contextlib.suppress(Exception),
+        ):
+            self.project.revisions()
 
     def project_on(self, scratch: ScratchDatabase) -> AlembicProject:
         """The project with its env.py pointed at ``scratch``."""

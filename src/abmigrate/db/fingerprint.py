@@ -341,7 +341,7 @@ def _describe_sqlite_tables(
     referred: dict[str, set[str]] = {}
     for name, parent in connection.execute(
         text(
-            "SELECT m.name, f.\"table\" FROM sqlite_master m,"
+            'SELECT m.name, f."table" FROM sqlite_master m,'
             " pragma_foreign_key_list(m.name) f WHERE m.type = 'table'"
         )
     ):

@@ -100,20 +100,60 @@ def scratch_database(
     *,
     label: str = "run",
     prepare: Callable[[str], None] | None = None,
+    meanwhile: Callable[[ScratchDatabase], object] | None = None,
 ) -> Iterator[ScratchDatabase]:
     """Create a scratch database next to ``server_url`` (SQLite temp file when None/SQLite);
     yield it; drop it afterwards, also on failure or interruption. ``prepare`` is called with
-    its URL whenever it is (re)created: a project's baseline."""
+    its URL whenever it is (re)created: a project's baseline. ``meanwhile(scratch)`` runs
+    while the server creates it (CREATE DATABASE waits on the server: loading the revision
+    scripts then costs no extra time); it must not connect to it."""
     name = f"{SCRATCH_PREFIX}{label}_{os.getpid()}_{secrets.token_hex(4)}"[:63]
     with signals_raise():
         scratch = _new_scratch(server_url, name)
         scratch._prepare = prepare
         try:
-            scratch._create()
+            if meanwhile is None or scratch._server is None:
+                scratch._create()
+                if meanwhile is not None:
+                    meanwhile(scratch)
+            else:
+                _create_while(scratch, meanwhile)
             yield scratch
         finally:
             with _signals_blocked():
                 scratch._drop()
+
+
+def _create_while(scratch: ScratchDatabase, meanwhile: Callable[[ScratchDatabase], object]) -> None:
+    """Create ``scratch`` in a thread while ``meanwhile`` runs here; an error of either is
+    raised (the creation's first), after the thread ended: the caller's drop must not race
+    the CREATE."""
+    failed: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            scratch._create()
+        except BaseException as exc:  # raised again below, in the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=create, name="abmigrate-scratch-create", daemon=True)
+    worker.start()
+    try:
+        meanwhile(scratch)
+    finally:
+        _join(worker)
+    if failed:
+        raise failed[0]
+
+
+def _join(worker: threading.Thread) -> None:
+    # A signal turned into KeyboardInterrupt while joining must still wait for the thread.
+    try:
+        worker.join()
+    except BaseException:
+        with _signals_blocked():
+            worker.join()
+        raise
 
 
 def _new_scratch(server_url: str | None, name: str) -> ScratchDatabase:
