@@ -71,6 +71,17 @@ def leave_template(server_url: str, made: list[str], host: str, pid: int) -> str
     return name
 
 
+def checked(run_cli: Any, project: Path, server_url: str) -> tuple[int, dict[str, Any]]:
+    """``check --checks CHECKS`` on the project: the exit code and each check's record."""
+    result = run_cli(
+        "--alembic-ini", project / "alembic.ini", "--url", server_url,
+        "check", "--checks", CHECKS, "--format", "json",
+        cwd=project,
+    )  # fmt: skip
+    assert result.stdout, result
+    return result.exit_code, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+
 def a_finished_process() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
@@ -81,13 +92,8 @@ def test_check_with_a_baseline_passes_from_one_starting_point_and_leaves_nothing
     run_cli: Any, project: Path, pg_server_url: str
 ) -> None:
     before = databases(pg_server_url, SCRATCH_PREFIX)
-    result = run_cli(
-        "--alembic-ini", project / "alembic.ini", "--url", pg_server_url,
-        "check", "--checks", CHECKS, "--format", "json",
-        cwd=project,
-    )  # fmt: skip
-    assert result.exit_code == 0, result
-    outcomes = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    code, outcomes = checked(run_cli, project, pg_server_url)
+    assert code == 0, outcomes
     assert outcomes["round_trip"]["summary"] == "3 revision(s) round-tripped"
     mine = f"_{os.getpid()}_"
     assert not {name for name in databases(pg_server_url, SCRATCH_PREFIX) - before if mine in name}
@@ -100,13 +106,8 @@ def test_a_downgrade_that_forgets_is_found_when_the_scratch_database_is_a_copy(
     # starting point, the baseline included.
     first = project / "migrations" / "versions" / "ba5e00000001.py"
     first.write_text(first.read_text().replace('batch.drop_column("email")', "pass"))
-    result = run_cli(
-        "--alembic-ini", project / "alembic.ini", "--url", pg_server_url,
-        "check", "--checks", CHECKS, "--format", "json",
-        cwd=project,
-    )  # fmt: skip
-    assert result.exit_code == 1, result
-    outcomes = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    code, outcomes = checked(run_cli, project, pg_server_url)
+    assert code == 1, outcomes
     round_trip = outcomes["round_trip"]
     assert round_trip["summary"] == "1 of 3 revision(s) fail", round_trip
     (failure,) = round_trip["failures"]
