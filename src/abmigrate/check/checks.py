@@ -200,7 +200,7 @@ class CheckContext:
 
     def project_on(self, scratch: ScratchDatabase) -> AlembicProject:
         """The project with its env.py pointed at ``scratch``."""
-        return AlembicProject(self.alembic_ini, scratch.url)
+        return self.project.for_url(scratch.url)
 
     def workspace(self, url: str | None = None) -> Workspace:
         """A workspace for the lint engine and model loading (``url``: a scratch database)."""
@@ -210,7 +210,7 @@ class CheckContext:
         environment = self.environment or Environment("check", "", Policy())
         if url is not None:
             environment = Environment(environment.name, url, environment.policy)
-        project = AlembicProject(self.alembic_ini, url) if url else self.project
+        project = self.project.for_url(url) if url else self.project
         return Workspace(settings, environment, project)
 
 
