@@ -172,22 +172,21 @@ class _DbapiConnection:
         ("8.0.36", ["SET SESSION lock_wait_timeout = 2", "SELECT VERSION()"]),
     ],
 )
-def test_mysql_connect_listener(
-    monkeypatch: pytest.MonkeyPatch, version: str, expected: list[str]
-) -> None:
-    from sqlalchemy import event
+def test_mysql_connect_listener(version: str, expected: list[str]) -> None:
+    """One Pool listener for the process (a fleet's threads share the class-level list):
+    a connection made during a run gets that run's settings, none after it."""
+    from abmigrate.db import dialects
 
-    listeners: list[Any] = []
-    monkeypatch.setattr(event, "listen", lambda target, name, fn: listeners.append(fn))
-    monkeypatch.setattr(event, "remove", lambda target, name, fn: listeners.remove(fn))
     with dialect_for("mariadb").migration_session(1200, 1500):
-        (listener,) = listeners
         connection = _DbapiConnection(version)
-        listener(connection, None)
+        dialects._on_pool_connect(connection, None)
         assert connection.log == expected
-    assert listeners == []
+    after = _DbapiConnection(version)
+    dialects._on_pool_connect(after, None)
+    assert after.log == []
     with dialect_for("mysql").migration_session(None, None):
-        assert listeners == []
+        dialects._on_pool_connect(after, None)
+        assert after.log == []
 
 
 def test_scratch_servers() -> None:
