@@ -280,11 +280,11 @@ def test_each_target_is_backed_up_apart_where_the_policy_requires_it(
     for target in _report(second)["targets"]:
         assert target["outcome"] == "succeeded"
         backup = Path(target["backup"])
-        assert backup.parent == root / "backups" / target["name"], backup
+        assert backup.parent == root / "backups" / target["name"] / "staging", backup
         assert backup.exists()
     # The first run found no database file (nothing to back up); the second backed each up
     # into a folder of its own, so one target's retention never deletes another's backups.
-    assert {name: len(list((root / "backups" / name).iterdir())) for name in "ab"} == {
+    assert {name: len(list((root / "backups" / name / "staging").iterdir())) for name in "ab"} == {
         "a": 1,
         "b": 1,
     }
