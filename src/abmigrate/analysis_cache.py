@@ -56,7 +56,17 @@ if TYPE_CHECKING:
     from abmigrate.bridge.types import Script
     from abmigrate.config.workspace import Workspace
 
-__all__ = ["AnalysisCache", "cache_folder", "flush", "forget", "stats"]
+__all__ = [
+    "AnalysisCache",
+    "GraphStore",
+    "cache_folder",
+    "digest",
+    "file_digest",
+    "flush",
+    "folder_for",
+    "forget",
+    "stats",
+]
 
 # Bump when the shape of a cached record changes.
 FORMAT = 1
@@ -71,12 +81,16 @@ _ENV_NAMES = re.compile(
 def cache_folder(workspace: Workspace) -> Path:
     """``.abmigrate/analysis`` next to the configuration (or alembic.ini), or
     ``$ABMIGRATE_CACHE_DIR/analysis``."""
+    settings = workspace.settings
+    return folder_for(settings.config_path or settings.alembic_ini)
+
+
+def folder_for(config_file: Path) -> Path:
+    """:func:`cache_folder` for the configuration file (or alembic.ini) ``config_file``."""
     override = os.environ.get("ABMIGRATE_CACHE_DIR")
     if override:
         return Path(override) / "analysis"
-    settings = workspace.settings
-    anchor = settings.config_path.parent if settings.config_path else settings.alembic_ini.parent
-    return anchor / ".abmigrate" / "analysis"
+    return config_file.parent / ".abmigrate" / "analysis"
 
 
 class AnalysisCache:
@@ -159,6 +173,37 @@ class AnalysisCache:
             flush(self.folder)
 
 
+class GraphStore:
+    """The revision graph's records (:mod:`abmigrate.bridge.graph`), ``graph.json`` in the
+    same folder and through the same store; ``folder=None`` keeps nothing."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+
+    def get(self, key: str) -> Any | None:
+        if self.folder is None:
+            return None
+        record = _store(self.folder, "graph").get(key)
+        stats[f"graph.{'miss' if record is None else 'hit'}"] += 1
+        return record
+
+    def put(self, key: str, record: Any) -> None:
+        if self.folder is not None:
+            _store(self.folder, "graph").put(key, record)
+            stats["graph.write"] += 1
+
+    def flush(self) -> None:
+        if self.folder is not None:
+            _store(self.folder, "graph").flush()
+
+    def clear(self) -> None:
+        """Forget what was read (a record of the wrong shape: the file is rewritten)."""
+        if self.folder is not None:
+            store = _store(self.folder, "graph")
+            store.records, store.used, store.new = {}, set(), {}
+            store.rewrite = True
+
+
 class _Store:
     """Every record of one kind in one JSON file, ``<folder>/<kind>.json``: read once per
     process, written once per batch (creating a file per record costs more, on a cold run,
@@ -173,6 +218,7 @@ class _Store:
         self.records: dict[str, Any] | None = None
         self.used: set[str] = set()
         self.new: dict[str, Any] = {}
+        self.rewrite = False  # the file on disk is not to be merged (it was unusable)
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -199,7 +245,8 @@ class _Store:
     def flush(self) -> None:
         if not self.new:
             return
-        on_disk = self._load()
+        on_disk = {} if self.rewrite else self._load()
+        self.rewrite = False
         on_disk.update(self.new)
         others = [key for key in on_disk if key not in self.used]
         keep = others[max(0, len(others) - max(4 * len(self.used), 1000)) :]
@@ -247,6 +294,11 @@ def forget() -> None:
     flush()
     _stores.clear()
     _files.clear()
+
+
+def digest(*parts: str) -> str:
+    """sha256 of ``parts``, each kept apart from the next."""
+    return _digest(*parts)
 
 
 def _digest(*parts: str) -> str:

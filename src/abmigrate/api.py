@@ -92,9 +92,9 @@ def status(workspace: Workspace) -> Status:
     if unknown:
         state = "unknown_revision"
     else:
-        steps = project.upgrade_steps("heads", current_revisions)
         pending = [
-            PendingRevision(step.revision.revision, message_of(step.revision.doc)) for step in steps
+            PendingRevision(revision.revision, message_of(revision.doc))
+            for revision in project.pending(current_revisions)
         ]
         if not current_revisions:
             state = "uninitialized"
@@ -178,14 +178,14 @@ def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResul
     entries = [
         HistoryEntry(
             revision=script.revision,
-            down_revisions=list(script._normalized_down_revisions),
+            down_revisions=list(script.down_revisions),
             message=message_of(script.doc),
             is_head=script.is_head,
             is_merge=script.is_merge_point,
             applied=None if applied is None else script.revision in applied,
             path=script.path,
         )
-        for script in project.revisions()
+        for script in project.history()
     ]
     return HistoryResult(
         environment=workspace.environment.name if with_database else None,
@@ -198,7 +198,7 @@ def heads(workspace: Workspace) -> HeadsResult:
     """The head revisions, and whether there are several (`alembic heads`)."""
     project = workspace.project
     revisions = [
-        PendingRevision(head, message_of(project.get(head).doc)) for head in project.heads()
+        PendingRevision(head, message_of(project.describe(head).doc)) for head in project.heads()
     ]
     return HeadsResult(heads=revisions, multiple=len(revisions) > 1)
 

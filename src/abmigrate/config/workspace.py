@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from abmigrate.analysis_cache import folder_for
 from abmigrate.bridge.project import AlembicProject
 from abmigrate.config.settings import Environment, Policy, Settings, load_settings
 from abmigrate.errors import ConfigError
@@ -42,7 +43,12 @@ class Workspace:
                 raise
             name = env or settings.default_env or "development"
             environment = Environment(name, "", Policy.default_for(name))
-        project = AlembicProject(settings.alembic_ini, environment.url or None, x_args)
+        project = AlembicProject(
+            settings.alembic_ini,
+            environment.url or None,
+            x_args,
+            cache_dir=folder_for(settings.config_path or settings.alembic_ini),
+        )
         return cls(settings, environment, project)
 
     @property
