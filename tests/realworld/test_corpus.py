@@ -60,3 +60,23 @@ def test_every_corpus_step_passes(
     failures = [_describe(cases[0], step) for step in steps if step["status"] != "pass"]
     assert not failures, f"{len(failures)} corpus step(s) did not pass:\n\n" + "\n\n".join(failures)
     assert completed.returncode == 0, completed.stderr[-4000:]
+
+
+def test_the_cached_revision_graph_answers_what_alembic_answers() -> None:
+    # corpus/graph_compare.py in each project's venv: optuna (installed on first use, as
+    # above) and every other corpus project whose venv ./scripts/corpus already made.
+    venvs = ROOT / ".corpus" / "venvs"
+    present = sorted(path.name.rsplit("-", 1)[0] for path in venvs.glob("*-*") if path.is_dir())
+    projects = sorted({PROJECT, *present})
+    completed = subprocess.run(
+        [sys.executable, "-m", "corpus.graph_compare", "--install", *projects],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert f"{PROJECT} (sqlite):" in completed.stderr
+    assert "same as alembic" in completed.stderr

@@ -133,9 +133,7 @@ class RevisionGraph:
         if ident in self.labels:
             return self.labels[ident]
         matches = [
-            key
-            for key in (*self.revisions, *self.labels)
-            if len(key) > 3 and key.startswith(ident)
+            key for key in (*self.revisions, *self.labels) if len(key) > 3 and key.startswith(ident)
         ]
         if len(matches) != 1:
             return None
@@ -446,6 +444,7 @@ def _file_entry(store: analysis_cache.GraphStore, path: str) -> tuple[dict[str, 
     if values is None:
         # Computed values: imported, as Alembic does, every time (not cached: they may
         # depend on other files or on the environment).
+        analysis_cache.stats["graph.import"] += 1
         return {"path": path, "import": True}, digest
     entry = {"path": path, **values}
     store.put(key, entry)

@@ -76,6 +76,7 @@ class AlembicProject:
         x_args: Sequence[str] = (),
         *,
         cache_dir: Path | None = None,
+        graph: bool = True,
     ) -> None:
         if not alembic_ini.is_file():
             raise ConfigError(f"alembic.ini not found: {alembic_ini}", hint="pass --alembic-ini")
@@ -87,7 +88,8 @@ class AlembicProject:
         self._config: Config | None = None
         self._script: ScriptDirectory | None = None
         self._graph: RevisionGraph | None = None
-        self._graph_loaded = False
+        # graph=False: every graph question goes to Alembic (to compare the two).
+        self._graph_loaded = not graph
         from abmigrate.db.database import DEFAULT_VERSION_TABLE
 
         # Where env.py records revisions, learned from its last online run.
