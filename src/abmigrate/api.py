@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.apply.pipeline import ConfirmCallback, RunOptions, run_pipeline
-from abmigrate.apply.runner import Notify, ProgressCallback
 from abmigrate.bridge.plan import build_plan, message_of, unknown_revisions
-from abmigrate.check.checks import CheckContext, CheckReport, run_checks
 from abmigrate.config.workspace import Workspace
 from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
@@ -36,8 +33,17 @@ from abmigrate.results import (
     Status,
 )
 
+# apply.journal.JOURNAL_TABLE, named here so a `status` without a journal does not import
+# that module (and SQLAlchemy with it); tests/unit/test_graph_cache.py holds them equal.
+JOURNAL_TABLE = "abmigrate_journal"
+
 if TYPE_CHECKING:
+    # The pipeline and the checks are imported where they run: `status`, `heads` and
+    # `history` import neither (nor what they import: asyncio, SQLAlchemy).
+    from abmigrate.apply.pipeline import ConfirmCallback, RunOptions
+    from abmigrate.apply.runner import Notify, ProgressCallback
     from abmigrate.bridge.types import RevisionStep
+    from abmigrate.check.checks import CheckContext, CheckReport
     from abmigrate.lint import LintResult
     from abmigrate.rehearse.rehearsal import Rehearsal, StepProgress
     from abmigrate.state.diagnose import Diagnosis
@@ -120,6 +126,8 @@ def status(workspace: Workspace) -> Status:
 
 
 def _last_backup(workspace: Workspace) -> dict[str, object] | None:
+    if not workspace.settings.backup_dir.absolute().is_dir():
+        return None  # no backup yet; the backup package (and SQLAlchemy) stays unimported
     from abmigrate.backup import last_backup
 
     return last_backup(workspace.settings, workspace.environment.name)
@@ -129,9 +137,16 @@ def _journal_view(
     workspace: Workspace, current: list[str], unknown: list[str]
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The last run (summary) and the journal's warnings: changed scripts, partial runs."""
+    from abmigrate.db.database import table_absent
+
+    schema = workspace.journal_schema()
+    if table_absent(workspace.url, JOURNAL_TABLE, schema):
+        # No journal (a database migrated by plain alembic so far): nothing to read, and
+        # the journal module (SQLAlchemy's table definitions) is not imported.
+        return None, []
     from abmigrate.apply import journal as journal_module
 
-    runs = journal_module.read_runs(workspace.url, schema=workspace.journal_schema())
+    runs = journal_module.read_runs(workspace.url, schema=schema)
     migrations = [run for run in runs if run.get("direction") in ("upgrade", "downgrade")]
     last_run = None
     if migrations:
@@ -269,6 +284,8 @@ def upgrade(
     lock_wait_ms: int | None = None,
 ) -> RunResult:
     """The guarded pipeline (see abmigrate.apply.pipeline) up to ``target``."""
+    from abmigrate.apply.pipeline import RunOptions
+
     return _migrate(
         workspace,
         "upgrade",
@@ -298,6 +315,8 @@ def downgrade(
     lock_wait_ms: int | None = None,
 ) -> RunResult:
     """The guarded pipeline down to ``target``, with a data-loss estimate first."""
+    from abmigrate.apply.pipeline import RunOptions
+
     return _migrate(
         workspace,
         "downgrade",
@@ -321,6 +340,8 @@ def _migrate(
         raise GuardRefused(
             "an override needs a reason", hint="--override 'why this is safe'", reasons=[]
         )
+    from abmigrate.apply.pipeline import run_pipeline
+
     return run_pipeline(workspace, direction, target, options)
 
 
@@ -479,6 +500,8 @@ def check(
     context: CheckContext, only: Sequence[str] | None = None, skip: Sequence[str] = ()
 ) -> CheckReport:
     """Run the named checks (default: every default check) and report each outcome."""
+    from abmigrate.check.checks import run_checks
+
     return run_checks(context, only, skip)
 
 
@@ -523,3 +546,12 @@ def capture(workspace: Workspace, message: str) -> RevisionCreated:
     from abmigrate.state.capture import write_capture_revision
 
     return write_capture_revision(workspace, message)
+
+
+def __getattr__(name: str) -> Any:
+    # api.ConfirmCallback, resolved on first use (it lives with the pipeline).
+    if name == "ConfirmCallback":
+        from abmigrate.apply.pipeline import ConfirmCallback
+
+        return ConfirmCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

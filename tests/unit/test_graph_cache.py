@@ -246,3 +246,28 @@ def test_a_warm_status_imports_neither_alembic_nor_a_revision(
         Path(path).stem for path in (project / "migrations" / "versions").glob("*.py")
     }
     assert not warm & revision_modules
+
+
+def test_status_names_the_journal_table_the_journal_writes() -> None:
+    from abmigrate import api
+    from abmigrate.apply import journal
+
+    assert api.JOURNAL_TABLE == journal.JOURNAL_TABLE
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////tmp/app.db",
+        "sqlite:///relative/app.db",
+        "sqlite://",
+        "postgresql+psycopg://db.example:5432/app",
+        "postgresql:///app",
+        "mysql+pymysql://host/app_1",
+    ],
+)
+def test_a_plain_url_is_masked_as_sqlalchemy_reads_it(url: str) -> None:
+    # mask_url answers these without SQLAlchemy (a warm status on SQLite never imports it)
+    from abmigrate.db.url import _mask_parsed, mask_url
+
+    assert mask_url(url) == _mask_parsed(url) == url

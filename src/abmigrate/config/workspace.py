@@ -69,16 +69,17 @@ class Workspace:
         (``dont_mutate``) to learn where it records revisions instead: a custom
         ``version_table``/``version_table_schema``, or a ``search_path`` it sets.
         """
-        from abmigrate.bridge.env_run import WrongDatabase
         from abmigrate.db.database import DEFAULT_VERSION_TABLE, read_version_rows, sqlite_path
 
         project = self.project
         rows = read_version_rows(self.url, project.version_table)
-        sqlite_file = sqlite_path(self.url)
         if rows is not None or project.facts is not None:
             return rows
+        sqlite_file = sqlite_path(self.url)
         if sqlite_file is not None and not sqlite_file.exists():
             return rows
+        from abmigrate.bridge.env_run import WrongDatabase  # not before: it imports asyncio
+
         try:
             project.probe()
         except WrongDatabase:
