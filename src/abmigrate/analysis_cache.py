@@ -174,32 +174,35 @@ class AnalysisCache:
 
 
 class GraphStore:
-    """The revision graph's records (:mod:`abmigrate.bridge.graph`), ``graph.json`` in the
-    same folder and through the same store; ``folder=None`` keeps nothing."""
+    """The revision graph's records (:mod:`abmigrate.bridge.graph`): ``graph.json`` (the
+    derived graph, where the version files are) and ``graph-files.json`` (what each revision
+    file declares, read only when the graph changed), in the same folder and through the
+    same store; ``folder=None`` keeps nothing."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, kind: str = "graph") -> None:
         self.folder = folder
+        self.kind = kind
 
     def get(self, key: str) -> Any | None:
         if self.folder is None:
             return None
-        record = _store(self.folder, "graph").get(key)
+        record = _store(self.folder, self.kind).get(key)
         stats[f"graph.{'miss' if record is None else 'hit'}"] += 1
         return record
 
     def put(self, key: str, record: Any) -> None:
         if self.folder is not None:
-            _store(self.folder, "graph").put(key, record)
+            _store(self.folder, self.kind).put(key, record)
             stats["graph.write"] += 1
 
     def flush(self) -> None:
         if self.folder is not None:
-            _store(self.folder, "graph").flush()
+            _store(self.folder, self.kind).flush()
 
     def clear(self) -> None:
         """Forget what was read (a record of the wrong shape: the file is rewritten)."""
         if self.folder is not None:
-            store = _store(self.folder, "graph")
+            store = _store(self.folder, self.kind)
             store.records, store.used, store.new = {}, set(), {}
             store.rewrite = True
 

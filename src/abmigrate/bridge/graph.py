@@ -337,7 +337,7 @@ def _locations(config: Config) -> dict[str, Any]:
 
 def _revision_files(locations: dict[str, Any]) -> list[str]:
     """The real paths of the revision files, in the order Alembic loads them
-    (``ScriptDirectory._load_revisions``, ``Script._list_py_dir``); a folder loaded twice
+    (``ScriptDirectory._load_revisions``, ``Script._list_py_dir``); a file loaded twice
     counts once."""
     found: list[str] = []
     seen: set[str] = set()
@@ -347,13 +347,16 @@ def _revision_files(locations: dict[str, Any]) -> list[str]:
         for root, dirs, files in os.walk(folder, topdown=True):
             if os.path.basename(root).endswith("__pycache__"):
                 continue
+            real_root = os.path.realpath(root)  # once per folder, not per file
             for name in sorted(files):
                 if not _SOURCE_FILE.match(name):
                     continue
-                real = os.path.realpath(os.path.join(root, name))
-                if real not in seen:
-                    seen.add(real)
-                    found.append(real)
+                path = os.path.join(real_root, name)
+                if os.path.islink(path):
+                    path = os.path.realpath(path)
+                if path not in seen:
+                    seen.add(path)
+                    found.append(path)
             if not locations["recursive"]:
                 break
             dirs.sort()
@@ -373,16 +376,23 @@ def load_graph(
     ``make_config`` gives Alembic's Config; it is called only when the version locations
     are not in the cache. A cache file holding records of the wrong shape is ignored and
     written anew."""
-    store = analysis_cache.GraphStore(folder)
+    stores = (
+        analysis_cache.GraphStore(folder),
+        analysis_cache.GraphStore(folder, "graph-files"),
+    )
     try:
-        return _load(store, alembic_ini, make_config)
+        return _load(*stores, alembic_ini, make_config)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-        store.clear()
-        return _load(store, alembic_ini, make_config)
+        for store in stores:
+            store.clear()
+        return _load(*stores, alembic_ini, make_config)
 
 
 def _load(
-    store: analysis_cache.GraphStore, alembic_ini: Path, make_config: Callable[[], Config]
+    store: analysis_cache.GraphStore,
+    files: analysis_cache.GraphStore,
+    alembic_ini: Path,
+    make_config: Callable[[], Config],
 ) -> RevisionGraph | None:
     ini_key = _ini_key(alembic_ini)
     locations = store.get(ini_key) if ini_key else None
@@ -392,25 +402,48 @@ def _load(
             store.put(ini_key, locations)
     if locations["sourceless"]:
         return None
-    paths = _revision_files(locations)
-    entries: list[dict[str, Any]] = []
-    digests: list[str] = []
-    for path in paths:
-        entry, digest = _file_entry(store, path)
-        entries.append(entry)
-        digests.append(f"{path}\0{digest}")
+    sources = [_read(path) for path in _revision_files(locations)]
     graph_key = analysis_cache.digest(
-        "graph", str(FORMAT), _code_salt(), repr(locations["versions"]), *digests
+        "graph",
+        str(FORMAT),
+        _code_salt(),
+        repr(locations["versions"]),
+        *(f"{source.path}\0{source.digest}" for source in sources),
     )
     record = store.get(graph_key)
     if not isinstance(record, dict):
-        record = _derive(entries, paths)
+        # The graph changed (or was never read): each file's declared values, from the
+        # cache for the files that did not change.
+        entries = [_file_entry(files, source) for source in sources]
+        record = _derive(entries, [source.path for source in sources])
         if not any(entry.get("import") for entry in entries):
             store.put(graph_key, record)
+        files.flush()
     store.flush()
     if record.get("broken"):
         return None
     return _from_record(record)
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: str
+    digest: str  # sha256, or "missing"
+    size: int = -1
+    mtime_ns: int = -1
+    content: bytes = b""
+
+
+def _read(path: str) -> _Source:
+    try:
+        status = os.stat(path)
+        with open(path, "rb") as file:
+            content = file.read()
+    except OSError:
+        return _Source(path, "missing")
+    return _Source(
+        path, hashlib.sha256(content).hexdigest(), status.st_size, status.st_mtime_ns, content
+    )
 
 
 def _ini_key(alembic_ini: Path) -> str | None:
@@ -425,30 +458,26 @@ def _ini_key(alembic_ini: Path) -> str | None:
     return analysis_cache.digest("locations", str(FORMAT), path, content, os.getcwd(), pyproject)
 
 
-def _file_entry(store: analysis_cache.GraphStore, path: str) -> tuple[dict[str, Any], str]:
-    """The declared values of one file, and its sha256."""
-    try:
-        status = os.stat(path)
-        with open(path, "rb") as file:
-            source = file.read()
-    except OSError:
-        return {"path": path, "unreadable": True}, "missing"
-    digest = hashlib.sha256(source).hexdigest()
+def _file_entry(store: analysis_cache.GraphStore, source: _Source) -> dict[str, Any]:
+    """The declared values of one file (keyed by its path, size, modification time and
+    sha256)."""
+    if source.digest == "missing":
+        return {"path": source.path, "unreadable": True}
     key = analysis_cache.digest(
-        "file", str(FORMAT), path, str(status.st_size), str(status.st_mtime_ns), digest
+        "file", str(FORMAT), source.path, str(source.size), str(source.mtime_ns), source.digest
     )
     entry = store.get(key)
     if isinstance(entry, dict):
-        return entry, digest
-    values = declared_in(source)
+        return entry
+    values = declared_in(source.content)
     if values is None:
         # Computed values: imported, as Alembic does, every time (not cached: they may
         # depend on other files or on the environment).
         analysis_cache.stats["graph.import"] += 1
-        return {"path": path, "import": True}, digest
-    entry = {"path": path, **values}
+        return {"path": source.path, "import": True}
+    entry = {"path": source.path, **values}
     store.put(key, entry)
-    return entry, digest
+    return entry
 
 
 def _code_salt() -> str:
