@@ -262,6 +262,7 @@ def test_status_names_the_journal_table_the_journal_writes() -> None:
         "sqlite:///relative/app.db",
         "sqlite://",
         "postgresql+psycopg://db.example:5432/app",
+        "postgresql+psycopg://postgres@127.0.0.1:5432/app",
         "postgresql:///app",
         "mysql+pymysql://host/app_1",
     ],
