@@ -72,6 +72,7 @@ def _answers(project: Any, alembic: Any) -> dict[str, Any]:
     ids = [script.revision for script in alembic.revisions()]
     labels = sorted({label for script in alembic.revisions() for label in script.branch_labels})
     answers: dict[str, Any] = {
+        "script_dir": project.script_dir,
         "heads": project.heads(),
         "bases": project.bases(),
         "history": project.history(),

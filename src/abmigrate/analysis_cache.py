@@ -22,7 +22,8 @@ locks      the tables a step's SQL locks, and how        the SQL text itself
 Common keys: the revision file's bytes (sha256) and path; ``env.py``'s bytes, the values of
 the environment variables ``env.py`` names and the ``-x`` arguments; abmigrate's version and
 its source files (size and modification time of each, so an edited checkout invalidates
-too); the versions of Python, Alembic, SQLAlchemy and pglast. Modules a revision file
+too); the version of Python and the package files of Alembic, SQLAlchemy and pglast (a new
+version changes their size or modification time). Modules a revision file
 imports are not part of the key: a revision whose output depends on them is re-analysed when
 the revision file (or ``env.py``) changes, not when only they do.
 
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from abmigrate.bridge.graph import CachedRevision
     from abmigrate.bridge.project import AlembicProject
     from abmigrate.bridge.types import Script
     from abmigrate.config.workspace import Workspace
@@ -111,7 +113,7 @@ class AnalysisCache:
     def environment(self) -> str:
         """abmigrate and its libraries, env.py (and the variables it names), the -x args."""
         if self._environment is None:
-            env_py = Path(self.project.script.dir) / "env.py"
+            env_py = Path(self.project.script_dir) / "env.py"
             try:
                 source = env_py.read_bytes()
             except OSError:
@@ -142,7 +144,7 @@ class AnalysisCache:
         depends on nothing of the project, such as what a SQL text locks)."""
         return _digest(code_salt(), *parts)
 
-    def script_key(self, script: Script) -> str:
+    def script_key(self, script: Script | CachedRevision) -> str:
         """The revision file: id, path and content."""
         path = str(script.path or "")
         return _digest(script.revision, path, file_digest(path))
@@ -348,11 +350,11 @@ def code_salt() -> str:
                 status = os.stat(os.path.join(folder, name))
                 relative = os.path.relpath(os.path.join(folder, name), package)
                 parts.append(f"{relative}:{status.st_size}:{status.st_mtime_ns}")
-    for library in ("alembic", "sqlalchemy"):
-        module = sys.modules.get(library) or __import__(library)
-        parts.append(f"{library} {getattr(module, '__version__', '?')}")
-    spec = importlib.util.find_spec("pglast")  # its version without importing it
-    if spec is not None and spec.origin:
-        status = os.stat(spec.origin)
-        parts.append(f"pglast {status.st_size}:{status.st_mtime_ns}")
+    for library in ("alembic", "sqlalchemy", "pglast"):
+        # Its package file, not its __version__: importing Alembic and SQLAlchemy would
+        # cost a warm `lint` more than everything else it does.
+        spec = importlib.util.find_spec(library)
+        if spec is not None and spec.origin:
+            status = os.stat(spec.origin)
+            parts.append(f"{library} {status.st_size}:{status.st_mtime_ns}")
     return _digest(*parts)

@@ -124,6 +124,7 @@ class RevisionGraph:
     problems: list[GraphProblem]  # what graph_problems reports
     declared_problems: list[GraphProblem]
     declared: list[tuple[str, tuple[str, ...], str]]  # (id, parents as written, path)
+    script_dir: str = ""  # the script_location folder (env.py's)
 
     def resolve(self, ident: str) -> str | None:
         """The revision an id, branch label or unique prefix (of four characters or more)
@@ -422,7 +423,9 @@ def _load(
     store.flush()
     if record.get("broken"):
         return None
-    return _from_record(record)
+    graph = _from_record(record)
+    graph.script_dir = locations["dir"]
+    return graph
 
 
 @dataclass(frozen=True)

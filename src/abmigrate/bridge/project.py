@@ -217,6 +217,13 @@ class AlembicProject:
             return [graph.revisions[revision] for revision in graph.pending(current)]
         return [_cached_revision(step.revision) for step in self.upgrade_steps("heads", current)]
 
+    @property
+    def script_dir(self) -> str:
+        """The script_location folder (where env.py is), from the cached graph when it
+        has it (ScriptDirectory imports Alembic)."""
+        graph = self.graph
+        return graph.script_dir if graph is not None else str(self.script.dir)
+
     def _scripts_by_id(self) -> dict[str, Script]:
         """Every revision by id, in no particular order (the revision map as Alembic built
         it, branch-label keys left out); raises what building the map raises."""
