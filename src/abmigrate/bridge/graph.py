@@ -324,10 +324,15 @@ def _jsonable(value: object) -> Any:
 
 
 def _locations(config: Config) -> dict[str, Any]:
-    """Where Alembic looks for revision files, as ScriptDirectory.from_config decides."""
+    """Where Alembic looks for revision files, as ScriptDirectory.from_config decides (its
+    warnings, such as a deprecated option, are Alembic's to give when it runs the project)."""
+    import warnings
+
     from alembic.script import ScriptDirectory
 
-    script = ScriptDirectory.from_config(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        script = ScriptDirectory.from_config(config)
     return {
         "dir": str(script.dir),
         "versions": [str(path) for path in script._version_locations],

@@ -279,7 +279,9 @@ def _in_history_order(project: AlembicProject) -> list[Script] | list[CachedRevi
 def _loaded(project: AlembicProject, script: Script | CachedRevision) -> Script:
     """Alembic's Script (the module imported) of a revision the walk must capture."""
     if isinstance(script, CachedRevision):
-        return project.get(script.revision)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # as _in_history_order: Alembic's own warnings
+            return project.get(script.revision)
     return script
 
 
