@@ -17,7 +17,11 @@ from abmigrate.bridge.plan import build_plan, message_of, unknown_revisions
 from abmigrate.config.workspace import Workspace
 from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
+from abmigrate.events import Observer
 from abmigrate.results import (
+    BackupList,
+    BackupRecord,
+    BackupVerification,
     CurrentResult,
     Direction,
     HeadsResult,
@@ -27,6 +31,7 @@ from abmigrate.results import (
     JournalRun,
     PendingRevision,
     Plan,
+    RestoreResult,
     RevisionCreated,
     RunResult,
     StampResult,
@@ -41,17 +46,19 @@ if TYPE_CHECKING:
     # The pipeline and the checks are imported where they run: `status`, `heads` and
     # `history` import neither (nor what they import: asyncio, SQLAlchemy).
     from abmigrate.apply.pipeline import ConfirmCallback, RunOptions
-    from abmigrate.apply.runner import Notify, ProgressCallback
+    from abmigrate.backup import RestoreConfirm
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.check.checks import CheckContext, CheckReport
     from abmigrate.lint import LintResult
-    from abmigrate.rehearse.rehearsal import Rehearsal, StepProgress
+    from abmigrate.rehearse.rehearsal import Rehearsal
     from abmigrate.state.diagnose import Diagnosis
     from abmigrate.state.drift import DriftReport
 
 __all__ = [
     "ConfirmCallback",
     "acknowledge_checksums",
+    "backup",
+    "backups",
     "capture",
     "check",
     "current",
@@ -66,10 +73,12 @@ __all__ = [
     "merge",
     "plan",
     "rehearse",
+    "restore",
     "revision",
     "stamp",
     "status",
     "upgrade",
+    "verify_backup",
 ]
 
 
@@ -276,8 +285,7 @@ def upgrade(
     target: str = "head",
     *,
     confirm: ConfirmCallback | None = None,
-    progress: ProgressCallback | None = None,
-    notify: Notify | None = None,
+    observer: Observer | None = None,
     dry_run: bool = False,
     override: str | None = None,
     no_backup: bool = False,
@@ -296,8 +304,7 @@ def upgrade(
             no_backup=no_backup,
             lock_wait_ms=lock_wait_ms,
             confirm=confirm,
-            progress=progress,
-            notify=notify,
+            observer=observer,
         ),
     )
 
@@ -307,8 +314,7 @@ def downgrade(
     target: str,
     *,
     confirm: ConfirmCallback | None = None,
-    progress: ProgressCallback | None = None,
-    notify: Notify | None = None,
+    observer: Observer | None = None,
     dry_run: bool = False,
     override: str | None = None,
     no_backup: bool = False,
@@ -327,8 +333,7 @@ def downgrade(
             no_backup=no_backup,
             lock_wait_ms=lock_wait_ms,
             confirm=confirm,
-            progress=progress,
-            notify=notify,
+            observer=observer,
         ),
     )
 
@@ -441,7 +446,7 @@ def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) 
         message=message_of(script.doc),
         path=str(Path(script.path)),
         down_revisions=list(script._normalized_down_revisions),
-        findings=[finding.to_record() for finding in findings],
+        findings=list(findings),
     )
 
 
@@ -505,6 +510,57 @@ def check(
     return run_checks(context, only, skip)
 
 
+def backup(workspace: Workspace) -> BackupRecord:
+    """A verified backup of the environment's database (see abmigrate.backup)."""
+    from abmigrate.backup import take_backup
+
+    return take_backup(workspace)
+
+
+def backups(workspace: Workspace) -> BackupList:
+    """The environment's backups, newest first. Needs no database: open the workspace with
+    ``require_url=False`` to list them where the database is out of reach."""
+    from abmigrate.backup import list_backups
+
+    return list_backups(workspace.settings, workspace.environment.name)
+
+
+def verify_backup(
+    workspace: Workspace,
+    reference: str,
+    *,
+    restore_test: bool = False,
+    scratch_url: str | None = None,
+) -> BackupVerification:
+    """Check a backup's checksums and archive; with ``restore_test``, restore it into a
+    scratch database on ``scratch_url``'s server (default: the environment's server, or a
+    temporary file for SQLite) and compare per-table figures. Needs no database otherwise."""
+    from abmigrate.backup import verify_backup as verify
+
+    restore_url = (scratch_url or workspace.url or None) if restore_test else None
+    return verify(
+        workspace.settings,
+        workspace.environment.name,
+        reference,
+        restore_test=restore_test,
+        restore_url=restore_url,
+    )
+
+
+def restore(
+    workspace: Workspace,
+    reference: str,
+    *,
+    target_url: str | None = None,
+    confirm: RestoreConfirm | None = None,
+) -> RestoreResult:
+    """Restore a backup into the environment's database (or ``target_url``); a database
+    that is not empty is replaced only when ``confirm`` says so."""
+    from abmigrate.backup import restore as restore_backup
+
+    return restore_backup(workspace, reference, target_url=target_url, confirm=confirm)
+
+
 def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     """The database's real state, with evidence and the recommended command. Reads only."""
     from abmigrate.state.diagnose import diagnose as run_diagnosis
@@ -526,7 +582,7 @@ def rehearse(
     from_backup: str | None = None,
     clone: bool = False,
     scale_rows: int | None = None,
-    progress: StepProgress | None = None,
+    observer: Observer | None = None,
 ) -> Rehearsal:
     """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade."""
     from abmigrate.rehearse.rehearsal import rehearse as run_rehearsal
@@ -537,7 +593,7 @@ def rehearse(
         from_backup=from_backup,
         clone=clone,
         scale_rows=scale_rows,
-        progress=progress,
+        observer=observer,
     )
 
 
