@@ -83,13 +83,14 @@ class AlembicProject:
         self.alembic_ini = alembic_ini
         self.url = url
         self.x_args = tuple(x_args)
-        # Where the revision graph is cached (bridge.graph); None: read, never kept.
+        # Where the revision graph is cached (bridge.graph); None (a project made outside
+        # a workspace: scratch jobs, the pytest plugin) or graph=False (to compare the
+        # two): every graph question goes to Alembic.
         self.cache_dir = cache_dir
         self._config: Config | None = None
         self._script: ScriptDirectory | None = None
         self._graph: RevisionGraph | None = None
-        # graph=False: every graph question goes to Alembic (to compare the two).
-        self._graph_loaded = not graph
+        self._graph_loaded = not graph or cache_dir is None
         from abmigrate.db.database import DEFAULT_VERSION_TABLE
 
         # Where env.py records revisions, learned from its last online run.
