@@ -98,8 +98,11 @@ class AlembicProject:
         self.facts: EnvFacts | None = None
 
     def for_url(self, url: str) -> AlembicProject:
-        """The same project (alembic.ini, ``-x`` arguments) pointed at another database."""
-        return AlembicProject(self.alembic_ini, url, self.x_args, cache_dir=self.cache_dir)
+        """The same project (alembic.ini, ``-x`` arguments) pointed at another database.
+        Scripts already loaded are shared: the database does not change what they say."""
+        clone = AlembicProject(self.alembic_ini, url, self.x_args, cache_dir=self.cache_dir)
+        clone._script = self._script
+        return clone
 
     @property
     def config(self) -> Config:
