@@ -36,6 +36,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "drift": "abmigrate.cli.state:drift",
     "rehearse": "abmigrate.cli.state:rehearse",
     "journal": "abmigrate.cli.journal:journal",
+    "graph": "abmigrate.cli.report:graph",
+    "report": "abmigrate.cli.report:report",
 }
 
 
