@@ -2,7 +2,7 @@
 
 All three are renderings of the graph record (:class:`abmigrate.state.graph.RevisionGraph`
 ``.to_record()``): newest revision at the top, an edge from each revision to its parents.
-Every revision is one SVG node ``<g id="rev-ID" class="node revision STATUS …">``; a parent
+Every revision is one SVG node ``<g id="rev_ID" class="node revision STATUS …">``; a parent
 no script defines is drawn dashed (class ``missing``) so the broken edge shows.
 """
 
@@ -91,14 +91,12 @@ def to_dot(graph: dict[str, Any]) -> str:
     ]
     for node in nodes:
         attributes = {
-            "id": f"rev-{node['revision']}",
+            "id": f"rev_{node['revision']}",
             "class": " ".join(node_classes(node)),
             "fillcolor": _FILL.get(node.get("status"), "#ffffff"),
             "tooltip": f"{node['revision']}: {node.get('message') or ''}",
         }
-        label = "\\n".join(
-            line.replace("\\", "\\\\").replace('"', '\\"') for line in _label(node)
-        )
+        label = "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in _label(node))
         extra = []
         if node.get("problems"):
             extra.append(f'color="{_PROBLEM}", penwidth=2.5')
@@ -119,9 +117,9 @@ def to_dot(graph: dict[str, Any]) -> str:
             if parent not in known:
                 known.add(parent)
                 lines.append(
-                    f"  {_dot_string(parent)} [id={_dot_string('missing-' + parent)},"
+                    f"  {_dot_string(parent)} [id={_dot_string('missing_' + parent)},"
                     f' class="missing", style="dashed", color="{_PROBLEM}",'
-                    f' label={_dot_string(parent + " (no script)")}];'
+                    f" label={_dot_string(parent + ' (no script)')}];"
                 )
             lines.append(f"  {_dot_string(node['revision'])} -> {_dot_string(parent)};")
     lines.append("}")
@@ -135,10 +133,7 @@ def _mermaid_id(revision: str) -> str:
 def _mermaid_text(text: str) -> str:
     # Mermaid labels in "…" take HTML entities; quotes and angle brackets must not break out.
     return (
-        text.replace("&", "&amp;")
-        .replace('"', "&quot;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
+        text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
     )
 
 
