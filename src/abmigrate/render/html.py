@@ -34,6 +34,7 @@ def _environment() -> Environment:
     )
     environment.filters["sql"] = _highlight_sql
     environment.filters["seconds"] = _seconds
+    environment.filters["when"] = _when
     return environment
 
 
@@ -59,6 +60,19 @@ def _seconds(value: Any) -> str:
         return "\N{EN DASH}"
     value = float(value)
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _when(value: Any) -> str:
+    """An ISO timestamp as ``2026-01-31 12:00:05 UTC`` (the text as it is if not one)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value or "")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if moment.tzinfo else "")
 
 
 def _sql_styles() -> str:
