@@ -35,6 +35,7 @@ def _environment() -> Environment:
     environment.filters["sql"] = _highlight_sql
     environment.filters["seconds"] = _seconds
     environment.filters["when"] = _when
+    environment.filters["relative"] = _relative
     return environment
 
 
@@ -60,6 +61,18 @@ def _seconds(value: Any) -> str:
         return "\N{EN DASH}"
     value = float(value)
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _relative(path: Any) -> str:
+    """A file path relative to the working directory when it is below it (shorter to read)."""
+    import os
+
+    text = str(path or "")
+    try:
+        relative = os.path.relpath(text)
+    except ValueError:  # another drive on Windows
+        return text
+    return text if relative.startswith("..") else relative
 
 
 def _when(value: Any) -> str:
