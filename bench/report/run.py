@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli_latency"))
 
-from run import (  # noqa: E402  (bench/cli_latency/run.py: the same project, the same timing)
+# bench/cli_latency/run.py: the same project, the same timing
+from run import (
     Tool,
     bench_env,
     count_instructions,
