@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from markupsafe import escape
 from runner_helpers import execute_all
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ABPARTS_INI = REPO_ROOT / "examples" / "abparts" / "alembic.ini"
@@ -44,6 +46,22 @@ SEED = [
 def with_password(url: str) -> str:
     """The test server trusts every login: a password in the URL is accepted and ignored."""
     return make_url(url).set(password=PASSWORD).render_as_string(hide_password=False)
+
+
+def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table and its rows, to prove a command changed nothing."""
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return {
+                table: sorted(
+                    (tuple(row) for row in connection.execute(sa.text(f'SELECT * FROM "{table}"'))),
+                    key=repr,
+                )
+                for table in sorted(sa.inspect(connection).get_table_names())
+            }
+    finally:
+        engine.dispose()
 
 
 def sections_of(page: str) -> set[str]:
@@ -79,8 +97,10 @@ def test_report_on_postgresql_lists_every_section_finding_and_check_without_the_
     assert findings and preflight  # the scenario has both: the test must see them
 
     out = tmp_path / "report.html"
+    before = snapshot(url)
     result = run_cli(*common, "report", "-o", out)
     assert result.exit_code == 0, result
+    assert snapshot(url) == before  # read-only: no table, no row changed
     page = out.read_text()
     assert stat.S_IMODE(out.stat().st_mode) == 0o600  # data samples: the owner's only
     assert sections_of(page) == set(SECTIONS)
