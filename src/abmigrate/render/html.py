@@ -40,19 +40,21 @@ def _environment() -> Environment:
 
 
 @cache
-def _sql_lexer() -> Any:
+def _sql_highlighter() -> tuple[Any, Any]:
+    """Pygments' SQL lexer and HTML formatter, made once for every step of a report."""
+    from pygments.formatters import HtmlFormatter
     from pygments.lexers.sql import SqlLexer
 
-    return SqlLexer()
+    return SqlLexer(), HtmlFormatter(cssclass="sql", wrapcode=True)
 
 
 def _highlight_sql(sql: str | None) -> Any:
     """SQL as highlighted, escaped HTML (Pygments escapes the text it wraps)."""
     from markupsafe import Markup
     from pygments import highlight
-    from pygments.formatters import HtmlFormatter
 
-    html = highlight(sql or "", _sql_lexer(), HtmlFormatter(cssclass="sql", wrapcode=True))
+    lexer, formatter = _sql_highlighter()
+    html = highlight(sql or "", lexer, formatter)
     return Markup(html)
 
 
