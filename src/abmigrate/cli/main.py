@@ -14,11 +14,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from abmigrate.errors import EXIT_ERROR, EXIT_FAIL, AbmigrateError, GuardRefused
+
+if TYPE_CHECKING:
+    from abmigrate.events import Observer
 
 __all__ = [
     "CliState",
@@ -80,12 +83,12 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-def _set_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+def remember_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.ensure_object(CliState).env = value
 
 
-def _set_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+def remember_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.ensure_object(CliState).output_format = value
 
@@ -105,12 +108,12 @@ def common_options(
             "--format",
             "output_format",
             type=click.Choice(list(formats)),
-            callback=_set_format,
+            callback=remember_format,
             expose_value=False,
             help="Output format.",
         )(function)
         function = click.option(
-            "--env", "-e", callback=_set_env, expose_value=False, help="Environment name."
+            "--env", "-e", callback=remember_env, expose_value=False, help="Environment name."
         )(function)
         if confirm:
             function = click.option(
@@ -165,35 +168,12 @@ def emit_markdown(text: str) -> None:
             ) from None
 
 
-def progress_printer(state: CliState) -> Callable[[str, Any, float | None], None]:
+def event_printer(state: CliState) -> Observer:
+    """Progress of the pipeline on standard error (standard output keeps the result)."""
+    from abmigrate.render.events import event_printer as printer
     from abmigrate.render.records import console
 
-    err = console(stderr=True)
-
-    def report(event: str, step: Any, elapsed: float | None) -> None:
-        if event == "start":
-            err.print(f"→ {step.direction} {step.revision}  {step.message} …")
-        elif event == "done":
-            err.print(f"[green]✓[/] {step.direction} {step.revision}  ({elapsed or 0:.2f}s)")
-
-    return report
-
-
-def event_printer(state: CliState) -> Callable[[str, dict[str, Any]], None]:
-    """Progress of the pipeline on standard error (standard output keeps the result)."""
-    import time
-
-    from abmigrate.render.records import ProgressThrottle, console, render_event
-
-    err = console(stderr=True)
-    throttle = ProgressThrottle()
-
-    def report(event: str, details: dict[str, Any]) -> None:
-        if event == "index_progress" and not throttle.due(details, time.monotonic()):
-            return
-        render_event(event, details, err)
-
-    return report
+    return printer(console(stderr=True))
 
 
 def confirmer(state: CliState) -> Callable[[Any], bool] | None:
@@ -435,7 +415,7 @@ def _run_migration(
         open_workspace(state),
         target,
         confirm=confirmer(state),
-        notify=event_printer(state),
+        observer=event_printer(state),
         dry_run=dry_run,
         override=override,
         no_backup=no_backup,

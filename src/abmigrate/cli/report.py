@@ -10,18 +10,13 @@ from typing import Any
 
 import click
 
-from abmigrate.cli.main import CliState, open_workspace, pass_state
+from abmigrate.cli.main import CliState, open_workspace, pass_state, remember_env
 
 __all__ = ["graph", "report", "write_private"]
 
 
-def _set_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(CliState).env = value
-
-
 env_option = click.option(
-    "--env", "-e", callback=_set_env, expose_value=False, help="Environment name."
+    "--env", "-e", callback=remember_env, expose_value=False, help="Environment name."
 )
 
 
