@@ -111,8 +111,11 @@ class AlembicProject:
         self.facts: EnvFacts | None = None
 
     def for_url(self, url: str) -> AlembicProject:
-        """The same project (alembic.ini, ``-x`` arguments) pointed at another database."""
-        return AlembicProject(self.alembic_ini, url, self.x_args)
+        """The same project (alembic.ini, ``-x`` arguments) pointed at another database.
+        Scripts already loaded are shared: the database does not change what they say."""
+        clone = AlembicProject(self.alembic_ini, url, self.x_args)
+        clone._script = self._script
+        return clone
 
     def set_url(self, url: str) -> None:
         self.url = url

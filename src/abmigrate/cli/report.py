@@ -41,7 +41,7 @@ def _output(text: str, output: str | None, what: str) -> None:
         raise AbmigrateError(
             f"cannot write {what} to {path}: {exc.strerror}", hint="choose another -o path"
         ) from None
-    click.echo(f"{what} written to {path} ({len(text.encode()) // 1024 + 1} KB)")
+    click.echo(f"wrote {what} to {path} ({len(text.encode()) // 1024 + 1} KB)")
 
 
 @click.command()
