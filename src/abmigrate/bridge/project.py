@@ -44,6 +44,7 @@ __all__ = [
     "VERSION_NUM_LENGTH",
     "AlembicProject",
     "CachedRevision",
+    "DeclaredScript",
     "GraphProblem",
     "StepSQL",
     "between_steps",
@@ -57,6 +58,17 @@ _RELATIVE_DOWN = re.compile(r"^-(\d+)$")
 _PLAIN_ID = re.compile(r"^[0-9A-Za-z_]+$")
 _SYMBOLS = ("head", "heads", "base")
 _MARKER = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class DeclaredScript:
+    """One revision file as written: what the revision graph is drawn from."""
+
+    revision: str
+    parents: tuple[str, ...]
+    branch_labels: tuple[str, ...]
+    message: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -285,6 +297,27 @@ class AlembicProject:
                     tuple(current), "base", inclusive=True
                 )
             }
+
+    def declared_scripts(self) -> list[DeclaredScript]:
+        """Every revision file as written (id, parents, branch labels, message, path), from
+        the revision map when it can be built, else read file by file (a missing parent)."""
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError, to_tuple
+
+        try:
+            scripts = list(self._scripts_by_id().values())
+        except (AlembicRevisionError, CommandError, KeyError):
+            scripts = list(self.script._load_revisions())
+        return [
+            DeclaredScript(
+                revision=script.revision,
+                parents=tuple(to_tuple(script.down_revision, default=())),
+                branch_labels=tuple(sorted(script.branch_labels or ())),
+                message=(script.doc or "").strip().split("\n")[0].strip(),
+                path=str(script.path),
+            )
+            for script in scripts
+        ]
 
     def declared_revisions(self) -> list[tuple[str, tuple[str, ...], str]]:
         """``(id, parents as written, path)`` of every revision file, read without building
