@@ -1,18 +1,17 @@
 """Directory archives compressed file by file: compressed while a dump tool writes them, and
-served decompressed through named pipes while a restore tool reads them.
+decompressed side by side for a restore tool.
 
 Why: pg_dump before 16 writes a directory archive (``-Fd``, the format ``-j`` needs) either
 uncompressed or gzipped inside its own processes, and its pg_restore reads only those two. A
 separate zstd per file keeps the dump's cores for the dump and writes a smaller archive than
-gzip; these helpers make that work without a second pass over the data and without ever
-holding a whole decompressed copy on disk:
+gzip; these helpers make that work without a second pass over the data at backup time:
 
 - :class:`CompressWhileWritten` follows each data file as the tool appends to it (the page
   cache serves the bytes just written), pipes them into its own compressor and deletes the
   plain file once the tool has finished it. At most ``jobs`` files are followed at a time.
-- :func:`served_decompressed` lays out a private folder where every compressed file is a
-  named pipe fed by its own decompressor, so a restore tool opening ``1234.dat`` reads the
-  plain stream of ``1234.dat.zst``, in any order and in parallel.
+- :func:`decompressed_copy` decompresses the files side by side into a private folder beside
+  the backup, removed afterwards: pg_restore reads only regular files (named pipes are
+  refused, "is not a regular file"), and ``-j`` needs them to find its way around.
 """
 
 from __future__ import annotations
@@ -29,16 +28,21 @@ from pathlib import Path
 from typing import IO
 
 from abmigrate.backup.base import (
+    DIR_MODE,
     FILE_MODE,
     Compressor,
     child_env,
     kill_quietly,
     pipeline_error,
-    private_dir,
+    run_pipeline,
 )
-from abmigrate.errors import BackupError
 
-__all__ = ["CompressWhileWritten", "served_decompressed"]
+__all__ = ["CompressWhileWritten", "decompressed_copy"]
+
+# Room a decompressed copy may need, per compressed byte: zstd -1 and gzip shrink table data
+# 3-8x; more than that is rare, and then the copy stops on a full disk, leaving the rest.
+_EXPANSION = 10
+_SPARE = 1 << 30
 
 _CHUNK = 1 << 20
 # How long a follower waits for more bytes before looking again (the tool is still writing).
@@ -164,52 +168,52 @@ def _private_output(path: Path) -> Iterator[IO[bytes]]:
 
 
 @contextlib.contextmanager
-def served_decompressed(
-    archive: Path, names: Sequence[str], compressor: Compressor, what: str
-) -> Iterator[Path]:
-    """A private folder mirroring the directory archive ``archive`` (its files ``names``,
-    relative to it), where each compressed file is a named pipe streaming its plain bytes.
-
-    On leaving, decompressors nobody read from are stopped, and a decompressor that failed
-    (a damaged file) raises a BackupError naming the file.
-    """
-    processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
-    with private_dir("abmigrate-restore-") as stage:
+def decompressed_copy(
+    archive: Path, names: Sequence[str], compressor: Compressor, where: Path, jobs: int
+) -> Iterator[Path | None]:
+    """A private folder inside ``where`` (else the temporary folder) holding the archive with
+    every file decompressed (``jobs`` decompressors side by side), removed on leaving; None
+    when neither can take it (not writable, or less free space than the copy may need plus
+    1 GiB to spare)."""
+    packed = sum((archive / name).stat().st_size for name in names)
+    folder: Path | None = None
+    for place in (where, Path(tempfile.gettempdir())):  # beside the backup, else in TMPDIR
         try:
-            for name in names:
-                source = archive / name
-                if not name.endswith(compressor.extension):
-                    shutil.copyfile(source, stage / name)
-                    continue
-                pipe = stage / name[: -len(compressor.extension)]
-                os.mkfifo(pipe, FILE_MODE)
-                # Opened read-write, the pipe needs no reader yet: the decompressor fills its
-                # buffer and waits; the reader opens it whenever it reaches that table.
-                fd = os.open(pipe, os.O_RDWR)
-                errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
-                try:
-                    process = subprocess.Popen(
-                        [*compressor.decompress_argv, str(source)],
-                        stdin=subprocess.DEVNULL,
-                        stdout=fd,
-                        stderr=errors,
-                        env=child_env({}),
-                    )
-                except OSError as exc:
-                    errors.close()
-                    raise BackupError(f"cannot run {compressor.name}: {exc.strerror}") from None
-                finally:
-                    os.close(fd)
-                processes.append((name, process, errors))
-            yield stage
-            failed: list[tuple[Sequence[str], int, IO[bytes]]] = [
-                ([compressor.name, name], process.returncode, output)
-                for name, process, output in processes
-                if process.poll() is not None and process.returncode != 0
-            ]
-            if failed:
-                raise pipeline_error(failed[:1], f"{what}: decompressing {failed[0][0][1]}")
-        finally:
-            for _, process, output in processes:
-                kill_quietly(process)  # still running: never read (the reader stopped early)
-                output.close()
+            if shutil.disk_usage(place).free >= packed * _EXPANSION + _SPARE:
+                folder = Path(
+                    tempfile.mkdtemp(prefix=f".partial-restore-{os.getpid()}-", dir=place)
+                )
+                break
+        except OSError:
+            continue
+    if folder is None:
+        yield None
+        return
+    # The name ends with a random part, not the pid: rename so `backup`'s sweep of stale
+    # partial folders (which reads the pid after the last dash) knows whose it is.
+    named = folder.with_name(f"{folder.name}-{os.getpid()}")
+    folder.rename(named)
+    try:
+        named.chmod(DIR_MODE)
+
+        def unpack(name: str) -> None:
+            source = archive / name
+            if not name.endswith(compressor.extension):
+                shutil.copyfile(source, named / name)
+                return
+            target = named / name[: -len(compressor.extension)]
+            with source.open("rb") as stream, _private_output(target) as out:
+                run_pipeline(
+                    [compressor.decompress_argv],
+                    env=child_env({}),
+                    stdin=stream,
+                    stdout=out,
+                    what=f"decompressing {name}",
+                )
+
+        with ThreadPoolExecutor(jobs, thread_name_prefix="abmigrate-decompress") as pool:
+            for _ in pool.map(unpack, names):
+                pass
+        yield named
+    finally:
+        shutil.rmtree(named, ignore_errors=True)

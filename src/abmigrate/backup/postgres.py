@@ -41,7 +41,7 @@ from abmigrate.backup.base import (
     run_pipeline,
     tool_version,
 )
-from abmigrate.backup.directory import CompressWhileWritten, served_decompressed
+from abmigrate.backup.directory import CompressWhileWritten, decompressed_copy
 from abmigrate.db.database import connect
 from abmigrate.errors import BackupError
 
@@ -286,40 +286,47 @@ class PostgresBackend:
                 )
             return
         names = [name[len(ARCHIVE_DIR) + 1 :] for name in files]
-        if not self.is_empty(url):
-            with served_decompressed(folder / ARCHIVE_DIR, names, compressor, "restore") as stage:
-                run_pipeline(
-                    [[pg_restore, "-f", "-", str(stage)], atomic],
-                    env=libpq_env(url),
-                    stdout=subprocess.DEVNULL,
-                    what="restore",
-                    secrets=_password(url),
-                )
-            return
-        # An empty database has nothing to lose: pg_restore -j loads tables and builds indexes
-        # side by side; a failure clears what was loaded, so it is left as empty as it was.
+        replacing = not self.is_empty(url)
+        jobs = dump_jobs()
+        # pg_restore reads plain regular files only (pg_dump 15 cannot read zstd, nor a pipe):
+        # the archive is decompressed beside the backup, side by side, and removed after.
         try:
-            with served_decompressed(folder / ARCHIVE_DIR, names, compressor, "restore") as stage:
-                run_pipeline(
-                    [
-                        [
-                            pg_restore,
-                            f"--jobs={dump_jobs()}",
-                            "--exit-on-error",
-                            "--dbname=",  # the database named by PGDATABASE
-                            str(stage),
-                        ]
-                    ],
-                    env=libpq_env(url),
-                    stdout=subprocess.DEVNULL,
-                    what="restore",
-                    secrets=_password(url),
-                )
+            with decompressed_copy(
+                folder / ARCHIVE_DIR, names, compressor, folder.parent, jobs
+            ) as copy:
+                if copy is None:
+                    raise BackupError(
+                        f"not enough free space beside {folder} to decompress the archive"
+                        " for pg_restore",
+                        hint="free disk space in the backup folder's file system",
+                    )
+                if replacing:
+                    run_pipeline(
+                        [[pg_restore, "-f", "-", str(copy)], atomic],
+                        env=libpq_env(url),
+                        stdout=subprocess.DEVNULL,
+                        what="restore",
+                        secrets=_password(url),
+                    )
+                else:
+                    # An empty database has nothing to lose: pg_restore -j loads tables and
+                    # builds indexes side by side.
+                    self._load(pg_restore, [f"--jobs={jobs}", str(copy)], url)
         except BaseException:
-            with contextlib.suppress(Exception), connect(url) as connection:
-                connection.exec_driver_sql(clear)
-                connection.commit()
+            if not replacing:  # a failure clears what was loaded: left as empty as it was
+                with contextlib.suppress(Exception), connect(url) as connection:
+                    connection.exec_driver_sql(clear)
+                    connection.commit()
             raise
+
+    def _load(self, pg_restore: str, arguments: Sequence[str], url: str) -> None:
+        run_pipeline(
+            [[pg_restore, "--exit-on-error", "--dbname=", *arguments]],  # dbname: PGDATABASE
+            env=libpq_env(url),
+            stdout=subprocess.DEVNULL,
+            what="restore",
+            secrets=_password(url),
+        )
 
     def table_stats(
         self, url: str, recorded: Mapping[str, str] | None = None
@@ -435,11 +442,12 @@ class _DirectoryDump:
             if follower is not None:
                 following.start()
             assert self._process.stderr is not None
-            for line in self._process.stderr:
-                if follower is not None and (found := _FINISHED.search(line)):
-                    follower.finished(f"{int(found.group(1))}.dat")
-                elif not _INFO.match(line):
-                    errors.write(line)
+            with self._process.stderr as progress:
+                for line in progress:
+                    if follower is not None and (found := _FINISHED.search(line)):
+                        follower.finished(f"{int(found.group(1))}.dat")
+                    elif not _INFO.match(line):
+                        errors.write(line)
             self._process.wait()
             if follower is not None:
                 follower.tool_exited()
