@@ -314,9 +314,14 @@ class PostgresBackend:
                     self._load(pg_restore, [f"--jobs={jobs}", str(copy)], url)
         except BaseException:
             if not replacing:  # a failure clears what was loaded: left as empty as it was
-                with contextlib.suppress(Exception), connect(url) as connection:
-                    connection.exec_driver_sql(clear)
-                    connection.commit()
+                with contextlib.suppress(BackupError):
+                    run_pipeline(
+                        [[psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", clear]],
+                        env=libpq_env(url),
+                        stdout=subprocess.DEVNULL,
+                        what="clearing the partly restored database",
+                        secrets=_password(url),
+                    )
             raise
 
     def _load(self, pg_restore: str, arguments: Sequence[str], url: str) -> None:
