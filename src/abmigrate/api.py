@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.apply.pipeline import ConfirmCallback, RunOptions, run_pipeline
-from abmigrate.apply.runner import Notify, ProgressCallback
 from abmigrate.bridge.plan import build_plan, message_of, unknown_revisions
 from abmigrate.check.checks import CheckContext, CheckReport, run_checks
 from abmigrate.config.workspace import Workspace
 from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
+from abmigrate.events import Observer
 from abmigrate.results import (
+    BackupList,
+    BackupRecord,
+    BackupVerification,
     CurrentResult,
     Direction,
     HeadsResult,
@@ -30,6 +33,7 @@ from abmigrate.results import (
     JournalRun,
     PendingRevision,
     Plan,
+    RestoreResult,
     RevisionCreated,
     RunResult,
     StampResult,
@@ -37,15 +41,18 @@ from abmigrate.results import (
 )
 
 if TYPE_CHECKING:
+    from abmigrate.backup import RestoreConfirm
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.lint import LintResult
-    from abmigrate.rehearse.rehearsal import Rehearsal, StepProgress
+    from abmigrate.rehearse.rehearsal import Rehearsal
     from abmigrate.state.diagnose import Diagnosis
     from abmigrate.state.drift import DriftReport
 
 __all__ = [
     "ConfirmCallback",
     "acknowledge_checksums",
+    "backup",
+    "backups",
     "capture",
     "check",
     "current",
@@ -60,10 +67,12 @@ __all__ = [
     "merge",
     "plan",
     "rehearse",
+    "restore",
     "revision",
     "stamp",
     "status",
     "upgrade",
+    "verify_backup",
 ]
 
 
@@ -261,8 +270,7 @@ def upgrade(
     target: str = "head",
     *,
     confirm: ConfirmCallback | None = None,
-    progress: ProgressCallback | None = None,
-    notify: Notify | None = None,
+    observer: Observer | None = None,
     dry_run: bool = False,
     override: str | None = None,
     no_backup: bool = False,
@@ -279,8 +287,7 @@ def upgrade(
             no_backup=no_backup,
             lock_wait_ms=lock_wait_ms,
             confirm=confirm,
-            progress=progress,
-            notify=notify,
+            observer=observer,
         ),
     )
 
@@ -290,8 +297,7 @@ def downgrade(
     target: str,
     *,
     confirm: ConfirmCallback | None = None,
-    progress: ProgressCallback | None = None,
-    notify: Notify | None = None,
+    observer: Observer | None = None,
     dry_run: bool = False,
     override: str | None = None,
     no_backup: bool = False,
@@ -308,8 +314,7 @@ def downgrade(
             no_backup=no_backup,
             lock_wait_ms=lock_wait_ms,
             confirm=confirm,
-            progress=progress,
-            notify=notify,
+            observer=observer,
         ),
     )
 
@@ -420,7 +425,7 @@ def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) 
         message=message_of(script.doc),
         path=str(Path(script.path)),
         down_revisions=list(script._normalized_down_revisions),
-        findings=[finding.to_record() for finding in findings],
+        findings=list(findings),
     )
 
 
@@ -482,6 +487,57 @@ def check(
     return run_checks(context, only, skip)
 
 
+def backup(workspace: Workspace) -> BackupRecord:
+    """A verified backup of the environment's database (see abmigrate.backup)."""
+    from abmigrate.backup import take_backup
+
+    return take_backup(workspace)
+
+
+def backups(workspace: Workspace) -> BackupList:
+    """The environment's backups, newest first. Needs no database: open the workspace with
+    ``require_url=False`` to list them where the database is out of reach."""
+    from abmigrate.backup import list_backups
+
+    return list_backups(workspace.settings, workspace.environment.name)
+
+
+def verify_backup(
+    workspace: Workspace,
+    reference: str,
+    *,
+    restore_test: bool = False,
+    scratch_url: str | None = None,
+) -> BackupVerification:
+    """Check a backup's checksums and archive; with ``restore_test``, restore it into a
+    scratch database on ``scratch_url``'s server (default: the environment's server, or a
+    temporary file for SQLite) and compare per-table figures. Needs no database otherwise."""
+    from abmigrate.backup import verify_backup as verify
+
+    restore_url = (scratch_url or workspace.url or None) if restore_test else None
+    return verify(
+        workspace.settings,
+        workspace.environment.name,
+        reference,
+        restore_test=restore_test,
+        restore_url=restore_url,
+    )
+
+
+def restore(
+    workspace: Workspace,
+    reference: str,
+    *,
+    target_url: str | None = None,
+    confirm: RestoreConfirm | None = None,
+) -> RestoreResult:
+    """Restore a backup into the environment's database (or ``target_url``); a database
+    that is not empty is replaced only when ``confirm`` says so."""
+    from abmigrate.backup import restore as restore_backup
+
+    return restore_backup(workspace, reference, target_url=target_url, confirm=confirm)
+
+
 def diagnose(workspace: Workspace, *, with_models: bool = True) -> Diagnosis:
     """The database's real state, with evidence and the recommended command. Reads only."""
     from abmigrate.state.diagnose import diagnose as run_diagnosis
@@ -503,7 +559,7 @@ def rehearse(
     from_backup: str | None = None,
     clone: bool = False,
     scale_rows: int | None = None,
-    progress: StepProgress | None = None,
+    observer: Observer | None = None,
 ) -> Rehearsal:
     """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade."""
     from abmigrate.rehearse.rehearsal import rehearse as run_rehearsal
@@ -514,7 +570,7 @@ def rehearse(
         from_backup=from_backup,
         clone=clone,
         scale_rows=scale_rows,
-        progress=progress,
+        observer=observer,
     )
 
 

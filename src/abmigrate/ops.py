@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from abmigrate.events import BackfillBatch, Event, InvalidIndexDropped, Observer
 
 __all__ = [
     "add_check",
@@ -52,7 +54,7 @@ __all__ = [
 log = logging.getLogger("abmigrate.ops")
 
 # Set by the runner while it applies a plan: progress of long operations reaches the CLI.
-progress_hook: Callable[[str, dict[str, Any]], None] | None = None
+progress_hook: Observer | None = None
 
 
 def _op() -> Any:
@@ -87,10 +89,10 @@ def _scalar(sql: str, **params: Any) -> Any:
     return _op().get_bind().execute(text(sql), params).scalar()
 
 
-def _report(event: str, **details: Any) -> None:
-    log.info("%s %s", event, details)
+def _report(event: Event) -> None:
+    log.info("%s", event)
     if progress_hook is not None:
-        progress_hook(event, details)
+        progress_hook(event)
 
 
 # --------------------------------------------------------------------------- indexes
@@ -119,10 +121,10 @@ def create_index_concurrently(
                 name=index_name,
             )
             if valid is True:
-                _report("index_exists", index=index_name)
+                log.info("index %s exists and is valid: nothing to build", index_name)
                 return
             if valid is False:
-                _report("invalid_index_dropped", index=index_name)
+                _report(InvalidIndexDropped(index=index_name))
                 op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(index_name)}")
         op.create_index(
             index_name,
@@ -304,11 +306,12 @@ def backfill(
             total += updated
             batches += 1
             _report(
-                "backfill",
-                table=table_name,
-                batch=batches,
-                rows=total,
-                elapsed_s=round(time.monotonic() - started, 2),
+                BackfillBatch(
+                    table=table_name,
+                    batch=batches,
+                    rows=total,
+                    elapsed_s=round(time.monotonic() - started, 2),
+                )
             )
             if updated < batch_size:
                 return total

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    # Only named in annotations: the records module imports no package at run time.
+    from abmigrate.lint.model import Finding
 
 __all__ = [
     "AppliedStep",
@@ -11,6 +15,7 @@ __all__ = [
     "BackupRecord",
     "BackupVerification",
     "CurrentResult",
+    "DataLoss",
     "HeadsResult",
     "HistoryEntry",
     "HistoryResult",
@@ -18,6 +23,7 @@ __all__ = [
     "JournalRun",
     "PendingRevision",
     "Plan",
+    "PreflightResult",
     "Record",
     "RestoreResult",
     "RevisionCreated",
@@ -25,6 +31,7 @@ __all__ = [
     "StampResult",
     "Status",
     "Step",
+    "Verification",
 ]
 
 State = Literal["uninitialized", "up_to_date", "behind", "unknown_revision", "ahead_or_branched"]
@@ -102,6 +109,26 @@ class HeadsResult(Record):
 
 
 @dataclass
+class PreflightResult(Record):
+    """One data-preflight check run against the live rows (abmigrate.lint.preflight_run).
+
+    ``ok`` is False when the step would fail on ``count`` rows (``fails``), None when the
+    check could not run (``message`` says why); ``sample`` holds a few offending keys."""
+
+    revision: str
+    check: str
+    table: str
+    column: str | None
+    columns: list[str]
+    count: int | None
+    offending_rows: int | None
+    sample: list[Any]
+    ok: bool | None
+    fails: bool
+    message: str
+
+
+@dataclass
 class Step(Record):
     """One revision to apply (or to undo), with what analysis found about it."""
 
@@ -112,8 +139,32 @@ class Step(Record):
     to_revisions: list[str]
     sql: str | None = None
     sql_error: str | None = None
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    preflight: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    preflight: list[PreflightResult] = field(default_factory=list)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "findings": [finding.to_record() for finding in self.findings],
+        }
+
+
+@dataclass
+class DataLoss(Record):
+    """A table or column a downgrade drops, and how much data it holds there now.
+
+    ``rows`` counts rows (a table) or non-null values (a column); None when it could not be
+    counted — never taken for "nothing to lose"."""
+
+    revision: str
+    table: str
+    column: str | None
+    rows: int | None
+    message: str
+
+    @property
+    def loses_data(self) -> bool:
+        return self.rows != 0
 
 
 @dataclass
@@ -131,7 +182,7 @@ class Plan(Record):
     target: str
     target_revisions: list[str]
     steps: list[Step]
-    data_loss: list[dict[str, Any]] = field(default_factory=list)
+    data_loss: list[DataLoss] = field(default_factory=list)
     # Will the schema at the target match the models? (abmigrate.apply.model_prediction)
     models: dict[str, Any] | None = None
 
@@ -145,7 +196,7 @@ class Plan(Record):
             "target": self.target,
             "target_revisions": self.target_revisions,
             "steps": [step.to_record() for step in self.steps],
-            "data_loss": self.data_loss,
+            "data_loss": [loss.to_record() for loss in self.data_loss],
             "models": self.models,
         }
 
@@ -159,6 +210,23 @@ class AppliedStep(Record):
     script_sha256: str | None = None
     attempts: int = 1
     waited_s: float = 0.0
+
+
+@dataclass
+class Verification(Record):
+    """What the verification after an apply found (abmigrate.apply.verify)."""
+
+    ok: bool
+    current: list[str]  # what the database records now
+    expected: list[str]  # the plan's target
+    schema: dict[str, Any]  # compared with the revisions' schema (verify_schema = "replay")?
+    drift: list[str] | None  # differences from the models; None when not compared
+    drift_before_run: list[str]
+    drift_not_checked: list[str]  # set aside by a dry run (objects it could not build)
+    verify_models: str
+    health: dict[str, Any]
+    problems: list[str]
+    warnings: list[str]
 
 
 @dataclass
@@ -177,14 +245,21 @@ class RunResult(Record):
     run_id: str | None = None
     backup: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
-    verification: dict[str, Any] = field(default_factory=dict)
+    verification: Verification | None = None  # None: nothing was applied, nothing to verify
     target: str | None = None
     overrides: list[dict[str, str]] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    data_loss: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # the plan's, each naming its revision
+    data_loss: list[DataLoss] = field(default_factory=list)
     journal: str | None = None
     # The plan step's prediction: will the schema at the target match the models?
     models_prediction: dict[str, Any] | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        # The JSON contract: an empty object, not null, when nothing was verified.
+        record["verification"] = record["verification"] or {}
+        record["findings"] = [finding.to_record() for finding in self.findings]
+        return record
 
 
 @dataclass
@@ -193,7 +268,10 @@ class RevisionCreated(Record):
     message: str
     path: str
     down_revisions: list[str]
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_record(self) -> dict[str, Any]:
+        return {**asdict(self), "findings": [finding.to_record() for finding in self.findings]}
 
 
 @dataclass

@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import threading
-from typing import Any
 
 import psycopg
 from runner_helpers import query
@@ -22,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from abmigrate import api
 from abmigrate.config.workspace import Workspace
+from abmigrate.events import Event, IndexProgress, StepFinished, StepStarted, event_record
 
 SCANNING = "building index: scanning table"
 OLD_SNAPSHOTS = "waiting for old snapshots"
@@ -73,15 +73,24 @@ def test_cli_upgrade_shows_index_and_cluster_progress(copy_scenario, run_cli, pg
     assert not any("CLUSTER" in line for line in index_lines)
 
 
-def test_api_notify_carries_progress_figures_for_the_right_revision(copy_scenario, pg_url):
+def test_api_observer_receives_progress_figures_for_the_right_revision(copy_scenario, pg_url):
     root = copy_scenario("runner_progress")
-    events: list[tuple[str, dict[str, Any]]] = []
+    events: list[Event] = []
     workspace = Workspace.open(config=root / "abmigrate.toml", url=pg_url)
-    result = api.upgrade(workspace, notify=lambda event, details: events.append((event, details)))
+    result = api.upgrade(workspace, observer=events.append)
     assert [step.revision for step in result.applied] == ["p1", "p2", "p3"]
     blocks = _table_blocks(pg_url)
+    # Every revision is announced before it runs and reported after it, in order.
+    steps = [
+        (type(e).__name__, e.revision) for e in events if isinstance(e, StepStarted | StepFinished)
+    ]
+    assert steps == [
+        (kind, revision)
+        for revision in ("p1", "p2", "p3")
+        for kind in ("StepStarted", "StepFinished")
+    ]
 
-    progress = [details for event, details in events if event == "index_progress"]
+    progress = [event_record(event) for event in events if isinstance(event, IndexProgress)]
     index = [p for p in progress if p["phase"] == SCANNING]
     assert index, progress
     for figures in index:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from abmigrate.lint.judge import PlanTables, judge_finding
-from abmigrate.lint.model import Statement
+from abmigrate.lint.model import Finding, Statement
 from abmigrate.lint.preflight_run import LiveTables
 from abmigrate.lint.sql import parse_statements
 
@@ -269,8 +269,19 @@ def _statements(sql: str) -> list[Statement]:
     ]
 
 
-def _finding(code: str, table: str, *, destructive: bool = False) -> dict[str, Any]:
-    return {"code": code, "severity": "error", "destructive": destructive, "tables": [table]}
+def _finding(code: str, table: str, *, destructive: bool = False) -> Finding:
+    return Finding(
+        code=code,
+        name="a-rule",
+        severity="error",
+        message="",
+        hint="",
+        revision="r2",
+        path=None,
+        line=None,
+        destructive=destructive,
+        tables=(table,),
+    )
 
 
 def test_renamed_and_copied_tables_are_judged_by_their_live_rows(tmp_path: Path) -> None:
@@ -303,13 +314,9 @@ def test_renamed_and_copied_tables_are_judged_by_their_live_rows(tmp_path: Path)
             )
             state = tables.snapshot()
 
-            def judged(record: dict[str, Any]) -> dict[str, Any]:
-                result = judge_finding(record, "size", state, state, live, 100)
-                if record["code"] == "AM304":
-                    result = judge_finding(record, "any_row", state, state, live, 100)
-                if record["code"] == "AM201":
-                    result = judge_finding(record, "in_use", state, state, live, 100)
-                return result
+            def judged(finding: Finding) -> dict[str, Any]:
+                judged_by = {"AM304": "any_row", "AM201": "in_use"}.get(finding.code, "size")
+                return judge_finding(finding, judged_by, state, state, live, 100).to_record()
 
             rebuilt = judged(_finding("AM101", "orders"))
             assert rebuilt["severity"] == "error"

@@ -18,7 +18,8 @@ from abmigrate.apply import gates
 from abmigrate.apply.gates import GATES, GateContext, Refused, overrides_for, run_gates
 from abmigrate.config.settings import Environment, Policy
 from abmigrate.errors import GuardRefused
-from abmigrate.results import Plan, Step
+from abmigrate.lint.model import Finding, Judgement, Severity
+from abmigrate.results import DataLoss, Plan, PreflightResult, Step
 
 GUARDED = Policy.default_for("production")
 DEVELOPMENT = Policy()
@@ -118,14 +119,9 @@ def test_maintenance_window() -> None:
 
 def test_lint() -> None:
     findings = [
-        {"revision": "r2", "code": "AM101", "severity": "error"},
-        {
-            "revision": "r3",
-            "code": "AM102",
-            "severity": "error",
-            "judged": {"reason": "parts has 2,000,000 rows"},
-        },
-        {"revision": "r3", "code": "AM301", "severity": "warning"},
+        _finding("r2", "AM101"),
+        _finding("r3", "AM102", judged="parts has 2,000,000 rows"),
+        _finding("r3", "AM301", "warning"),
     ]
     assert gates.lint(_context(findings=findings)) == (
         "2 error finding(s): r2 AM101; r3 AM102 (parts has 2,000,000 rows)"
@@ -135,10 +131,32 @@ def test_lint() -> None:
     assert GATES["lint"].overridable
 
 
+def _finding(
+    revision: str,
+    code: str = "AM101",
+    severity: Severity = "error",
+    *,
+    message: str = "",
+    destructive: bool = False,
+    judged: str | None = None,
+) -> Finding:
+    judgement = Judgement("kept", judged, {}, []) if judged else None
+    return Finding(
+        code, "a-rule", severity, message, "", revision, None, None, destructive, judged=judgement
+    )
+
+
+def _preflight(revision: str, ok: bool, message: str) -> PreflightResult:
+    count = 0 if ok else 3
+    return PreflightResult(
+        revision, "not_null", "parts", "name", ["name"], count, count, [], ok, True, message
+    )
+
+
 def test_preflight() -> None:
     steps = [
-        _step("r2", preflight=[{"ok": True, "message": "no NULLs"}]),
-        _step("r3", preflight=[{"ok": False, "message": "3 NULLs in parts.name"}]),
+        _step("r2", preflight=[_preflight("r2", True, "no NULLs")]),
+        _step("r3", preflight=[_preflight("r3", False, "3 NULLs in parts.name")]),
     ]
     assert gates.preflight(_context(DEVELOPMENT, steps=steps)) == (
         "preflight predicts failure: r3: 3 NULLs in parts.name"
@@ -148,20 +166,20 @@ def test_preflight() -> None:
 
 
 def test_destructive() -> None:
-    findings = [{"revision": "r2", "message": "drops column parts.name", "destructive": True}]
+    findings = [_finding("r2", message="drops column parts.name", destructive=True)]
     assert gates.destructive(_context(findings=findings)) == (
         "production forbids destructive changes: r2: drops column parts.name"
     )
-    assert gates.destructive(_context(findings=[{"revision": "r2"}])) is None
+    assert gates.destructive(_context(findings=[_finding("r2")])) is None
     assert gates.destructive(_context(DEVELOPMENT, findings=findings)) is None
     assert GATES["destructive"].overridable
 
 
 def test_data_loss() -> None:
     losing = [
-        {"message": "drops table parts (12 rows)", "rows": 12},
-        {"message": "drops table empty (0 rows)", "rows": 0},
-        {"message": "drops column parts.note (rows unknown)", "rows": None},
+        DataLoss("r2", "parts", None, 12, "drops table parts (12 rows)"),
+        DataLoss("r2", "empty", None, 0, "drops table empty (0 rows)"),
+        DataLoss("r2", "parts", "note", None, "drops column parts.note (rows unknown)"),
     ]
     assert gates.data_loss(_context(data_loss=losing, direction="downgrade")) == (
         "production forbids destructive changes and this downgrade destroys data: drops"
@@ -226,9 +244,9 @@ def test_refusals_come_in_registry_order_with_their_recorded_names() -> None:
         changed_scripts=["r1"],
         partial="r1 was partially applied",
         analysis_failures=["lint/preflight could not run on r2"],
-        findings=[{"revision": "r2", "code": "AM101", "severity": "error", "destructive": True}],
-        steps=[_step("r2", preflight=[{"ok": False, "message": "NULLs"}])],
-        data_loss=[{"message": "drops parts", "rows": 3}],
+        findings=[_finding("r2", destructive=True)],
+        steps=[_step("r2", preflight=[_preflight("r2", False, "NULLs")])],
+        data_loss=[DataLoss("r2", "parts", None, 3, "drops parts")],
         models={"status": "differ", "differences": ["x"], "command": "c"},
     )
     # Every gate refuses once (data_loss under the name destructive), in registry order.

@@ -109,13 +109,18 @@ ALTER TABLE _alembic_tmp_parts RENAME TO parts;
 
 
 def test_progress_lines_thin_out_as_a_long_phase_goes_on() -> None:
-    from abmigrate.render.records import ProgressThrottle
+    from dataclasses import replace
+
+    from abmigrate.events import IndexProgress
+    from abmigrate.render.events import ProgressThrottle
 
     throttle = ProgressThrottle(max_gap_s=30)
-    building = {"revision": "r1", "command": "CREATE INDEX", "phase": "building index"}
+    building = IndexProgress(
+        revision="r1", command="CREATE INDEX", phase="building index", running_s=0.0
+    )
     shown = [second for second in range(1800) if throttle.due(building, float(second))]
     assert shown[:5] == [0, 1, 3, 7, 15]  # quick at first: the user sees it moving
     assert all(b - a <= 30 for a, b in itertools.pairwise(shown))
     assert len(shown) < 80  # a 30-minute build, not 1800 lines
     # A new phase is always shown at once.
-    assert throttle.due({**building, "phase": "waiting for old snapshots"}, 1800.5)
+    assert throttle.due(replace(building, phase="waiting for old snapshots"), 1800.5)

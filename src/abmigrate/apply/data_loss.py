@@ -9,13 +9,15 @@ rebuilds Alembic's batch mode renders for SQLite (``_alembic_tmp_<table>``).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from abmigrate.results import DataLoss
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from abmigrate.config.workspace import Workspace
-    from abmigrate.results import Plan
+    from abmigrate.results import Plan, PreflightResult
 
 __all__ = ["dropped_objects", "estimate_data_loss"]
 
@@ -79,13 +81,13 @@ def _count(connection: Connection, sql: str) -> int | None:
         return None
 
 
-def estimate_data_loss(workspace: Workspace, plan: Plan) -> list[dict[str, Any]]:
+def estimate_data_loss(workspace: Workspace, plan: Plan) -> list[DataLoss]:
     """One entry per dropped table or column: what, in which step, how much data it holds."""
     from sqlalchemy import inspect
 
     from abmigrate.db.database import connect
 
-    losses: list[dict[str, Any]] = []
+    losses: list[DataLoss] = []
     found: list[tuple[str, str, list[str] | None]] = []
     for step in plan.steps:
         if not step.sql:
@@ -109,13 +111,13 @@ def estimate_data_loss(workspace: Workspace, plan: Plan) -> list[dict[str, Any]]
             if cols is None:
                 rows = _count(connection, f"SELECT count(*) FROM {quote(table)}")
                 losses.append(
-                    {
-                        "revision": revision,
-                        "table": table,
-                        "column": None,
-                        "rows": rows,
-                        "message": f"{revision} drops table {table} ({_n(rows)} rows)",
-                    }
+                    DataLoss(
+                        revision=revision,
+                        table=table,
+                        column=None,
+                        rows=rows,
+                        message=f"{revision} drops table {table} ({_n(rows)} rows)",
+                    )
                 )
                 continue
             if table in dropped_tables:
@@ -129,36 +131,35 @@ def estimate_data_loss(workspace: Workspace, plan: Plan) -> list[dict[str, Any]]
                     continue
                 values = _count(connection, f"SELECT count({quote(column)}) FROM {quote(table)}")
                 losses.append(
-                    {
-                        "revision": revision,
-                        "table": table,
-                        "column": column,
-                        "rows": values,
-                        "message": f"{revision} drops column {table}.{column}"
+                    DataLoss(
+                        revision=revision,
+                        table=table,
+                        column=column,
+                        rows=values,
+                        message=f"{revision} drops column {table}.{column}"
                         f" ({_n(values)} non-null values)",
-                    }
+                    )
                 )
     return losses
 
 
-def _from_preflight(revision: str, checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _from_preflight(revision: str, checks: list[PreflightResult]) -> list[DataLoss]:
     losses = []
     for check in checks:
-        kind = check.get("check")
-        if kind not in ("drop_table_rows", "drop_column_values"):
+        if check.check not in ("drop_table_rows", "drop_column_values"):
             continue
-        count = check.get("count")
-        table, column = check.get("table"), check.get("column")
+        count = check.count
+        table, column = check.table, check.column
         what = f"column {table}.{column}" if column else f"table {table}"
         unit = "non-null values" if column else "rows"
         losses.append(
-            {
-                "revision": revision,
-                "table": table,
-                "column": column,
-                "rows": count,
-                "message": f"{revision} drops {what} ({_n(count)} {unit})",
-            }
+            DataLoss(
+                revision=revision,
+                table=table,
+                column=column,
+                rows=count,
+                message=f"{revision} drops {what} ({_n(count)} {unit})",
+            )
         )
     return losses
 

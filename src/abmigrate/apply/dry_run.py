@@ -41,11 +41,11 @@ from abmigrate.db.database import (
 )
 from abmigrate.db.dialects import DRY_RUN_ROLLED_BACK, DRY_RUN_SCRATCH_COPY, dialect_for
 from abmigrate.errors import MigrationFailed
+from abmigrate.events import DryRunSkipped, Event, Observer
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-    from abmigrate.apply.runner import Notify, ProgressCallback
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.workspace import Workspace
     from abmigrate.results import Plan, RunResult
@@ -78,9 +78,9 @@ _CONCURRENT_INDEX = re.compile(
 class SharedConnection:
     """The dry run's connection: every revision runs on it, inside its one transaction."""
 
-    def __init__(self, connection: Connection, notify: Notify | None) -> None:
+    def __init__(self, connection: Connection, observer: Observer | None) -> None:
         self.connection = connection
-        self.notify = notify
+        self.observer = observer
         self.revision: str | None = None
         self.skipped: list[dict[str, str]] = []
 
@@ -127,8 +127,10 @@ class SharedConnection:
         if index:
             skipped["object"] = index.group(1).rsplit(".", 1)[-1]
         self.skipped.append(skipped)
-        if self.notify:
-            self.notify("dry_run_skipped", skipped)
+        if self.observer:
+            self.observer(
+                DryRunSkipped(revision=skipped["revision"], sql=shown, object=skipped.get("object"))
+            )
         return _STAND_IN, parameters
 
 
@@ -137,8 +139,7 @@ def dry_run(
     plan: Plan,
     steps: Sequence[RevisionStep],
     *,
-    progress: ProgressCallback | None = None,
-    notify: Notify | None = None,
+    observer: Observer | None = None,
     drift_before: Sequence[str] | None = None,
     drift_overridden: Sequence[str] = (),
 ) -> RunResult:
@@ -155,9 +156,9 @@ def dry_run(
     # A SQLite file that does not exist yet gets a scratch database too (connecting to it
     # would create the file).
     if method == SCRATCH_COPY or (sqlite_file is not None and not sqlite_file.exists()):
-        result = _on_scratch_copy(workspace, plan, steps, progress, notify, known_drift)
+        result = _on_scratch_copy(workspace, plan, steps, observer, known_drift)
     else:
-        result = _in_rolled_back_transaction(workspace, plan, steps, progress, notify, known_drift)
+        result = _in_rolled_back_transaction(workspace, plan, steps, observer, known_drift)
     result.elapsed_s = round(time.monotonic() - started, 4)
     return result
 
@@ -166,8 +167,7 @@ def _in_rolled_back_transaction(
     workspace: Workspace,
     plan: Plan,
     steps: Sequence[RevisionStep],
-    progress: ProgressCallback | None,
-    notify: Notify | None,
+    observer: Observer | None,
     known_drift: dict[str, Any],
 ) -> RunResult:
     from sqlalchemy import event
@@ -176,7 +176,7 @@ def _in_rolled_back_transaction(
     shared: SharedConnection | None = None
     try:
         with _timeouts(workspace), engine.connect() as connection:
-            shared = SharedConnection(connection, notify)
+            shared = SharedConnection(connection, observer)
             if dialect_for(workspace.environment.dialect).has_transaction_only_statements:
                 event.listen(
                     engine,
@@ -186,13 +186,11 @@ def _in_rolled_back_transaction(
                 )
             transaction = connection.begin()
             try:
-                result = apply_plan(
-                    workspace, plan, steps, progress=progress, notify=notify, shared=shared
-                )
+                result = apply_plan(workspace, plan, steps, observer=observer, shared=shared)
                 result.verification = verify(
                     workspace,
                     plan,
-                    notify or _ignore,
+                    observer or _ignore,
                     connection=connection,
                     dry_run=True,
                     not_applied=[s["object"] for s in shared.skipped if "object" in s],
@@ -214,8 +212,7 @@ def _on_scratch_copy(
     workspace: Workspace,
     plan: Plan,
     steps: Sequence[RevisionStep],
-    progress: ProgressCallback | None,
-    notify: Notify | None,
+    observer: Observer | None,
     known_drift: dict[str, Any],
 ) -> RunResult:
     from abmigrate.backup.operations import copy_database
@@ -232,13 +229,13 @@ def _on_scratch_copy(
             project=workspace.project.for_url(scratch.url),
         )
         try:
-            result = apply_plan(copy, plan, steps, progress=progress, notify=notify)
+            result = apply_plan(copy, plan, steps, observer=observer)
         except MigrationFailed as exc:
             raise _dry_run_failure(exc, SCRATCH_COPY, plan, []) from exc
         result.verification = verify(
             copy,
             plan,
-            notify or _ignore,
+            observer or _ignore,
             dry_run=True,
             **known_drift,
         )
@@ -247,7 +244,7 @@ def _on_scratch_copy(
     return result
 
 
-def _ignore(event: str, details: dict[str, Any]) -> None:
+def _ignore(event: Event) -> None:
     return None
 
 

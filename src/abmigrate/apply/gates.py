@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from abmigrate.errors import GuardRefused
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from abmigrate.config.settings import Environment, Policy
+    from abmigrate.lint.model import Finding
     from abmigrate.results import Direction, Plan
 
 __all__ = [
@@ -64,7 +65,7 @@ class GateContext:
     # Only ``no_backup`` is read here (abmigrate.apply.pipeline.RunOptions).
     no_backup: bool = False
     # The plan's lint findings, each naming its revision.
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     # Revisions whose scripts changed after they were applied, sorted.
     changed_scripts: list[str] = field(default_factory=list)
     # The journal's word on an interrupted or partially applied earlier run.
@@ -214,12 +215,11 @@ def maintenance_window(context: GateContext) -> Refusal:
 @gate("lint")
 def lint(context: GateContext) -> Refusal:
     """Lint error findings, where the policy forbids destructive changes."""
-    errors = [f for f in context.findings if f.get("severity") == "error"]
+    errors = [f for f in context.findings if f.severity == "error"]
     if not errors or context.policy.allow_destructive:
         return None
     return f"{len(errors)} error finding(s): " + "; ".join(
-        f"{f.get('revision')} {f.get('code')}"
-        + (f" ({f['judged']['reason']})" if (f.get("judged") or {}).get("reason") else "")
+        f"{f.revision} {f.code}" + (f" ({f.judged.reason})" if f.judged and f.judged.reason else "")
         for f in errors[:5]
     )
 
@@ -230,10 +230,10 @@ def preflight(context: GateContext) -> Refusal:
     orphans before a foreign key …): refused before anything runs rather than failing half
     way (SQLite and MariaDB cannot roll DDL back)."""
     doomed = [
-        f"{step.revision}: {check.get('message')}"
+        f"{step.revision}: {check.message}"
         for step in context.plan.steps
         for check in step.preflight
-        if check.get("ok") is False
+        if check.ok is False
     ]
     if not doomed:
         return None
@@ -243,11 +243,11 @@ def preflight(context: GateContext) -> Refusal:
 @gate("destructive")
 def destructive(context: GateContext) -> Refusal:
     """Findings marked destructive, where the policy forbids destructive changes."""
-    found = [f for f in context.findings if f.get("destructive")]
+    found = [f for f in context.findings if f.destructive]
     if not found or context.policy.allow_destructive:
         return None
     return f"{context.environment.name} forbids destructive changes: " + "; ".join(
-        f"{f.get('revision')}: {f.get('message')}" for f in found[:5]
+        f"{f.revision}: {f.message}" for f in found[:5]
     )
 
 
@@ -258,12 +258,12 @@ def data_loss(context: GateContext) -> Refusal:
     would be needed for)."""
     if context.policy.allow_destructive:
         return None
-    losing = [loss for loss in context.plan.data_loss if loss.get("rows") != 0]
+    losing = [loss for loss in context.plan.data_loss if loss.loses_data]
     if not losing:
         return None
     return (
         f"{context.environment.name} forbids destructive changes and this downgrade"
-        " destroys data: " + "; ".join(loss["message"] for loss in losing[:5])
+        " destroys data: " + "; ".join(loss.message for loss in losing[:5])
     )
 
 

@@ -286,37 +286,10 @@ def read_runs(
     url: str, *, limit: int | None = None, schema: str | None = None
 ) -> list[dict[str, Any]]:
     """Journal records, newest first. Read-only: no table means no runs."""
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        return []
-    with _connect(url, schema) as connection:
-        if not _has_table(connection):
-            return []
-        query = select(*_READ_COLUMNS).order_by(journal_table.c.started_at.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        runs = []
-        for row in connection.execute(query):
-            record = _record_of(row)
-            if record is not None:
-                runs.append(record)
-        return runs
-
-
-# The record, and the columns written on their own that outdate the record's copy.
-_READ_COLUMNS = (journal_table.c.record, journal_table.c.outcome, journal_table.c.in_flight)
-
-
-def _record_of(row: Any) -> dict[str, Any] | None:
-    try:
-        record = json.loads(row.record)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    record["outcome"] = row.outcome
-    record["in_flight"] = row.in_flight
-    return record
+    query = select(*_READ_COLUMNS).order_by(journal_table.c.started_at.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return _select_runs(url, schema, query)
 
 
 def matches_run_id(run_id: str, query: str) -> bool:
@@ -333,24 +306,43 @@ def find_runs(url: str, query: str, *, schema: str | None = None) -> list[dict[s
 
     if not _RUN_ID_CHARACTERS.fullmatch(query):
         return []  # not a run id: no LIKE wildcards reach the query
+    run_id = func.lower(journal_table.c.run_id)
+    candidates = (
+        select(*_READ_COLUMNS)
+        .where(or_(run_id.like(f"{query.lower()}%"), run_id.like(f"%-{query.lower()}%")))
+        .order_by(journal_table.c.started_at.desc())
+    )
+    runs = _select_runs(url, schema, candidates)
+    return [run for run in runs if matches_run_id(str(run.get("run_id", "")), query)]
+
+
+# The record, and the columns written on their own that outdate the record's copy.
+_READ_COLUMNS = (journal_table.c.record, journal_table.c.outcome, journal_table.c.in_flight)
+
+
+def _select_runs(url: str, schema: str | None, query: Any) -> list[dict[str, Any]]:
+    """The records ``query`` (over :data:`_READ_COLUMNS`) selects; unreadable ones skipped.
+    Read-only: a SQLite file that does not exist is not created, no table means no runs."""
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return []
     with _connect(url, schema) as connection:
         if not _has_table(connection):
             return []
-        run_id = func.lower(journal_table.c.run_id)
-        rows = connection.execute(
-            select(*_READ_COLUMNS)
-            .where(or_(run_id.like(f"{query.lower()}%"), run_id.like(f"%-{query.lower()}%")))
-            .order_by(journal_table.c.started_at.desc())
-        )
-        runs = []
-        for row in rows:
-            record = _record_of(row)
-            if record is not None and matches_run_id(str(record.get("run_id", "")), query):
-                runs.append(record)
-        return runs
+        records = (_record_of(row) for row in connection.execute(query))
+        return [record for record in records if record is not None]
+
+
+def _record_of(row: Any) -> dict[str, Any] | None:
+    try:
+        record = json.loads(row.record)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    record["outcome"] = row.outcome
+    record["in_flight"] = row.in_flight
+    return record
 
 
 def read_local_log(path: Path, *, limit: int | None = None) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.apply.gates import (
@@ -37,15 +37,28 @@ from abmigrate.errors import (
     GuardRefused,
     MigrationFailed,
 )
-from abmigrate.results import AppliedStep, Direction, Plan, RunResult, Step
+from abmigrate.events import (
+    BackupFinished,
+    BackupStarted,
+    DowngradeSql,
+    Event,
+    GatesOverridden,
+    LockTaken,
+    LockWaiting,
+    ModelsPredicted,
+    Observer,
+    TargetChosen,
+)
+from abmigrate.results import AppliedStep, Direction, Plan, RunResult, Step, Verification
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from abmigrate.apply.journal import Journal
-    from abmigrate.apply.runner import Notify, ProgressCallback, StepCallback
+    from abmigrate.apply.runner import StepCallback
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.workspace import Workspace
+    from abmigrate.lint.model import Finding
 
 __all__ = ["ConfirmCallback", "RunOptions", "run_pipeline"]
 
@@ -62,8 +75,7 @@ class RunOptions:
     no_backup: bool = False
     lock_wait_ms: int | None = None
     confirm: ConfirmCallback | None = None
-    progress: ProgressCallback | None = None
-    notify: Notify | None = None
+    observer: Observer | None = None  # progress: abmigrate.events, rendered by the CLI
     warnings: list[str] = field(default_factory=list)
 
 
@@ -77,10 +89,13 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _ignore(event: Event) -> None:
+    pass
+
+
 def run_pipeline(
     workspace: Workspace, direction: Direction, target: str, options: RunOptions
 ) -> RunResult:
-    from dataclasses import replace
 
     from abmigrate.db.lock import MigrationLock
 
@@ -89,7 +104,7 @@ def run_pipeline(
         policy = replace(workspace.environment.policy, lock_wait_ms=options.lock_wait_ms)
         workspace = replace(workspace, environment=replace(workspace.environment, policy=policy))
     environment = workspace.environment
-    notify = options.notify or (lambda event, details: None)
+    observe: Observer = options.observer or _ignore
     if environment.policy.require_confirmation and options.confirm is None and not options.dry_run:
         # Refused before anything else: a run nobody can confirm must not even take the lock.
         raise _nobody_to_confirm(direction, environment.name)
@@ -100,11 +115,11 @@ def run_pipeline(
     )
 
     def waiting(holder: dict[str, Any]) -> None:
-        notify("lock_wait", {"holder": holder, "wait_s": wait_ms / 1000})
+        observe(LockWaiting(holder=holder, wait_s=wait_ms / 1000))
 
     with MigrationLock(workspace.url, wait_ms=wait_ms, on_wait=waiting) as lock:
-        notify("locked", {"waited_s": round(lock.waited_s, 2)})
-        return _Run(workspace, direction, target, options, notify).stages()
+        observe(LockTaken(waited_s=round(lock.waited_s, 2)))
+        return _Run(workspace, direction, target, options, observe).stages()
 
 
 class _Run:
@@ -118,7 +133,7 @@ class _Run:
     started: float  # when the journal's row was written
     schema_before: list[str] | None
     result: RunResult
-    verification: dict[str, Any]
+    verification: Verification
 
     def __init__(
         self,
@@ -126,7 +141,7 @@ class _Run:
         direction: Direction,
         target: str,
         options: RunOptions,
-        notify: Notify,
+        observe: Observer,
     ) -> None:
         self.workspace = workspace
         self.environment = workspace.environment
@@ -134,14 +149,14 @@ class _Run:
         self.direction = direction
         self.target = target
         self.options = options
-        self.notify = notify
+        self.observe = observe
         self.warnings = list(options.warnings)
         self.current: list[str] = []
         self.changed: list[str] = []
         self.partial: str | None = None
         self.nothing_to_lose = False
         self.analysis_failures: list[str] = []
-        self.findings: list[dict[str, Any]] = []
+        self.findings: list[Finding] = []
         self.drift_before: list[str] | None = None
         self.overrides: list[dict[str, str]] = []
         self.overridden_drift: list[str] = []
@@ -153,7 +168,13 @@ class _Run:
             return self.nothing_to_do()
         # Announced once there is something to do: an error (bad target, no connection)
         # stays the first line a user reads.
-        self.notify("target", self.environment.to_record())
+        self.observe(
+            TargetChosen(
+                environment=self.environment.name,
+                database=self.environment.masked_url,
+                policy=self.policy,
+            )
+        )
         self.analyse()
         self.gate()
         self.confirm()
@@ -247,10 +268,9 @@ class _Run:
         self.warnings.extend(self.analysis_failures)
         if self.direction == "downgrade":
             # What a rollback will run is shown before anything else is decided about it.
-            self.notify(
-                "downgrade_sql",
-                {
-                    "steps": [
+            self.observe(
+                DowngradeSql(
+                    steps=[
                         {
                             "revision": step.revision,
                             "message": step.message,
@@ -259,11 +279,11 @@ class _Run:
                         }
                         for step in plan.steps
                     ],
-                    "data_loss": plan.data_loss,
-                },
+                    data_loss=plan.data_loss,
+                )
             )
         self.findings = [
-            {**finding, "revision": finding.get("revision", step.revision)}
+            replace(finding, revision=finding.revision or step.revision)
             for step in plan.steps
             for finding in step.findings
         ]
@@ -278,7 +298,7 @@ class _Run:
         if plan.models is not None and not plan.models.get("not_cached"):
             # A development run that may not replay does not nag about it: the verification
             # after the run compares the models with the database anyway.
-            self.notify("models_predicted", plan.models)
+            self.observe(ModelsPredicted(models=plan.models))
         # Model differences already there before the run never fail it (read from the live
         # database now, before anything changes).
         self.drift_before = _drift_before(workspace, self.direction, self.target)
@@ -305,7 +325,7 @@ class _Run:
             refusals, self.options.override, self.direction, self.environment.name
         )
         if self.overrides:
-            self.notify("override", {"overrides": self.overrides})
+            self.observe(GatesOverridden(overrides=self.overrides))
         # Overriding the predicted models' differences accepts them: the verification after
         # the run warns about them instead of failing a run whose revisions are in.
         if any(refused.gate == "models" for refused in refusals):
@@ -316,7 +336,7 @@ class _Run:
     def confirm(self) -> None:
         # Destroying data asks first in every environment; an empty table is no loss.
         needs_confirmation = self.policy.require_confirmation or any(
-            loss.get("rows") != 0 for loss in self.plan.data_loss
+            loss.loses_data for loss in self.plan.data_loss
         )
         if needs_confirmation and not self.options.dry_run:
             if self.options.confirm is None:
@@ -330,7 +350,7 @@ class _Run:
             self.plan,
             self.steps,
             self.options,
-            self.notify,
+            self.observe,
             self.target,
             self.overrides,
             self.findings,
@@ -366,7 +386,7 @@ class _Run:
             "versions": _versions(),
             "overrides": self.overrides,
             "warnings": self.warnings,
-            "data_loss": plan.data_loss,
+            "data_loss": [loss.to_record() for loss in plan.data_loss],
             "models_prediction": plan.models,
         }
         self.book = journal.Journal(self.workspace)
@@ -382,9 +402,9 @@ class _Run:
             and not self.nothing_to_lose
         )
         if take_backup:
-            self.notify("backup_start", {})
+            self.observe(BackupStarted())
             self.record["backup"] = _backup(self.workspace, self.direction)
-            self.notify("backup_done", {"backup": self.record["backup"]})
+            self.observe(BackupFinished(backup=self.record["backup"]))
             self.book.update(self.record)
 
     def apply(self) -> None:
@@ -397,7 +417,7 @@ class _Run:
             self.plan,
             self.steps,
             self.options,
-            self.notify,
+            self.observe,
             self.rows.applied,
             self.rows.on_step,
         )
@@ -407,17 +427,17 @@ class _Run:
         self.verification = verification = verify(
             self.workspace,
             self.plan,
-            self.notify,
+            self.observe,
             drift_before=self.drift_before,
             schema_before=self.schema_before,
             drift_overridden=self.overridden_drift,
         )
-        self.record["verification"] = verification
-        self.warnings.extend(verification["warnings"])
-        if not verification["ok"]:
+        self.record["verification"] = verification.to_record()
+        self.warnings.extend(verification.warnings)
+        if not verification.ok:
             raise MigrationFailed(
                 f"{self.direction} applied, but verification failed: "
-                + _problems_line(verification["problems"]),
+                + _problems_line(verification.problems),
                 hint="see the incident report for the rollback command and the backup",
                 current=self.result.to_revisions,
             )
@@ -511,10 +531,10 @@ def _dry_run(
     plan: Plan,
     steps: list[RevisionStep],
     options: RunOptions,
-    notify: Notify,
+    observe: Observer,
     target: str,
     overrides: list[dict[str, str]],
-    findings: list[dict[str, Any]],
+    findings: list[Finding],
     warnings: list[str],
     known_drift: dict[str, Any],
 ) -> RunResult:
@@ -540,13 +560,12 @@ def _dry_run(
     }
     book = journal.Journal(workspace)
     try:
-        result = dry_run(
-            workspace, plan, steps, progress=options.progress, notify=notify, **known_drift
-        )
-        if not result.verification["ok"]:
+        result = dry_run(workspace, plan, steps, observer=observe, **known_drift)
+        verification = result.verification
+        if verification is not None and not verification.ok:
             raise MigrationFailed(
                 f"dry run: the {plan.direction} applied, but verification would fail: "
-                + _problems_line(result.verification["problems"]),
+                + _problems_line(verification.problems),
                 hint="nothing was changed (the dry run undid its work); fix the migration or"
                 " the models first",
                 current=plan.current,
@@ -566,7 +585,7 @@ def _dry_run(
     result.warnings = [
         *warnings,
         *result.warnings,
-        *result.verification.get("warnings", []),
+        *(result.verification.warnings if result.verification else []),
         *book.errors,
     ]
     result.target = target
@@ -672,7 +691,7 @@ def _apply(
     plan: Plan,
     steps: list[RevisionStep],
     options: RunOptions,
-    notify: Notify,
+    observe: Observer,
     applied: list[AppliedStep],
     on_step: StepCallback,
 ) -> RunResult:
@@ -682,8 +701,7 @@ def _apply(
         workspace,
         plan,
         steps,
-        progress=options.progress,
-        notify=notify,
+        observer=observe,
         applied=applied,
         on_step=on_step,
     )

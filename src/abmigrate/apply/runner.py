@@ -25,6 +25,16 @@ from typing import TYPE_CHECKING, Any
 from abmigrate.db.database import connect, read_version_rows, scrub
 from abmigrate.db.dialects import MIGRATION_APPLICATION_NAME, dialect_for
 from abmigrate.errors import AbmigrateError, MigrationFailed
+from abmigrate.events import (
+    IndexProgress,
+    LockRetry,
+    Observer,
+    StatementRun,
+    StepBlocked,
+    StepFinished,
+    StepStarted,
+    WaitingForBlockers,
+)
 from abmigrate.results import AppliedStep, Plan, RunResult, Step
 
 if TYPE_CHECKING:
@@ -37,22 +47,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIGRATION_APPLICATION_NAME",
-    "Notify",
-    "ProgressCallback",
     "StepCallback",
     "apply_plan",
     "is_lock_timeout",
     "script_sha256",
 ]
 
-# Called with ("start", step, None) before a revision and ("done", step, seconds) after it.
-ProgressCallback = Callable[[str, Step, float | None], None]
-# Called with ("start", step, None) before a revision and ("done", step, connection) inside
-# its transaction, after its version row was written.
+# The journal's hook, not progress: called with ("start", step, None) before a revision and
+# ("done", step, connection) inside its transaction, after its version row was written.
 StepCallback = Callable[[str, Step, "Connection | None"], None]
-# Called with an event name and its details: step_start, statement, blocked, waiting,
-# retry, index_progress, step_done.
-Notify = Callable[[str, dict[str, Any]], None]
 
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
@@ -98,12 +101,12 @@ def _failed_statement(exc: BaseException) -> str | None:
 
 
 @contextlib.contextmanager
-def _ops_progress(notify: Notify | None) -> Iterator[None]:
+def _ops_progress(observer: Observer | None) -> Iterator[None]:
     """Let abmigrate.ops report progress (backfill batches, index cleanup) while applying."""
     from abmigrate import ops
 
     previous = ops.progress_hook
-    ops.progress_hook = notify
+    ops.progress_hook = observer
     try:
         yield
     finally:
@@ -111,9 +114,9 @@ def _ops_progress(notify: Notify | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _statement_events(notify: Notify | None, current: dict[str, Any]) -> Iterator[None]:
+def _statement_events(observer: Observer | None, current: dict[str, Any]) -> Iterator[None]:
     """Report each statement the migrations run (on whichever engine env.py configured)."""
-    if notify is None:
+    if observer is None:
         yield
         return
     from sqlalchemy import event
@@ -131,7 +134,7 @@ def _statement_events(notify: Notify | None, current: dict[str, Any]) -> Iterato
         bookkeeping = ("alembic_version", "abmigrate_journal")
         if any(name in first for name in bookkeeping) or first.upper().startswith(noise):
             return
-        notify("statement", {"revision": current["revision"], "sql": first})
+        observer(StatementRun(revision=current["revision"], sql=first))
 
     event.listen(engine, "before_cursor_execute", before)
     try:
@@ -143,9 +146,9 @@ def _statement_events(notify: Notify | None, current: dict[str, Any]) -> Iterato
 class _PgMonitor:
     """A background look at the migration's session: blockers and index/cluster progress."""
 
-    def __init__(self, url: str, notify: Notify | None, interval_s: float = 1.0) -> None:
+    def __init__(self, url: str, observer: Observer | None, interval_s: float = 1.0) -> None:
         self.url = url
-        self.notify = notify
+        self.observer = observer
         self.interval_s = interval_s
         self.revision: str | None = None
         self.blockers: list[dict[str, Any]] = []
@@ -203,33 +206,31 @@ class _PgMonitor:
             blockers = self._blockers(connection, row["pid"]) if lock_wait else []
             if blockers:
                 self.blockers = blockers
-            if not self.notify:
+            if not self.observer:
                 continue
             running_s = round(float(row["running_s"] or 0), 1)
             if row["phase"]:
                 # CREATE INDEX CONCURRENTLY waits on other sessions as phases of its own
                 # ("waiting for old snapshots"): that is progress, with whom it waits for.
                 waiting = str(row["phase"]).startswith("waiting")
-                self.notify(
-                    "index_progress",
-                    {
-                        "revision": self.revision,
-                        "command": row["command"],
-                        "phase": row["phase"],
-                        "blocks_done": row["blocks_done"],
-                        "blocks_total": row["blocks_total"],
-                        "tuples_done": row["tuples_done"],
-                        "tuples_total": row["tuples_total"],
-                        "lockers_done": row["lockers_done"] if waiting else None,
-                        "lockers_total": row["lockers_total"] if waiting else None,
-                        "blockers": blockers,
-                        "running_s": running_s,
-                    },
+                self.observer(
+                    IndexProgress(
+                        revision=self.revision,
+                        command=row["command"],
+                        phase=row["phase"],
+                        running_s=running_s,
+                        blocks_done=row["blocks_done"],
+                        blocks_total=row["blocks_total"],
+                        tuples_done=row["tuples_done"],
+                        tuples_total=row["tuples_total"],
+                        lockers_done=row["lockers_done"] if waiting else None,
+                        lockers_total=row["lockers_total"] if waiting else None,
+                        blockers=blockers,
+                    )
                 )
             elif blockers:
-                self.notify(
-                    "blocked",
-                    {"revision": self.revision, "waiting_s": running_s, "blockers": blockers},
+                self.observer(
+                    StepBlocked(revision=self.revision, waiting_s=running_s, blockers=blockers)
                 )
 
     @staticmethod
@@ -255,10 +256,10 @@ class _Gatekeeper:
     """Before each attempt of a revision, wait (without taking any lock, so writers are not
     stalled) until no long-running transaction holds a lock conflicting with its statements."""
 
-    def __init__(self, url: str, policy: Policy, notify: Notify | None) -> None:
+    def __init__(self, url: str, policy: Policy, observer: Observer | None) -> None:
         self.url = url
         self.policy = policy
-        self.notify = notify
+        self.observer = observer
         self._engine: Any = None
         self._connection: Any = None
         self.own_pids: set[int] = set()
@@ -291,10 +292,11 @@ class _Gatekeeper:
             holders = self.holders(needs)
             if not holders:
                 break
-            if not announced and self.notify:
-                self.notify(
-                    "waiting",
-                    {"revision": revision, "blockers": holders, "budget_s": round(budget_s, 1)},
+            if not announced and self.observer:
+                self.observer(
+                    WaitingForBlockers(
+                        revision=revision, blockers=holders, budget_s=round(budget_s, 1)
+                    )
                 )
                 announced = True
             time.sleep(_POLL_S)
@@ -323,8 +325,7 @@ def apply_plan(
     plan: Plan,
     steps: Sequence[RevisionStep],
     *,
-    progress: ProgressCallback | None = None,
-    notify: Notify | None = None,
+    observer: Observer | None = None,
     applied: list[AppliedStep] | None = None,
     on_step: StepCallback | None = None,
     shared: SharedConnection | None = None,
@@ -353,21 +354,20 @@ def apply_plan(
         plan,
         list(zip(plan.steps, steps, strict=True)),
         done=applied if applied is not None else [],
-        progress=progress,
-        notify=notify,
+        observer=observer,
         on_step=on_step,
         shared=shared,
     )
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_ops_progress(notify))
+        stack.enter_context(_ops_progress(observer))
         # The timeouts for every connection opened inside (PGOPTIONS; MySQL/MariaDB's connect
         # listener, and no retries there: DDL commits statement by statement).
         stack.enter_context(
             dialect.migration_session(policy.lock_timeout_ms, policy.statement_timeout_ms)
         )
         if dialect.monitors_locks:
-            walk.monitor = stack.enter_context(_PgMonitor(workspace.url, notify))
-            walk.gatekeeper = _Gatekeeper(workspace.url, policy, notify)
+            walk.monitor = stack.enter_context(_PgMonitor(workspace.url, observer))
+            walk.gatekeeper = _Gatekeeper(workspace.url, policy, observer)
             if shared is not None:
                 # The shared connection keeps the locks of the revisions it already ran:
                 # waiting for it to let go would wait for ever.
@@ -377,7 +377,7 @@ def apply_plan(
         connection = (
             shared.connection if shared is not None else stack.enter_context(connect(workspace.url))
         )
-        stack.enter_context(_statement_events(notify, walk.in_flight))
+        stack.enter_context(_statement_events(observer, walk.in_flight))
         while walk.pending:
             try:
                 workspace.project.run_online(
@@ -421,8 +421,7 @@ class _Walk:
         pending: list[tuple[Step, RevisionStep]],
         *,
         done: list[AppliedStep],
-        progress: ProgressCallback | None,
-        notify: Notify | None,
+        observer: Observer | None,
         on_step: StepCallback | None,
         shared: SharedConnection | None,
     ) -> None:
@@ -430,8 +429,7 @@ class _Walk:
         self.plan = plan
         self.pending = pending
         self.done = done
-        self.progress = progress
-        self.notify = notify
+        self.observer = observer
         self.on_step = on_step
         self.shared = shared
         self.current = list(plan.current)
@@ -498,16 +496,11 @@ class _Walk:
                 }
             if self.on_step:
                 self.on_step("start", record, None)
-            if self.progress:
-                self.progress("start", record, None)
-            if self.notify:
-                self.notify(
-                    "step_start",
-                    {
-                        "revision": revision,
-                        "message": record.message,
-                        "direction": record.direction,
-                    },
+            if self.observer:
+                self.observer(
+                    StepStarted(
+                        revision=revision, direction=record.direction, message=record.message
+                    )
                 )
         if self.monitor is not None:
             self.monitor.revision, self.monitor.blockers = revision, []
@@ -532,17 +525,14 @@ class _Walk:
         elapsed = time.monotonic() - self.started[revision]
         if self.shared is not None and self.on_step:
             self.on_step("done", record, None)
-        if self.progress:
-            self.progress("done", record, elapsed)
-        if self.notify:
-            self.notify(
-                "step_done",
-                {
-                    "revision": revision,
-                    "direction": record.direction,
-                    "elapsed_s": elapsed,
-                    "attempts": self.attempts[revision],
-                },
+        if self.observer:
+            self.observer(
+                StepFinished(
+                    revision=revision,
+                    direction=record.direction,
+                    elapsed_s=elapsed,
+                    attempts=self.attempts[revision],
+                )
             )
 
     def after_failure(self, exc: Exception) -> None:
@@ -571,18 +561,17 @@ class _Walk:
             raise _lock_failure(self.workspace, record, attempt, blockers) from exc
         delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1))
         delay = random.uniform(delay / 2, delay)
-        if self.notify:
-            self.notify(
-                "retry",
-                {
-                    "revision": revision,
-                    "attempt": attempt,
-                    "of": policy.lock_retries + 1,
-                    "delay_s": round(delay, 2),
-                    "lock_timeout_ms": policy.lock_timeout_ms,
-                    "statement": " ".join((statement or "").split())[:160],
-                    "blockers": blockers,
-                },
+        if self.observer:
+            self.observer(
+                LockRetry(
+                    revision=revision,
+                    attempt=attempt,
+                    of=policy.lock_retries + 1,
+                    delay_s=round(delay, 2),
+                    lock_timeout_ms=policy.lock_timeout_ms,
+                    statement=" ".join((statement or "").split())[:160],
+                    blockers=blockers,
+                )
             )
         time.sleep(delay)
 

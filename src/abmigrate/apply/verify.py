@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from abmigrate.db.database import read_version_rows, version_rows_on
 from abmigrate.errors import AbmigrateError
+from abmigrate.events import Observer, Verified
+from abmigrate.results import Verification
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from abmigrate.apply.runner import Notify
     from abmigrate.config.workspace import Workspace
     from abmigrate.results import Plan
 
@@ -24,7 +25,7 @@ __all__ = ["counted", "models_drift", "schema_differences", "verify"]
 def verify(
     workspace: Workspace,
     plan: Plan,
-    notify: Notify,
+    observe: Observer,
     *,
     connection: Connection | None = None,
     dry_run: bool = False,
@@ -32,7 +33,7 @@ def verify(
     drift_before: Sequence[str] | None = None,
     schema_before: Sequence[str] | None = None,
     drift_overridden: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> Verification:
     """What the run did, proven: the database records the target and (``verify_schema =
     "replay"``) its schema is what the revisions produce there; then, as a separate question,
     the models (``verify_models``: a difference is a warning by default, fatal with
@@ -127,20 +128,20 @@ def verify(
     for check in health["checks"]:
         if not check["ok"]:
             problems.append(f"health check {check['kind']} {check['target']}: {check.get('error')}")
-    verification = {
-        "ok": not problems,
-        "current": now,
-        "expected": plan.target_revisions,
-        "schema": schema,
-        "drift": drift,
-        "drift_before_run": sorted(before & set(drift or ())),
-        "drift_not_checked": set_aside,
-        "verify_models": policy.verify_models,
-        "health": health,
-        "problems": problems,
-        "warnings": warnings,
-    }
-    notify("verified", verification)
+    verification = Verification(
+        ok=not problems,
+        current=now,
+        expected=plan.target_revisions,
+        schema=schema,
+        drift=drift,
+        drift_before_run=sorted(before & set(drift or ())),
+        drift_not_checked=set_aside,
+        verify_models=policy.verify_models,
+        health=health,
+        problems=problems,
+        warnings=warnings,
+    )
+    observe(Verified(verification=verification))
     return verification
 
 

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import click
 
 from abmigrate.cli.main import CliState, common_options, emit, open_workspace, pass_state
 
-if TYPE_CHECKING:
-    from abmigrate.config.settings import Settings
-
 __all__ = ["backup", "backups", "restore", "verify_backup"]
-
-
-def _settings_and_env(state: CliState) -> tuple[Settings, str]:
-    """The settings and the environment's name, without needing its database URL: backups
-    can be listed and checked on a machine that cannot reach the database."""
-    from abmigrate.config.settings import load_settings
-    from abmigrate.errors import ConfigError
-
-    settings = load_settings(state.config, alembic_ini=state.alembic_ini, url=state.url)
-    name = (
-        state.env
-        or os.environ.get("ABMIGRATE_ENV")
-        or os.environ.get("ENVIRONMENT")
-        or settings.default_env
-        or "development"
-    )
-    if settings.environments and name not in settings.environments:
-        known = ", ".join(sorted(settings.environments))
-        raise ConfigError(f"unknown environment {name!r} (known: {known})")
-    return settings, name
 
 
 @click.command()
@@ -42,9 +17,9 @@ def _settings_and_env(state: CliState) -> tuple[Settings, str]:
 @pass_state
 def backup(state: CliState) -> None:
     """Back up the environment's database (checksummed, read back, retention applied)."""
-    from abmigrate.backup import take_backup
+    from abmigrate import api
 
-    emit(state, take_backup(open_workspace(state)))
+    emit(state, api.backup(open_workspace(state)))
 
 
 @click.command()
@@ -52,10 +27,10 @@ def backup(state: CliState) -> None:
 @pass_state
 def backups(state: CliState) -> None:
     """List the environment's backups, newest first."""
-    from abmigrate.backup import list_backups
+    from abmigrate import api
 
-    settings, name = _settings_and_env(state)
-    emit(state, list_backups(settings, name))
+    # Backups can be listed and checked on a machine that cannot reach the database.
+    emit(state, api.backups(open_workspace(state, require_url=False)))
 
 
 @click.command("verify-backup")
@@ -75,21 +50,12 @@ def verify_backup(
     state: CliState, reference: str, restore_test: bool, scratch_url: str | None
 ) -> None:
     """Check a backup's checksums and archive; optionally restore-test it."""
-    from abmigrate.backup import verify_backup as verify
-    from abmigrate.errors import ConfigError
+    from abmigrate import api
 
-    settings, name = _settings_and_env(state)
-    restore_url = None
-    if restore_test:
-        restore_url = scratch_url
-        if restore_url is None:
-            try:
-                restore_url = settings.environment(state.env).url
-            except ConfigError:
-                restore_url = None
+    workspace = open_workspace(state, require_url=False)
     emit(
         state,
-        verify(settings, name, reference, restore_test=restore_test, restore_url=restore_url),
+        api.verify_backup(workspace, reference, restore_test=restore_test, scratch_url=scratch_url),
     )
 
 
@@ -118,11 +84,11 @@ def _restore_confirmer(state: CliState) -> Callable[[str], bool] | None:
 @pass_state
 def restore(state: CliState, reference: str, target_url: str | None) -> None:
     """Restore a backup into the environment's database (or --target-url)."""
-    from abmigrate.backup import restore as restore_backup
+    from abmigrate import api
 
     emit(
         state,
-        restore_backup(
+        api.restore(
             open_workspace(state),
             reference,
             target_url=target_url,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from abmigrate.cli.main import CliState, pass_state
+from abmigrate.cli.main import CliState, pass_state, remember_env, remember_format
 from abmigrate.db.dialects import dialect_for
 
 if TYPE_CHECKING:
@@ -19,16 +19,6 @@ def _csv(value: str | None) -> list[str]:
     return [name.strip() for name in (value or "").split(",") if name.strip()]
 
 
-def _set_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(CliState).env = value
-
-
-def _set_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(CliState).output_format = value
-
-
 @click.command()
 @click.option(
     "--url",
@@ -39,12 +29,12 @@ def _set_format(ctx: click.Context, _: click.Parameter, value: str | None) -> No
 @click.option("--skip", help="Comma-separated checks not to run.")
 @click.option("--since", help="lint only revisions new since this revision id or git ref.")
 @click.option("--list", "list_only", is_flag=True, help="List the checks and what they are for.")
-@click.option("--env", "-e", callback=_set_env, expose_value=False, help="Environment name.")
+@click.option("--env", "-e", callback=remember_env, expose_value=False, help="Environment name.")
 @click.option(
     "--format",
     "output_format",
     type=click.Choice(["human", "json", "github"]),
-    callback=_set_format,
+    callback=remember_format,
     expose_value=False,
     help="Output format (github: workflow annotations).",
 )

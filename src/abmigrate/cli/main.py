@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from abmigrate.errors import EXIT_ERROR, EXIT_FAIL, AbmigrateError, GuardRefused
+
+if TYPE_CHECKING:
+    from abmigrate.events import Observer
 
 __all__ = ["CliState", "common_options", "emit", "main", "open_workspace", "pass_state"]
 
@@ -69,12 +72,12 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-def _set_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+def remember_env(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.ensure_object(CliState).env = value
 
 
-def _set_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+def remember_format(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.ensure_object(CliState).output_format = value
 
@@ -92,12 +95,12 @@ def common_options(*, confirm: bool = False) -> Callable[[F], F]:
             "--format",
             "output_format",
             type=click.Choice(["human", "json"]),
-            callback=_set_format,
+            callback=remember_format,
             expose_value=False,
             help="Output format.",
         )(function)
         function = click.option(
-            "--env", "-e", callback=_set_env, expose_value=False, help="Environment name."
+            "--env", "-e", callback=remember_env, expose_value=False, help="Environment name."
         )(function)
         if confirm:
             function = click.option(
@@ -136,35 +139,12 @@ def emit(state: CliState, result: Any) -> None:
         render(result, console())
 
 
-def progress_printer(state: CliState) -> Callable[[str, Any, float | None], None]:
+def event_printer(state: CliState) -> Observer:
+    """Progress of the pipeline on standard error (standard output keeps the result)."""
+    from abmigrate.render.events import event_printer as printer
     from abmigrate.render.records import console
 
-    err = console(stderr=True)
-
-    def report(event: str, step: Any, elapsed: float | None) -> None:
-        if event == "start":
-            err.print(f"→ {step.direction} {step.revision}  {step.message} …")
-        elif event == "done":
-            err.print(f"[green]✓[/] {step.direction} {step.revision}  ({elapsed or 0:.2f}s)")
-
-    return report
-
-
-def event_printer(state: CliState) -> Callable[[str, dict[str, Any]], None]:
-    """Progress of the pipeline on standard error (standard output keeps the result)."""
-    import time
-
-    from abmigrate.render.records import ProgressThrottle, console, render_event
-
-    err = console(stderr=True)
-    throttle = ProgressThrottle()
-
-    def report(event: str, details: dict[str, Any]) -> None:
-        if event == "index_progress" and not throttle.due(details, time.monotonic()):
-            return
-        render_event(event, details, err)
-
-    return report
+    return printer(console(stderr=True))
 
 
 def confirmer(state: CliState) -> Callable[[Any], bool] | None:
@@ -400,7 +380,7 @@ def _run_migration(
         open_workspace(state),
         target,
         confirm=confirmer(state),
-        notify=event_printer(state),
+        observer=event_printer(state),
         dry_run=dry_run,
         override=override,
         no_backup=no_backup,

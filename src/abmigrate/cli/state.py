@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from abmigrate.cli.main import CliState, common_options, emit, open_workspace, pass_state
+from abmigrate.cli.main import (
+    CliState,
+    common_options,
+    emit,
+    event_printer,
+    open_workspace,
+    pass_state,
+)
 
 __all__ = ["diagnose", "drift", "rehearse"]
 
@@ -88,27 +95,16 @@ def rehearse(
     downgrade and upgrade again. The scratch database is always dropped. Exit 1 on failure.
     """
     from abmigrate import api
-    from abmigrate.render.records import console
 
     if sum(bool(option) for option in (from_backup, clone, scale_rows)) > 1:
         raise click.UsageError("choose one of --from-backup, --clone and --scale-rows")
-    err = console(stderr=True)
-
-    def report(event: str, what: str, elapsed: float | None) -> None:
-        if event == "start":
-            err.print(f"→ {what} …")
-        elif event == "done":
-            err.print(f"[green]✓[/] {what}  ({elapsed or 0:.2f}s)")
-        else:
-            err.print(f"[red]✗[/] {what}  ({elapsed or 0:.2f}s)")
-
     result = api.rehearse(
         open_workspace(state),
         target,
         from_backup=from_backup,
         clone=clone,
         scale_rows=scale_rows,
-        progress=report,
+        observer=event_printer(state),
     )
     emit(state, result)
     if not result.ok:

@@ -190,16 +190,28 @@ class Settings:
     def base_dir(self) -> Path:
         return self.config_path.parent if self.config_path else Path.cwd()
 
-    def environment(self, name: str | None = None) -> Environment:
-        """Resolve the environment: ``name``, ABMIGRATE_ENV, ENVIRONMENT, default_env."""
+    def environment_name(self, name: str | None = None) -> str:
+        """The environment chosen: ``name``, ABMIGRATE_ENV, ENVIRONMENT, default_env, or
+        development; unknown names are refused where environments are configured."""
         chosen = (
             name
             or os.environ.get("ABMIGRATE_ENV")
             or os.environ.get("ENVIRONMENT")
             or self.default_env
+            or "development"
         )
-        if chosen is None:
-            chosen = "development"
+        if self.environments and chosen not in self.environments:
+            known = ", ".join(sorted(self.environments))
+            raise ConfigError(
+                f"unknown environment {chosen!r} (known: {known})",
+                hint="pick one with --env, or add [tool.abmigrate.environments."
+                f"{chosen}] to the configuration",
+            )
+        return chosen
+
+    def environment(self, name: str | None = None) -> Environment:
+        """Resolve the environment (see :meth:`environment_name`) with its URL and policy."""
+        chosen = self.environment_name(name)
         if not self.environments:
             if self.url_override is None:
                 raise ConfigError(
@@ -209,14 +221,7 @@ class Settings:
             # Without configuration the policy follows the environment's name, so
             # ENVIRONMENT=production in a shell still gets production's guards.
             return Environment(chosen, self.url_override, Policy.default_for(chosen))
-        table = self.environments.get(chosen)
-        if table is None:
-            known = ", ".join(sorted(self.environments)) or "none configured"
-            raise ConfigError(
-                f"unknown environment {chosen!r} (known: {known})",
-                hint="pick one with --env, or add [tool.abmigrate.environments."
-                f"{chosen}] to the configuration",
-            )
+        table = self.environments[chosen]
         url = self.url_override or _environment_url(chosen, table)
         return Environment(chosen, self._anchor_sqlite(url), _policy(chosen, table))
 

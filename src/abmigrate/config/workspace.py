@@ -31,16 +31,17 @@ class Workspace:
         require_url: bool = True,
     ) -> Workspace:
         """The workspace of the configuration found (or named) and the chosen environment.
-        ``require_url=False`` is for commands that need no database (lint): an environment
-        that cannot be resolved (no URL configured, an unset variable) becomes one named like
-        it, with its default policy and no URL, instead of an error."""
+        ``require_url=False`` is for commands that need no database (lint, listing and
+        checking backups): an environment whose URL cannot be resolved (none configured, an
+        unset variable) becomes one named like it, with its default policy and no URL,
+        instead of an error. An unknown environment name is an error either way."""
         settings = load_settings(config, alembic_ini=alembic_ini, url=url, cwd=cwd)
         try:
             environment = settings.environment(env)
         except ConfigError:
             if require_url:
                 raise
-            name = env or settings.default_env or "development"
+            name = settings.environment_name(env)
             environment = Environment(name, "", Policy.default_for(name))
         project = AlembicProject(settings.alembic_ini, environment.url or None, x_args)
         return cls(settings, environment, project)

@@ -16,10 +16,18 @@ if TYPE_CHECKING:
 
     from abmigrate.config.workspace import Workspace
 
-__all__ = ["CONFLICTS", "LockNeed", "conflicting_holders", "created_tables", "lock_needs"]
+__all__ = [
+    "CONFLICTS",
+    "LOCK_MODES",
+    "LockNeed",
+    "conflicting_holders",
+    "created_tables",
+    "lock_needs",
+]
 
-# PostgreSQL's table-level lock conflict matrix (docs: "Explicit Locking", table 13.2).
-_ORDER = [
+# PostgreSQL's table-level lock modes, weakest to strongest, and their conflict matrix
+# (docs: "Explicit Locking", table 13.2).
+LOCK_MODES = (
     "AccessShareLock",
     "RowShareLock",
     "RowExclusiveLock",
@@ -28,7 +36,7 @@ _ORDER = [
     "ShareRowExclusiveLock",
     "ExclusiveLock",
     "AccessExclusiveLock",
-]
+)
 _CONFLICT_ROWS = {
     "AccessShareLock": {"AccessExclusiveLock"},
     "RowShareLock": {"ExclusiveLock", "AccessExclusiveLock"},
@@ -52,9 +60,9 @@ _CONFLICT_ROWS = {
         "ExclusiveLock",
         "AccessExclusiveLock",
     },
-    "ShareRowExclusiveLock": set(_ORDER[2:]),
-    "ExclusiveLock": set(_ORDER[1:]),
-    "AccessExclusiveLock": set(_ORDER),
+    "ShareRowExclusiveLock": set(LOCK_MODES[2:]),
+    "ExclusiveLock": set(LOCK_MODES[1:]),
+    "AccessExclusiveLock": set(LOCK_MODES),
 }
 CONFLICTS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in _CONFLICT_ROWS.items()}
 
@@ -64,7 +72,7 @@ LockNeed = dict[str, str]  # table name -> strongest lock mode the statements ta
 def _stronger(a: str | None, b: str) -> str:
     if a is None:
         return b
-    return a if _ORDER.index(a) >= _ORDER.index(b) else b
+    return a if LOCK_MODES.index(a) >= LOCK_MODES.index(b) else b
 
 
 def lock_needs(sql: str | Iterable[str], *, workspace: Workspace | None = None) -> LockNeed:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.lint.model import Statement
+from abmigrate.lint.model import Finding, Judgement, Statement
 from abmigrate.lint.sql import label, table_of, walk
 
 if TYPE_CHECKING:
@@ -199,27 +199,27 @@ def judge_plan(plan: Plan, result: LintResult, live: LiveTables, small_table_row
         tables.apply(step.revision, facts.table_events if facts is not None else ())
         after = tables.snapshot()
         judged = []
-        for record in step.findings:
-            rule = rules.get(str(record.get("code")))
+        for finding in step.findings:
+            rule = rules.get(finding.code)
             judged_by = rule.judged_by if rule is not None else None
-            judged.append(judge_finding(record, judged_by, before, after, live, small_table_rows))
+            judged.append(judge_finding(finding, judged_by, before, after, live, small_table_rows))
         step.findings = judged
 
 
 def judge_finding(
-    record: Mapping[str, Any],
+    finding: Finding,
     judged_by: JudgedBy | None,
     before: Mapping[str, Lineage | Dropped],
     after: Mapping[str, Lineage | Dropped],
     live: LiveTables,
     small_table_rows: int,
-) -> dict[str, Any]:
-    """The finding ``record`` with ``judged`` (and, when downgraded, severity ``info``)."""
-    severity, destructive = record.get("severity"), bool(record.get("destructive"))
-    names = [str(name) for name in record.get("tables") or ()]
+) -> Finding:
+    """``finding`` with its judgement (and, when downgraded, severity ``info``)."""
+    severity, destructive = finding.severity, finding.destructive
+    names = list(finding.tables)
     verdicts: list[_Verdict] = []
     if judged_by is None:
-        reason = f"{record.get('code')} does not depend on a table's rows"
+        reason = f"{finding.code} does not depend on a table's rows"
     elif not names:
         reason = "the finding names no table"
     else:
@@ -229,17 +229,15 @@ def judge_finding(
         ]
         reason = "; ".join(verdict.reason for verdict in verdicts)
     downgrade = bool(verdicts) and all(verdict.downgrade for verdict in verdicts)
-    judged = {
-        "decision": "downgraded" if downgrade else "kept",
-        "reason": reason,
-        "before": {"severity": severity, "destructive": destructive},
-        "tables": [verdict.to_record() for verdict in verdicts],
-    }
-    out = {**record, "judged": judged}
+    judgement = Judgement(
+        decision="downgraded" if downgrade else "kept",
+        reason=reason,
+        before={"severity": severity, "destructive": destructive},
+        tables=[verdict.to_record() for verdict in verdicts],
+    )
     if downgrade:
-        out["severity"] = "info"
-        out["destructive"] = False
-    return out
+        return replace(finding, judged=judgement, severity="info", destructive=False)
+    return replace(finding, judged=judgement)
 
 
 def _judge_table(

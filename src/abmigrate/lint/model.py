@@ -16,13 +16,15 @@ __all__ = [
     "CapturedOp",
     "Finding",
     "Hit",
+    "Judgement",
     "RevisionUnit",
     "SchemaState",
     "Severity",
     "Statement",
 ]
 
-Severity = Literal["error", "warning"]
+# "info": a finding judging downgraded (abmigrate.lint.judge); rules report error or warning.
+Severity = Literal["error", "warning", "info"]
 
 
 @dataclass
@@ -118,6 +120,24 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """A finding judged against the live tables of the database a plan will run on."""
+
+    decision: Literal["kept", "downgraded"]
+    reason: str
+    before: dict[str, Any]  # the severity and destructiveness before judging
+    tables: list[dict[str, Any]]  # one verdict per table the finding names
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "reason": self.reason,
+            "before": self.before,
+            "tables": self.tables,
+        }
+
+
+@dataclass(frozen=True)
 class Finding:
     code: str
     name: str
@@ -130,6 +150,7 @@ class Finding:
     destructive: bool = False
     sql: str | None = None
     tables: tuple[str, ...] = ()
+    judged: Judgement | None = None
 
     @property
     def location(self) -> str | None:
@@ -151,4 +172,4 @@ class Finding:
             "destructive": self.destructive,
             "sql": self.sql,
             "tables": list(self.tables),
-        }
+        } | ({"judged": self.judged.to_record()} if self.judged is not None else {})

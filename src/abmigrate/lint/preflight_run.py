@@ -6,6 +6,7 @@ timeout; a check that cannot run is reported as such, never guessed.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from abmigrate.db.dialects import dialect_for
 from abmigrate.errors import AbmigrateError
 from abmigrate.lint.engine import preflight_checks
 from abmigrate.lint.preflight import PreflightCheck
+from abmigrate.results import PreflightResult
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -192,7 +194,7 @@ class _Runner:
                 self._columns[table] = {c["name"] for c in self.inspector.get_columns(table)}
         return self._columns[table]
 
-    def run(self, check: PreflightCheck, revision: str) -> dict[str, Any] | None:
+    def run(self, check: PreflightCheck, revision: str) -> PreflightResult | None:
         existing = self.columns(check.table)
         if existing is None or (check.columns_exist and not set(check.columns) <= existing):
             return None  # created earlier in this plan: there are no live rows to check
@@ -223,26 +225,26 @@ class _Runner:
                 if keys
                 else None
             )
-        record: dict[str, Any] = {
-            "revision": revision,
-            "check": check.check,
-            "table": check.table,
-            "column": check.columns[0] if check.columns else None,
-            "columns": check.columns,
-        }
+        result = functools.partial(
+            PreflightResult,
+            revision=revision,
+            check=check.check,
+            table=check.table,
+            column=check.columns[0] if check.columns else None,
+            columns=check.columns,
+            fails=check.fails,
+        )
         try:
             count, sample = self.query(count_sql, sample_sql)
         except Exception as exc:  # a check that cannot run says so; it never guesses
             first = str(getattr(exc, "orig", exc)).strip().splitlines()
-            return {
-                **record,
-                "count": None,
-                "offending_rows": None,
-                "sample": [],
-                "ok": None,
-                "fails": check.fails,
-                "message": f"could not check: {first[0] if first else type(exc).__name__}",
-            }
+            return result(
+                count=None,
+                offending_rows=None,
+                sample=[],
+                ok=None,
+                message=f"could not check: {first[0] if first else type(exc).__name__}",
+            )
         what = "row(s)" if check.check != "drop_column_values" else "non-null value(s)"
         example = f" (e.g. {', '.join(map(str, sample))})" if count and sample else ""
         if check.fails:
@@ -257,15 +259,13 @@ class _Runner:
                 if count
                 else f"{check.describe}: nothing to lose"
             )
-        return {
-            **record,
-            "count": count,
-            "offending_rows": count,
-            "sample": sample,
-            "ok": not (check.fails and count > 0),
-            "fails": check.fails,
-            "message": message,
-        }
+        return result(
+            count=count,
+            offending_rows=count,
+            sample=sample,
+            ok=not (check.fails and count > 0),
+            message=message,
+        )
 
     def sample_keys(self, check: PreflightCheck) -> list[str]:
         try:

@@ -65,7 +65,7 @@ def analyse_plan(
     result = lint_workspace(workspace, wanted, graph=False)
     if plan.direction == "upgrade":
         for step in plan.steps:
-            step.findings = [finding.to_record() for finding in result.for_revision(step.revision)]
+            step.findings = list(result.for_revision(step.revision))
         if preflight:
             from abmigrate.lint.judge import judge_plan
             from abmigrate.lint.preflight_run import live_tables

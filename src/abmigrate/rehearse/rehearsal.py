@@ -31,13 +31,15 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.db.dialects import Dialect, dialect_for
+from abmigrate.db.pg_locks import LOCK_MODES
 from abmigrate.errors import AbmigrateError, GuardRefused
+from abmigrate.events import BackfillBatch, Event, Observer, StepFinished, StepStarted
 from abmigrate.results import Record
 
 if TYPE_CHECKING:
@@ -47,22 +49,9 @@ if TYPE_CHECKING:
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.config.workspace import Workspace
 
-__all__ = ["LOCK_MODES", "Rehearsal", "RehearsalStep", "StepProgress", "rehearse"]
+__all__ = ["LOCK_MODES", "Rehearsal", "RehearsalStep", "rehearse"]
 
-# Weakest to strongest (PostgreSQL docs, "Table-Level Locks").
-LOCK_MODES = (
-    "AccessShareLock",
-    "RowShareLock",
-    "RowExclusiveLock",
-    "ShareUpdateExclusiveLock",
-    "ShareLock",
-    "ShareRowExclusiveLock",
-    "ExclusiveLock",
-    "AccessExclusiveLock",
-)
 _SAMPLE_EVERY_S = 0.003
-
-StepProgress = Callable[[str, str, float | None], None]
 
 
 @dataclass
@@ -105,7 +94,7 @@ def rehearse(
     from_backup: str | None = None,
     clone: bool = False,
     scale_rows: int | None = None,
-    progress: StepProgress | None = None,
+    observer: Observer | None = None,
 ) -> Rehearsal:
     """Rehearse the upgrade to ``target`` on a scratch copy; see the module docstring."""
     from abmigrate.bridge.plan import unknown_revisions
@@ -138,13 +127,13 @@ def rehearse(
                 f" and rows on SQLite), not on {scratch.dialect}: only durations are reported"
             )
         steps: list[RehearsalStep] = []
-        ok = _run_phase(project, scratch.url, target, "upgrade", steps, progress)
+        ok = _run_phase(project, scratch.url, target, "upgrade", steps, observer)
         if ok and steps:
             # Back to where the copy started, then up again: reversible on this data?
             down_target = start[0] if len(start) == 1 else "base"
-            ok = _run_phase(project, scratch.url, down_target, "downgrade", steps, progress)
+            ok = _run_phase(project, scratch.url, down_target, "downgrade", steps, observer)
             if ok:
-                ok = _run_phase(project, scratch.url, target, "re-upgrade", steps, progress)
+                ok = _run_phase(project, scratch.url, target, "re-upgrade", steps, observer)
         scratch_name = scratch.name
     return Rehearsal(
         environment=environment.name,
@@ -230,7 +219,7 @@ def _run_phase(
     target: str,
     direction: str,
     steps: list[RehearsalStep],
-    progress: StepProgress | None,
+    observer: Observer | None,
 ) -> bool:
     from abmigrate.bridge.plan import message_of
     from abmigrate.db.database import read_version_rows
@@ -242,12 +231,20 @@ def _run_phase(
         planned = project.upgrade_steps(target, now)
     for step in planned:
         revision = str(step.revision.revision)
-        if progress:
-            progress("start", f"{direction} {revision}", None)
-        record = _measure(project, scratch_url, step, direction, message_of(step.revision.doc))
+        message = message_of(step.revision.doc)
+        if observer:
+            observer(StepStarted(revision=revision, direction=direction, message=message))
+        record = _measure(project, scratch_url, step, direction, message)
         steps.append(record)
-        if progress:
-            progress("done" if record.ok else "failed", f"{direction} {revision}", record.elapsed_s)
+        if observer:
+            observer(
+                StepFinished(
+                    revision=revision,
+                    direction=direction,
+                    elapsed_s=record.elapsed_s,
+                    ok=record.ok,
+                )
+            )
         if not record.ok:
             return False
     return True
@@ -318,15 +315,15 @@ def _backfilled_rows() -> Iterator[dict[str, int]]:
     totals: dict[str, int] = {}
     previous = ops.progress_hook
 
-    def hook(event: str, details: dict[str, Any]) -> None:
-        if event == "backfill":
-            entry = (str(details["table"]), int(details["rows"]))
-            if details["batch"] == 1:
+    def hook(event: Event) -> None:
+        if isinstance(event, BackfillBatch):
+            entry = (event.table, event.rows)
+            if event.batch == 1:
                 runs.append(entry)
             elif runs:
                 runs[-1] = entry
         if previous is not None:
-            previous(event, details)
+            previous(event)
 
     ops.progress_hook = hook
     try:

@@ -40,7 +40,6 @@ __all__ = [
     "github_annotation",
     "render",
     "render_check_report",
-    "render_event",
     "render_json",
 ]
 
@@ -257,21 +256,18 @@ def _plan(result: Any, out: Console) -> None:
     for number, step in enumerate(result.steps, 1):
         line(f"  {number}. {step.direction} {step.revision}  {step.message}")
         for finding in step.findings:
-            line(
-                f"     [yellow]{finding.get('code')} {finding.get('severity')}:"
-                f" {finding.get('message')}[/]"
-            )
-            judged = finding.get("judged") or {}
-            if judged.get("decision") == "downgraded":
-                before = judged.get("before") or {}
+            line(f"     [yellow]{finding.code} {finding.severity}: {finding.message}[/]")
+            judged = finding.judged
+            if judged is not None and judged.decision == "downgraded":
+                before = judged.before
                 was = f"{before.get('severity')}{', destructive' if before.get('destructive') else ''}"
-                line(f"       downgraded from {was}: {judged.get('reason')}", markup=False)
-            elif judged.get("tables"):
-                line(f"       kept: {judged.get('reason')}", markup=False)
+                line(f"       downgraded from {was}: {judged.reason}", markup=False)
+            elif judged is not None and judged.tables:
+                line(f"       kept: {judged.reason}", markup=False)
         for check in step.preflight:
-            line(f"     preflight: {check.get('message')}")
+            line(f"     preflight: {check.message}")
     for loss in result.data_loss:
-        line(f"[red]data loss: {loss.get('message')}[/]")
+        line(f"[red]data loss: {loss.message}[/]")
     models_lines = model_prediction_lines(result.models, out.width)
     if models_lines:
         style = {"match": "green", "differ": "yellow"}.get(str((result.models or {}).get("status")))
@@ -342,7 +338,7 @@ def _run(result: Any, out: Console) -> None:
         lead = f"override ({override.get('gate')}): "
         out.print("\n".join(wrap(text, out.width, 2, lead=lead)), style="yellow", markup=False)
     for loss in result.data_loss:
-        out.print(f"[red]data loss: {loss.get('message')}[/]")
+        out.print(f"[red]data loss: {loss.message}[/]")
     if not result.applied:
         out.print(f"nothing to do: {result.environment} is at {_revs(result.to_revisions)}")
         return
@@ -367,7 +363,7 @@ def _run(result: Any, out: Console) -> None:
     )
     if result.backup:
         out.print(f"backup: {result.backup.get('id')} {result.backup.get('path', '')}")
-    health = (result.verification or {}).get("health") or {}
+    health = result.verification.health if result.verification else {}
     for check in health.get("checks", []):
         out.print(f"health {check.get('kind')} {check.get('target')}: ok")
     if result.run_id:
@@ -388,233 +384,11 @@ def _journal_run(result: Any, out: Console) -> None:
     render_journal_run(result, out)
 
 
-def _blockers(blockers: list[dict[str, Any]]) -> str:
-    return "; ".join(
-        f"pid {b.get('pid')} {b.get('user') or ''} {b.get('state') or ''}"
-        f" for {b.get('transaction_s')}s: {b.get('query')}"
-        for b in blockers[:3]
-    )
-
-
-def _index_progress(details: dict[str, Any]) -> str:
-    """E.g. ``CREATE INDEX CONCURRENTLY building index: scanning table: blocks 141/400, 1.6s``;
-    in a waiting phase, the sessions waited for instead of (stale) block figures."""
-    lockers = details.get("lockers_total")
-    figures = (
-        [f"sessions {details.get('lockers_done')}/{lockers}"]
-        if lockers
-        else [
-            f"{name} {details.get(f'{name}_done')}/{details[f'{name}_total']}"
-            for name in ("blocks", "tuples")
-            if details.get(f"{name}_total")
-        ]
-    )
-    figures.append(f"{details.get('running_s')}s")
-    what = " ".join(str(part) for part in (details.get("command"), details.get("phase")) if part)
-    blockers = _blockers(details.get("blockers") or [])
-    return f"   {what}: " + ", ".join(figures) + (f"; held up by {blockers}" if blockers else "")
-
-
-_SGR = {"green": "\x1b[32m", "dim": "\x1b[2m"}
-_RESET = "\x1b[0m"
-
-
-def _write_lines(
-    out: Console, lines: list[str], *, style: str | None = None, mark: tuple[str, str] = ("", "")
-) -> bool:
-    """Write progress lines straight to the console's file, as Rich would print them (no
-    markup, no highlighting, no wrapping: soft wrap), without its rendering pipeline, which
-    costs about a millisecond per line (a 300-revision upgrade prints over a thousand).
-    ``style`` styles whole lines, ``mark`` is a styled prefix of the first line. False when
-    the console records, is in Jupyter or on a legacy Windows console: then Rich prints."""
-    if out.record or out.is_jupyter or out.legacy_windows:
-        return False
-    if out.quiet:
-        return True
-    colour = out.color_system is not None
-    text, mark_style = mark
-    if text and colour and not out.no_color:
-        text = f"{_SGR[mark_style]}{text}{_RESET}"
-    rendered = []
-    for index, line in enumerate(lines):
-        line = f"{text}{line}" if index == 0 else line
-        if style is not None and colour and line:
-            line = f"{_SGR[style]}{line}{_RESET}"
-        rendered.append(line + "\n")
-    file = out.file
-    file.write("".join(rendered))
-    file.flush()
-    return True
-
-
-class ProgressThrottle:
-    """Fewer progress lines as a long operation goes on: every phase change is shown, then
-    lines after 1, 2, 4 … seconds, at most ``max_gap_s`` apart (a 30-minute index build
-    prints about 70 lines, not 1800)."""
-
-    def __init__(self, max_gap_s: float = 30.0) -> None:
-        self.max_gap_s = max_gap_s
-        self._phase: tuple[Any, ...] | None = None
-        self._next_at = 0.0
-        self._gap = 1.0
-
-    def due(self, details: dict[str, Any], now: float) -> bool:
-        phase = (details.get("revision"), details.get("command"), details.get("phase"))
-        if phase != self._phase:
-            self._phase, self._gap, self._next_at = phase, 1.0, now + 1.0
-            return True
-        if now < self._next_at:
-            return False
-        self._gap = min(self._gap * 2, self.max_gap_s)
-        self._next_at = now + self._gap
-        return True
-
-
-def render_event(event: str, details: dict[str, Any], out: Console) -> None:
-    """One line of pipeline progress (standard error)."""
-    from abmigrate.render.text import wrap
-
-    if event == "target":
-        policy = details.get("policy", {})
-        rules = ", ".join(
-            name
-            for name, on in (
-                ("backup", policy.get("require_backup")),
-                ("confirmation", policy.get("require_confirmation")),
-                ("no destructive changes", not policy.get("allow_destructive", True)),
-            )
-            if on
-        )
-        timeouts = ", ".join(
-            f"{key.removesuffix('_ms')}={policy[key] / 1000:g}s"
-            for key in ("lock_timeout_ms", "statement_timeout_ms")
-            if policy.get(key) is not None
-        )
-        policy_text = f"policy: {rules or 'development (no guards)'}" + (
-            f"; {timeouts}" if timeouts else ""
-        )
-        out.print(
-            "\n".join(
-                wrap(
-                    f"{details.get('name')} {details.get('database')}  {policy_text}",
-                    out.width,
-                    2,
-                    lead="",
-                )
-            ),
-            markup=False,
-        )
-    elif event == "lock_wait":
-        holder = details.get("holder") or {}
-        who = ", ".join(
-            f"{k} {holder[k]}" for k in ("pid", "host", "user", "since") if holder.get(k)
-        )
-        out.print(
-            f"[yellow]waiting up to {details.get('wait_s'):g}s for the migration lock,"
-            f" held by {who or 'another session'}[/]"
-        )
-    elif event == "step_start":
-        line = f"→ {details.get('direction')} {details.get('revision')}  {details.get('message')} …"
-        if not _write_lines(out, [line]):
-            out.print(line, markup=False)
-    elif event == "statement":
-        # Wrapped under itself (SQL reads the same across lines), printed as text: SQL may
-        # hold brackets that Rich would take for markup.
-        sql = wrap(str(details.get("sql")), out.width, 5, lead="   ")
-        if not _write_lines(out, sql, style="dim"):
-            out.print("\n".join(sql), style="dim", markup=False)
-    elif event == "blocked":
-        out.print(
-            f"   [yellow]{details.get('revision')} waiting {details.get('waiting_s')}s for a lock,"
-            f" blocked by {_blockers(details.get('blockers') or [])}[/]"
-        )
-    elif event == "waiting":
-        out.print(
-            f"   [yellow]waiting (up to {details.get('budget_s')}s, taking no lock) for"
-            f" {_blockers(details.get('blockers') or [])}[/]"
-        )
-    elif event == "retry":
-        blockers = _blockers(details.get("blockers") or [])
-        out.print(
-            f"   [yellow]lock timeout ({details.get('lock_timeout_ms')}ms) on attempt"
-            f" {details.get('attempt')}/{details.get('of')}; retrying in {details.get('delay_s')}s"
-            + (f"; blocked by {blockers}" if blockers else "")
-            + "[/]"
-        )
-    elif event == "index_progress":
-        out.print(_index_progress(details), markup=False)
-    elif event == "step_done":
-        attempts = details.get("attempts") or 1
-        rest = (
-            f" {details.get('direction')} {details.get('revision')}"
-            f" ({details.get('elapsed_s', 0):.2f}s"
-            + (f", {attempts} attempts" if attempts > 1 else "")
-            + ")"
-        )
-        if not _write_lines(out, [rest], mark=("✓", "green")):
-            out.print(f"[green]✓[/]{rest}")
-    elif event == "downgrade_sql":
-        for step in details.get("steps", []):
-            out.print(f"-- ===== downgrade {step.get('revision')}: {step.get('message')} =====")
-            if step.get("error"):
-                out.print(f"-- cannot render offline: {step['error']}", markup=False)
-            elif step.get("sql"):
-                out.print(step["sql"], markup=False)
-        for loss in details.get("data_loss", []):
-            out.print(f"[red]data loss: {loss.get('message')}[/]")
-    elif event == "backfill":
-        out.print(
-            f"   backfill {details.get('table')}: batch {details.get('batch')},"
-            f" {details.get('rows')} rows, {details.get('elapsed_s')}s"
-        )
-    elif event == "invalid_index_dropped":
-        out.print(
-            f"   [yellow]dropped invalid index {details.get('index')} left by an earlier try[/]"
-        )
-    elif event == "backup_start":
-        out.print("backing up …")
-    elif event == "backup_done":
-        backup = details.get("backup") or {}
-        out.print(f"[green]✓[/] backup {backup.get('id')} {backup.get('path', '')}")
-    elif event == "dry_run_skipped":
-        out.print(
-            f"   [yellow]skipped in the dry run (cannot run inside a transaction):"
-            f" {details.get('sql')}[/]"
-        )
-    elif event == "verified":
-        if details.get("ok"):
-            health = details.get("health") or {}
-            out.print(
-                "[green]✓[/] verified: at the target revision"
-                + (", schema matches the models" if details.get("drift") == [] else "")
-                + (", health check ok" if health.get("checks") else "")
-                + (f" (health check {health['skipped']})" if health.get("skipped") else "")
-            )
-            for difference in details.get("drift_not_checked") or []:
-                out.print(f"   [yellow]not checked (skipped in the dry run): {difference}[/]")
-        else:
-            for problem in details.get("problems", []):
-                out.print(f"[red]verification: {problem}[/]")
-    elif event == "models_predicted":
-        models_lines = model_prediction_lines(details, out.width)
-        if models_lines:
-            style = {"match": "green", "differ": "yellow"}.get(str(details.get("status")), "")
-            out.print("\n".join(models_lines), style=style, markup=False)
-    elif event == "override":
-        for override in details.get("overrides", []):
-            lead = f"override ({override.get('gate')}): "
-            text = wrap(str(override.get("refused")), out.width, 2, lead=lead)
-            out.print("\n".join(text), style="yellow", markup=False)
-
-
 def _created(result: Any, out: Console) -> None:
     assert isinstance(result, RevisionCreated)
     out.print(f"created {result.revision} ({result.message}) at {result.path}")
     for finding in result.findings:
-        out.print(
-            f"  [yellow]{finding.get('code')} {finding.get('severity')}:"
-            f" {finding.get('message')}[/]"
-        )
+        out.print(f"  [yellow]{finding.code} {finding.severity}: {finding.message}[/]")
 
 
 def _stamp(result: Any, out: Console) -> None:
