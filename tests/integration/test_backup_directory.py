@@ -242,3 +242,28 @@ def test_a_single_file_backup_from_before_still_verifies_and_restores(  # type: 
     replaced = run_cli("restore", backup_id, "--yes", "--env", "development", cwd=project)
     assert replaced.exit_code == 0, replaced
     assert contents(pg_url) == before
+
+
+def test_without_zstd_pg_dump_gzips_each_table_itself(  # type: ignore[no-untyped-def]
+    project: Path, run_cli, pg_url: str, empty_database: str, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("pg_dump", "pg_restore", "psql", "gzip"):
+        found = shutil.which(tool)
+        assert found, f"{tool} must be installed"
+        os.symlink(found, bare / tool)
+    env = {"PATH": str(bare)}
+    made = run_cli("backup", "--format", "json", cwd=project, env=env)
+    assert made.exit_code == 0, made
+    record = json.loads(made.stdout)
+    assert record["compression"] == "gzip -1"
+    names = [entry["name"] for entry in record["files"]]
+    assert len([name for name in names if name.endswith(".dat.gz")]) == len(TABLES)
+    verified = run_cli("verify-backup", record["id"], "--restore-test", cwd=project, env=env)
+    assert verified.exit_code == 0, verified
+    restored = run_cli(
+        "restore", record["id"], "--target-url", empty_database, cwd=project, env=env
+    )
+    assert restored.exit_code == 0, restored
+    assert contents(empty_database) == contents(pg_url)

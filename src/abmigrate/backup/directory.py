@@ -102,7 +102,11 @@ class CompressWhileWritten:
                         if name not in claimed:
                             claimed.add(name)
                             futures.append(pool.submit(self._compress, name))
-                    if exited or any(future.done() and future.exception() for future in futures):
+                    failed = [f for f in futures if f.done() and f.exception() is not None]
+                    if failed:
+                        self.abort()  # the other files are not worth finishing
+                        failed[0].result()
+                    if exited:
                         break
                     self._exited.wait(_POLL_S * 5)
                 for future in futures:

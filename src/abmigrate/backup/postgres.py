@@ -455,6 +455,8 @@ class _DirectoryDump:
                         errors.write(line)
             self._process.wait()
             if follower is not None:
+                if self._process.returncode != 0:
+                    follower.abort()  # the dump failed: its files are not worth finishing
                 follower.tool_exited()
                 following.join()
             if self._process.returncode != 0:
