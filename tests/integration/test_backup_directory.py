@@ -4,12 +4,15 @@ verify and restore."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import unique_db_name
+from runner_helpers import wait_until
 from test_backup import contents, execute, write_config
 
 TABLES = ("customers", "parts", "orders", "notes", "events")
@@ -267,3 +271,62 @@ def test_without_zstd_pg_dump_gzips_each_table_itself(  # type: ignore[no-untype
     )
     assert restored.exit_code == 0, restored
     assert contents(empty_database) == contents(pg_url)
+
+
+# --------------------------------------------------------------------------- interrupted
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_backup_interrupted_while_a_table_is_being_compressed_is_never_listed(  # type: ignore[no-untyped-def]
+    project: Path, run_cli, tmp_path: Path, how: str
+) -> None:
+    # pg_dump stand-in: writes part of one table's file into the archive folder and hangs, so
+    # abmigrate is following (compressing) a file that pg_dump has not finished.
+    real = shutil.which("pg_dump")
+    marker = tmp_path / "writing"
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "pg_dump").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then exec {real} --version; fi\n'
+        'out=""; previous=""\n'
+        'for arg in "$@"; do [ "$previous" = "--file" ] && out="$arg"; previous="$arg"; done\n'
+        'mkdir -m 700 "$out"\n'
+        "printf '1\\tpart of a table\\n' > \"$out/4242.dat\"\n"
+        f"touch {marker}\n"
+        "exec sleep 60\n"
+    )
+    (shims / "pg_dump").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "abmigrate", "backup"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: (
+                marker.exists()
+                and list((project / "backups").glob("production/.partial-*/data.dir/4242.dat.zst"))
+            ),
+            "abmigrate to be compressing the table pg_dump is still writing",
+        )
+        if how == "SIGTERM":
+            process.send_signal(signal.SIGTERM)  # abmigrate alone, as `kill PID` would
+            _, stderr = process.communicate(timeout=60)
+            assert process.returncode == 130, stderr
+            assert "interrupted" in stderr and "Traceback" not in stderr
+            assert list((project / "backups").glob("production/.partial-*")) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+    listed = run_cli("backups", "--format", "json", cwd=project)
+    assert json.loads(listed.stdout)["backups"] == []
+    assert list((project / "backups").rglob("manifest.json")) == []
