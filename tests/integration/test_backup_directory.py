@@ -12,7 +12,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from conftest import unique_db_name
 from runner_helpers import wait_until
 from test_backup import contents, execute, write_config
+from test_backup_faults import start_backup
 
 TABLES = ("customers", "parts", "orders", "notes", "events")
 SCHEMA = (
@@ -297,16 +297,7 @@ def test_a_backup_interrupted_while_a_table_is_being_compressed_is_never_listed(
         "exec sleep 60\n"
     )
     (shims / "pg_dump").chmod(0o755)
-    env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "abmigrate", "backup"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_backup(project, shims, subprocess.PIPE)
     try:
         wait_until(
             lambda: (
