@@ -221,14 +221,18 @@ class PostgresBackend:
                 # The figures are read in the exported snapshot while pg_dump streams it.
                 worker = threading.Thread(target=job.run, name="abmigrate-pg_dump")
                 worker.start()
+                # Waits go through an Event: a Thread.join() that a signal interrupts can mark
+                # the thread as ended while it still runs (CPython 3.11), and then the partial
+                # folder would be removed under its feet.
                 try:
                     tables = _table_stats(connection)
-                    worker.join()
+                    job.ended.wait()
                 except BaseException:
                     # Interrupted or failed: stop the dump rather than wait for it.
                     job.stop()
-                    worker.join()
+                    job.ended.wait()
                     raise
+                worker.join()
                 if job.failure is not None:
                     raise job.failure
         archive = folder / ARCHIVE_DIR
@@ -400,6 +404,7 @@ class _DirectoryDump:
         self.failure: BaseException | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._stopped = threading.Event()
+        self.ended = threading.Event()
 
     def describe(self) -> str:
         where = "by pg_dump" if self.native else "per table, beside pg_dump"
@@ -418,6 +423,8 @@ class _DirectoryDump:
         except BaseException as exc:  # re-raised in the calling thread
             self.failure = exc
             self.stop()
+        finally:
+            self.ended.set()
 
     def _run(self) -> None:
         follower = self.follower
