@@ -1,19 +1,25 @@
 """Benchmark: `abmigrate check --checks round_trip` on a generated 100-revision project,
-against plain `alembic upgrade head` + `alembic downgrade base` on the same database server,
+against plain `alembic upgrade head` + `alembic downgrade base` on the same database (server),
 and against pytest-alembic's `test_up_down_consistency` — all measured in this one run.
 
     python bench/check_speed/run.py [--revisions 100] [--repeat 3] [--url SERVER_URL]
+                                    [--no-postgres | --no-sqlite] [--no-pytest-alembic]
 
-SERVER_URL is a PostgreSQL server (default: $ABMIGRATE_TEST_PG_URL, else the local default);
-every measurement gets its own fresh database. pytest-alembic is installed into a separate
+Both PostgreSQL and SQLite are measured (the same project: constraints go through
+batch_alter_table, plain ALTERs on PostgreSQL and SQLite's copy-and-move). SERVER_URL is a
+PostgreSQL server (default: $ABMIGRATE_TEST_PG_URL, else the local default); every
+measurement gets its own fresh database (file). pytest-alembic is installed into a separate
 virtualenv under $TMPDIR (it is not a dependency of abmigrate); pass --no-pytest-alembic to
-skip that comparison. Prints the median of --repeat runs of each, and the ratios.
+skip that comparison (PostgreSQL only). alembic and check runs alternate; the medians of
+--repeat runs of each are printed with their ratio, wall clock and CPU time (user + system
+of the process; the database server's own time is only in the wall clock).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import shutil
 import statistics
@@ -83,25 +89,33 @@ def revision_body(number: int) -> tuple[str, str]:
             f"""op.drop_index("ix_{table}_code", table_name="{table}")
     op.drop_column("{table}", "code")""",
         )
+    # Constraints through batch_alter_table: plain ALTERs on PostgreSQL, SQLite's
+    # copy-and-move where it cannot alter a constraint (what SQLite projects write).
     if kind == 2:
         parent = f"t{number // 4 - 1}" if number >= 4 else None
         if parent is None:
             return (
-                f'op.create_unique_constraint("uq_{table}_name", "{table}", ["name"])',
-                f'op.drop_constraint("uq_{table}_name", "{table}", type_="unique")',
+                f"""with op.batch_alter_table("{table}") as batch:
+        batch.create_unique_constraint("uq_{table}_name", ["name"])""",
+                f"""with op.batch_alter_table("{table}") as batch:
+        batch.drop_constraint("uq_{table}_name", type_="unique")""",
             )
         return (
             f"""op.add_column("{table}", sa.Column("parent_id", sa.Integer))
-    op.create_foreign_key("fk_{table}_parent", "{table}", "{parent}", ["parent_id"], ["id"])""",
-            f"""op.drop_constraint("fk_{table}_parent", "{table}", type_="foreignkey")
+    with op.batch_alter_table("{table}") as batch:
+        batch.create_foreign_key("fk_{table}_parent", "{parent}", ["parent_id"], ["id"])""",
+            f"""with op.batch_alter_table("{table}") as batch:
+        batch.drop_constraint("fk_{table}_parent", type_="foreignkey")
     op.drop_column("{table}", "parent_id")""",
         )
     return (
         f"""op.add_column(
         "{table}", sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true())
     )
-    op.create_check_constraint("ck_{table}_name", "{table}", "length(name) > 0")""",
-        f"""op.drop_constraint("ck_{table}_name", "{table}", type_="check")
+    with op.batch_alter_table("{table}") as batch:
+        batch.create_check_constraint("ck_{table}_name", "length(name) > 0")""",
+        f"""with op.batch_alter_table("{table}") as batch:
+        batch.drop_constraint("ck_{table}_name", type_="check")
     op.drop_column("{table}", "active")""",
     )
 
@@ -162,29 +176,50 @@ class Server:
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+class SQLiteFiles:
+    """The SQLite side: a fresh database file per measurement, in a temporary folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # check names a URL only to say "SQLite": its scratch databases are temporary files.
+        self.url = make_url(f"sqlite:///{folder / 'unused.db'}")
+
+    def fresh(self) -> tuple[str, str]:
+        path = self.folder / f"abm_bench_{secrets.token_hex(4)}.db"
+        return str(path), f"sqlite:///{path}"
+
+    def drop(self, name: str) -> None:
+        Path(name).unlink(missing_ok=True)
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system of the child) of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         command, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
     )
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout}\n{result.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
-def bench_alembic(project: Path, server: Server, python: str) -> float:
+def bench_alembic(project: Path, server: Server | SQLiteFiles, python: str) -> tuple[float, float]:
     name, url = server.fresh()
     try:
         (project / "alembic.ini").write_text(INI.format(url=url.replace("%", "%%")))
         up = timed([python, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"], project)
         down = timed([python, "-m", "alembic", "-c", "alembic.ini", "downgrade", "base"], project)
-        return up + down
+        return up[0] + down[0], up[1] + down[1]
     finally:
         server.drop(name)
 
 
-def bench_check(project: Path, server: Server, python: str) -> float:
+def bench_check(project: Path, server: Server | SQLiteFiles, python: str) -> tuple[float, float]:
     (project / "alembic.ini").write_text(INI.format(url=""))
     return timed(
         [
@@ -261,7 +296,7 @@ def bench_pytest_alembic(project: Path, server: Server, python: str) -> float:
             [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_migrations.py"],
             project,
             env={"BENCH_DB_URL": url},
-        )
+        )[0]
     finally:
         server.drop(name)
         (project / "conftest.py").unlink()
@@ -278,49 +313,67 @@ def bench_scratch(server: Server) -> float:
     return time.perf_counter() - started
 
 
+def measure(
+    label: str, project: Path, target: Server | SQLiteFiles, repeat: int, other: str | None
+) -> None:
+    """Interleaved runs of alembic and check on ``target``; the medians and their ratios."""
+    wall: dict[str, list[float]] = {"alembic": [], "check": [], "pytest-alembic": [], "scratch": []}
+    cpu: dict[str, list[float]] = {"alembic": [], "check": []}
+    for _ in range(repeat):
+        if isinstance(target, Server):
+            wall["scratch"].append(bench_scratch(target))
+        for key, bench in (("alembic", bench_alembic), ("check", bench_check)):
+            elapsed, used = bench(project, target, sys.executable)
+            wall[key].append(elapsed)
+            cpu[key].append(used)
+        if other and isinstance(target, Server):
+            wall["pytest-alembic"].append(bench_pytest_alembic(project, target, other))
+    median = {key: statistics.median(values) for key, values in wall.items() if values}
+    alembic_cpu, check_cpu = statistics.median(cpu["alembic"]), statistics.median(cpu["check"])
+    print(f"{label}, median of {repeat} runs")
+    print(
+        f"  alembic upgrade head + downgrade base     {median['alembic']:7.2f}s"
+        f"  (baseline; CPU {alembic_cpu:.2f}s)"
+    )
+    print(
+        f"  abmigrate check --checks round_trip        {median['check']:7.2f}s"
+        f"  ratio {median['check'] / median['alembic']:.2f}x"
+        f"  (CPU {check_cpu:.2f}s, ratio {check_cpu / alembic_cpu:.2f}x)"
+    )
+    if "scratch" in median:
+        print(
+            f"    of which creating + dropping an empty scratch database {median['scratch']:.2f}s;"
+            f" without it: ratio {(median['check'] - median['scratch']) / median['alembic']:.2f}x"
+        )
+    if "pytest-alembic" in median:
+        print(
+            f"  pytest-alembic test_up_down_consistency    {median['pytest-alembic']:7.2f}s"
+            f"  ratio {median['pytest-alembic'] / median['alembic']:.2f}x"
+            f"  (check is {median['pytest-alembic'] / median['check']:.1f}x faster)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revisions", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--url", default=os.environ.get("ABMIGRATE_TEST_PG_URL") or DEFAULT_URL)
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--no-pytest-alembic", action="store_true")
     args = parser.parse_args()
 
-    server = Server(args.url)
     work = Path(tempfile.mkdtemp(prefix="abm_bench_"))
     try:
         project = work / "project"
         generate(project, args.revisions)
-        other = None if args.no_pytest_alembic else pytest_alembic_python()
-        results: dict[str, list[float]] = {
-            "alembic": [],
-            "check": [],
-            "pytest-alembic": [],
-            "scratch": [],
-        }
-        for _ in range(args.repeat):
-            results["scratch"].append(bench_scratch(server))
-            results["alembic"].append(bench_alembic(project, server, sys.executable))
-            results["check"].append(bench_check(project, server, sys.executable))
-            if other:
-                results["pytest-alembic"].append(bench_pytest_alembic(project, server, other))
-        median = {key: statistics.median(values) for key, values in results.items() if values}
-        print(f"{args.revisions} revisions, PostgreSQL, median of {args.repeat} runs")
-        print(f"  alembic upgrade head + downgrade base     {median['alembic']:7.2f}s  (baseline)")
-        print(
-            f"  abmigrate check --checks round_trip        {median['check']:7.2f}s"
-            f"  ratio {median['check'] / median['alembic']:.2f}x"
-        )
-        print(
-            f"    of which creating + dropping an empty scratch database {median['scratch']:.2f}s;"
-            f" without it: ratio {(median['check'] - median['scratch']) / median['alembic']:.2f}x"
-        )
-        if "pytest-alembic" in median:
-            print(
-                f"  pytest-alembic test_up_down_consistency    {median['pytest-alembic']:7.2f}s"
-                f"  ratio {median['pytest-alembic'] / median['alembic']:.2f}x"
-                f"  (check is {median['pytest-alembic'] / median['check']:.1f}x faster)"
-            )
+        print(f"{args.revisions} revisions; load average {os.getloadavg()[0]:.2f} at the start")
+        if not args.no_postgres:
+            other = None if args.no_pytest_alembic else pytest_alembic_python()
+            measure("PostgreSQL", project, Server(args.url), args.repeat, other)
+        if not args.no_sqlite:
+            measure("SQLite", project, SQLiteFiles(work / "sqlite"), args.repeat, None)
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

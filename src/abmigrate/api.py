@@ -9,7 +9,7 @@ The CLI is a thin layer over these; a Python user calls the same functions::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from abmigrate.results import (
     HistoryResult,
     JournalResult,
     JournalRun,
+    MigrationReport,
     PendingRevision,
     Plan,
     RestoreResult,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from abmigrate.rehearse.rehearsal import Rehearsal
     from abmigrate.state.diagnose import Diagnosis
     from abmigrate.state.drift import DriftReport
+    from abmigrate.state.graph import RevisionGraph
 
 __all__ = [
     "ConfirmCallback",
@@ -59,6 +61,7 @@ __all__ = [
     "diagnose",
     "downgrade",
     "drift",
+    "graph",
     "heads",
     "history",
     "journal",
@@ -67,6 +70,7 @@ __all__ = [
     "merge",
     "plan",
     "rehearse",
+    "report",
     "restore",
     "revision",
     "stamp",
@@ -200,6 +204,23 @@ def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResul
         environment=workspace.environment.name if with_database else None,
         database=workspace.environment.masked_url if with_database else None,
         entries=entries,
+    )
+
+
+def graph(workspace: Workspace, *, with_database: bool = True) -> RevisionGraph:
+    """The revision graph, newest first: heads, roots, merges, branch labels, the graph's
+    problems and, ``with_database``, which revisions are applied, pending or unknown;
+    read-only."""
+    from abmigrate.state.graph import revision_graph
+
+    environment = workspace.environment
+    if not with_database:
+        return revision_graph(workspace.project, None)
+    return revision_graph(
+        workspace.project,
+        workspace.recorded_revisions() or [],
+        environment=environment.name,
+        database=environment.masked_url,
     )
 
 
@@ -579,3 +600,54 @@ def capture(workspace: Workspace, message: str) -> RevisionCreated:
     from abmigrate.state.capture import write_capture_revision
 
     return write_capture_revision(workspace, message)
+
+
+def report(
+    workspace: Workspace,
+    *,
+    rollback: str | None = "-1",
+    rehearsal: dict[str, Any] | None = None,
+    journal_limit: int = 30,
+) -> MigrationReport:
+    """Every part of a migration review, each from the record its own command returns: the
+    status, the graph, the plan to the head with SQL, lint and preflight, the data-loss
+    estimate of rolling back to ``rollback`` (None: none), the journal, the backups and a
+    rehearsal record saved from ``rehearse --format json``. Reads only; a part that fails is
+    reported in ``errors`` instead."""
+    from datetime import UTC, datetime
+    from importlib.metadata import version
+
+    environment = workspace.environment
+    errors: dict[str, str] = {}
+
+    def gather(part: str, produce: Callable[[], Any]) -> Any:
+        try:
+            return produce()
+        except AbmigrateError as exc:
+            errors[part] = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+            return None
+
+    state = gather("status", lambda: status(workspace).to_record())
+    current = (state or {}).get("current") or []
+    target = "heads" if len(workspace.project.heads()) > 1 else "head"
+    rollback_plan = None
+    if rollback is not None and current and not (state or {}).get("unknown"):
+        rollback_plan = gather(
+            "rollback",
+            lambda: plan(workspace, rollback, direction="downgrade").to_record(),
+        )
+    return MigrationReport(
+        environment=environment.name,
+        database=environment.masked_url,
+        dialect=environment.dialect,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        version=version("abmigrate"),
+        status=state,
+        graph=gather("graph", lambda: graph(workspace).to_record()),
+        plan=gather("plan", lambda: plan(workspace, target, sql=True).to_record()),
+        rollback=rollback_plan,
+        journal=gather("journal", lambda: journal(workspace, limit=journal_limit).runs),
+        backups=gather("backups", lambda: backups(workspace).to_record()["backups"]),
+        rehearsal=rehearsal,
+        errors=errors,
+    )

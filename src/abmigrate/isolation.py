@@ -137,6 +137,7 @@ def _in_fresh_process(
                 ),
                 "directory": str(scratch._directory) if scratch._directory else None,
                 "baseline": _baseline_record(scratch),
+                "template": scratch._template,
             },
             "result": str(result_path),
             "verbose": _log.isEnabledFor(logging.DEBUG),
@@ -261,6 +262,7 @@ def _child_main() -> int:
             name=given["name"],
             _server=make_url(given["server"]) if given["server"] else None,
             _directory=Path(given["directory"]) if given["directory"] else None,
+            _template=given.get("template"),
         )
         if given.get("baseline"):
             from abmigrate.config.baseline import Baseline

@@ -9,6 +9,7 @@ import psycopg
 from runner_helpers import execute_all as execute
 from sqlalchemy.engine import make_url
 
+from abmigrate.db import fingerprint as fingerprint_module
 from abmigrate.db.fingerprint import Fingerprint, diff, fingerprint_url
 
 BASE_SQLITE = [
@@ -192,3 +193,38 @@ def test_record_round_trip_keeps_digest(tmp_path: Path) -> None:
     restored = Fingerprint.from_record(json.loads(json.dumps(original.to_record())))
     assert restored.digest == original.digest
     assert diff(original, restored) == []
+
+
+def test_sqlite_tables_described_before_are_not_stale(tmp_path: Path) -> None:
+    # SQLite fingerprints reuse a table's description while its CREATE text is unchanged
+    # (a round trip fingerprints after every step); any change to the table, or to the
+    # table its foreign key refers to, is described afresh.
+    url = f"sqlite:///{tmp_path / 'memo.db'}"
+    execute(
+        url,
+        [
+            "CREATE TABLE orgs (id INTEGER PRIMARY KEY, name VARCHAR(100))",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, org_id INTEGER REFERENCES orgs)",
+        ],
+    )
+    first = fingerprint_url(url)
+    assert fingerprint_url(url).digest == first.digest
+
+    execute(url, ["ALTER TABLE users ADD COLUMN email VARCHAR(255)"])
+    added = fingerprint_url(url)
+    assert [d.describe() for d in diff(first, added)] == [
+        "extra column users.email: VARCHAR(255) NULL (in the database only)"
+    ]
+
+    # The foreign key names no column: it refers to orgs' primary key, whatever that is.
+    execute(
+        url,
+        [
+            "DROP TABLE orgs",
+            "CREATE TABLE orgs (code VARCHAR(10) PRIMARY KEY, name VARCHAR(100))",
+        ],
+    )
+    renamed = fingerprint_url(url)
+    assert renamed.objects["foreign_key users.(org_id)->orgs"]["referred_columns"] == ["code"]
+    fingerprint_module._SQLITE_DESCRIBED.clear()
+    assert fingerprint_url(url).to_record() == renamed.to_record()

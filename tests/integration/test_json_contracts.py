@@ -84,6 +84,8 @@ def test_json_output_of_every_command_keeps_its_shape(run_cli, tmp_path: Path) -
     shapes["backup"] = json_of("backup")
     shapes["backups"] = json_of("backups")
     shapes["diagnose"] = json_of("diagnose")
+    shapes["graph"] = json_of("graph")
+    shapes["report"] = json_of("report")
 
     found = {command: shape(output) for command, output in shapes.items()}
     if os.environ.get("ABMIGRATE_UPDATE_CONTRACTS") == "1":

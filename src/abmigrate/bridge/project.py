@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "VERSION_NUM_LENGTH",
     "AlembicProject",
+    "DeclaredScript",
     "GraphProblem",
     "StepSQL",
     "between_steps",
@@ -61,6 +62,17 @@ class GraphProblem:
 
     def to_record(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "revisions": list(self.revisions)}
+
+
+@dataclass(frozen=True)
+class DeclaredScript:
+    """One revision file as written: what the revision graph is drawn from."""
+
+    revision: str
+    parents: tuple[str, ...]
+    branch_labels: tuple[str, ...]
+    message: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -99,8 +111,11 @@ class AlembicProject:
         self.facts: EnvFacts | None = None
 
     def for_url(self, url: str) -> AlembicProject:
-        """The same project (alembic.ini, ``-x`` arguments) pointed at another database."""
-        return AlembicProject(self.alembic_ini, url, self.x_args)
+        """The same project (alembic.ini, ``-x`` arguments) pointed at another database.
+        Scripts already loaded are shared: the database does not change what they say."""
+        clone = AlembicProject(self.alembic_ini, url, self.x_args)
+        clone._script = self._script
+        return clone
 
     def set_url(self, url: str) -> None:
         self.url = url
@@ -200,6 +215,27 @@ class AlembicProject:
                     tuple(current), "base", inclusive=True
                 )
             }
+
+    def declared_scripts(self) -> list[DeclaredScript]:
+        """Every revision file as written (id, parents, branch labels, message, path), from
+        the revision map when it can be built, else read file by file (a missing parent)."""
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError, to_tuple
+
+        try:
+            scripts = list(self._scripts_by_id().values())
+        except (AlembicRevisionError, CommandError, KeyError):
+            scripts = list(self.script._load_revisions())
+        return [
+            DeclaredScript(
+                revision=script.revision,
+                parents=tuple(to_tuple(script.down_revision, default=())),
+                branch_labels=tuple(sorted(script.branch_labels or ())),
+                message=(script.doc or "").strip().split("\n")[0].strip(),
+                path=str(script.path),
+            )
+            for script in scripts
+        ]
 
     def declared_revisions(self) -> list[tuple[str, tuple[str, ...], str]]:
         """``(id, parents as written, path)`` of every revision file, read without building

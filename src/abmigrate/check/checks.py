@@ -127,6 +127,9 @@ class CheckContext:
     settings: Settings | None = None
     environment: Environment | None = None
     _project: AlembicProject | None = field(default=None, repr=False)
+    # While run_checks runs several checks that need a database: the template database at
+    # the baseline their scratch databases copy (see starting_point), None without one.
+    _template: str | None = field(default=None, repr=False)
 
     @property
     def project(self) -> AlembicProject:
@@ -143,21 +146,61 @@ class CheckContext:
         """A fresh scratch database (dropped on exit), at the project's baseline when it
         declares one, with ``$DATABASE_URL`` and every environment variable that names the
         ``--url`` database pointed at it while the block runs (env.py may read one instead
-        of ``sqlalchemy.url``)."""
+        of ``sqlalchemy.url``). The project's revision scripts are loaded while the server
+        creates it."""
         from abmigrate.bridge.env_run import pointing_env_at
         from abmigrate.db.scratch import scratch_database
 
-        baseline = self.settings.baseline if self.settings is not None else None
-        prepare = baseline.apply if baseline is not None else None
         with (
-            scratch_database(self.server_url, label=label, prepare=prepare) as scratch,
+            scratch_database(
+                self.server_url,
+                label=label,
+                prepare=self._prepare,
+                meanwhile=self._load_scripts,
+                template=self._template,
+            ) as scratch,
             pointing_env_at(scratch.url, self.server_url or scratch.url),
         ):
             yield scratch
 
+    @property
+    def _prepare(self) -> Callable[[str], None] | None:
+        baseline = self.settings.baseline if self.settings is not None else None
+        return baseline.apply if baseline is not None else None
+
+    @contextlib.contextmanager
+    def shared_starting_point(self, checks: Sequence[CheckSpec]) -> Iterator[None]:
+        """While the block runs, the scratch databases of ``checks`` copy one template
+        database at the project's baseline (PostgreSQL, a baseline declared, more than one
+        of them needing a database) instead of each applying the baseline again; a copy is
+        a file copy on the server, the baseline may be a whole schema."""
+        from abmigrate.db.scratch import starting_point
+
+        prepare = self._prepare
+        if prepare is None or sum(spec.uses_database for spec in checks) < 2:
+            yield
+            return
+        with starting_point(self.server_url, prepare) as template:
+            self._template = template
+            try:
+                yield
+            finally:
+                self._template = None
+
+    def _load_scripts(self, scratch: ScratchDatabase) -> None:
+        from abmigrate.bridge.env_run import pointing_env_at
+
+        # Loaded as the check would load them: with the environment naming the scratch
+        # database. A script that fails to load fails the check later, as it always did.
+        with (
+            pointing_env_at(scratch.url, self.server_url or scratch.url),
+            contextlib.suppress(Exception),
+        ):
+            self.project.revisions()
+
     def project_on(self, scratch: ScratchDatabase) -> AlembicProject:
         """The project with its env.py pointed at ``scratch``."""
-        return AlembicProject(self.alembic_ini, scratch.url)
+        return self.project.for_url(scratch.url)
 
     def workspace(self, url: str | None = None) -> Workspace:
         """A workspace for the lint engine and model loading (``url``: a scratch database)."""
@@ -167,7 +210,7 @@ class CheckContext:
         environment = self.environment or Environment("check", "", Policy())
         if url is not None:
             environment = Environment(environment.name, url, environment.policy)
-        project = AlembicProject(self.alembic_ini, url) if url else self.project
+        project = self.project.for_url(url) if url else self.project
         return Workspace(settings, environment, project)
 
 
@@ -222,43 +265,50 @@ def run_checks(
 ) -> CheckReport:
     """Run the selected checks; a check that raises a user error fails with its message."""
     outcomes: list[CheckOutcome] = []
-    for spec in select_checks(only, skip):
-        started = time.monotonic()
-        try:
-            outcome = spec.function(context)
-        except AbmigrateError as exc:
-            if exc.exit_code != 1:
-                raise  # configuration/connection problems stop the run (exit 2)
-            outcome = Outcome(
-                [CheckFailure(spec.name, exc.message, hint=exc.hint)], summary=exc.message
-            )
-        except Exception as exc:
-            # A project's own bug surfacing inside a check (a migration or env.py raising
-            # while models are compared, say) fails that check; the others still run.
-            lines = str(exc).strip().splitlines()
-            message = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-            outcome = Outcome(
-                [
-                    CheckFailure(
-                        spec.name,
-                        message,
-                        hint="raised by the project's code (env.py, a revision or the models)",
-                    )
-                ],
-                summary=message,
-            )
-        elapsed = round(time.monotonic() - started, 3)
-        if outcome.skipped is not None:
-            status, summary = "skipped", outcome.skipped
-        else:
-            status = "failed" if outcome.failures else "passed"
-            summary = outcome.summary
-        outcomes.append(CheckOutcome(spec.name, status, summary, elapsed, outcome.failures))
+    selected = select_checks(only, skip)
+    with context.shared_starting_point(selected):
+        for spec in selected:
+            outcomes.append(_run_check(context, spec))
     return CheckReport(
         project=str(context.alembic_ini),
         scratch_server=context.scratch_server,
         outcomes=outcomes,
     )
+
+
+def _run_check(context: CheckContext, spec: CheckSpec) -> CheckOutcome:
+    """One check; a user error with exit code 1, or the project's own exception, fails it."""
+    started = time.monotonic()
+    try:
+        outcome = spec.function(context)
+    except AbmigrateError as exc:
+        if exc.exit_code != 1:
+            raise  # configuration/connection problems stop the run (exit 2)
+        outcome = Outcome(
+            [CheckFailure(spec.name, exc.message, hint=exc.hint)], summary=exc.message
+        )
+    except Exception as exc:
+        # A project's own bug surfacing inside a check (a migration or env.py raising
+        # while models are compared, say) fails that check; the others still run.
+        lines = str(exc).strip().splitlines()
+        message = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+        outcome = Outcome(
+            [
+                CheckFailure(
+                    spec.name,
+                    message,
+                    hint="raised by the project's code (env.py, a revision or the models)",
+                )
+            ],
+            summary=message,
+        )
+    elapsed = round(time.monotonic() - started, 3)
+    if outcome.skipped is not None:
+        status, summary = "skipped", outcome.skipped
+    else:
+        status = "failed" if outcome.failures else "passed"
+        summary = outcome.summary
+    return CheckOutcome(spec.name, status, summary, elapsed, outcome.failures)
 
 
 # --------------------------------------------------------------------------- graph checks

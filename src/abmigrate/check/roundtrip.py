@@ -157,7 +157,7 @@ def walk_round_trip(
                     report.checked.append(revision)
                     cursor.revision = None
 
-            error = _run(project, scratch.url, stepper)
+            error = _run(project, scratch.url, stepper, scratch=True)
             failure: RevisionFailure | None = None
             if error is not None:
                 if cursor.revision is None:
@@ -255,11 +255,16 @@ def _run(
     project: AlembicProject,
     url: str,
     stepper: Callable[[Sequence[str], MigrationContext], Iterator[RevisionStep]],
+    *,
+    scratch: bool = False,
 ) -> Exception | None:
-    """One run of env.py over ``stepper``; returns the exception a migration raised."""
+    """One run of env.py over ``stepper``; returns the exception a migration raised.
+    ``scratch``: ``url`` is a scratch database, whose commits need not wait for the disk."""
     from abmigrate.db.database import make_engine
 
     engine = make_engine(url)
+    if scratch:
+        engine = dialect_for(url).scratch_engine(engine)
     try:
         with engine.connect() as connection:
             try:
@@ -312,7 +317,7 @@ def _apply(
         if fingerprint is not None and context.connection is not None:
             taken.append(fingerprint(context.connection))
 
-    error = _run(project, scratch.url, stepper)
+    error = _run(project, scratch.url, stepper, scratch=True)
     if error is not None:
         raise error
     return taken[0] if taken else None

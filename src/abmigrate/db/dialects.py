@@ -90,6 +90,8 @@ class Dialect:
     # ALTER TABLE is too limited for autogenerate's operations: they run in batch mode.
     batch_alter: ClassVar[bool] = False
     has_schema_digest: ClassVar[bool] = False
+    # CREATE DATABASE … TEMPLATE: a database copied from another (PostgreSQL).
+    has_template_databases: ClassVar[bool] = False
     # The database for CREATE/DROP DATABASE when the URL's own does not exist yet.
     maintenance_database: ClassVar[str | None] = None
 
@@ -139,7 +141,11 @@ class Dialect:
             hint="use a PostgreSQL, MySQL/MariaDB or SQLite URL",
         )
 
-    def create_database(self, connection: Connection, name: str) -> None:
+    def create_database(
+        self, connection: Connection, name: str, template: str | None = None
+    ) -> None:
+        """Create the database ``name`` (a copy of ``template`` where the dialect has
+        template databases, see ``has_template_databases``)."""
         raise NotImplementedError(f"no scratch databases on {self.name}")
 
     def drop_database(self, connection: Connection, name: str) -> None:
@@ -160,6 +166,11 @@ class Dialect:
     def schema_digest(self, connection: Connection) -> str:
         """One query's digest of the schema the connection sees (see ``has_schema_digest``)."""
         raise NotImplementedError(f"no schema digest on {self.name}")
+
+    def scratch_engine(self, engine: Engine) -> Engine:
+        """``engine`` (to a scratch database) made not to wait for durability where that is
+        a per-connection setting: nothing in a scratch database needs to survive a crash."""
+        return engine
 
     # -- looking at live tables (preflight) and measuring a rehearsal -------------------
 
@@ -220,6 +231,7 @@ class PostgreSQL(Dialect):
     has_search_path = True
     has_enum_types = True
     has_schema_digest = True
+    has_template_databases = True
     maintenance_database = "postgres"
 
     def migration_session(
@@ -265,19 +277,22 @@ class PostgreSQL(Dialect):
     def scratch_server(self, url: URL) -> URL:
         return url
 
-    def create_database(self, connection: Connection, name: str) -> None:
+    def create_database(
+        self, connection: Connection, name: str, template: str | None = None
+    ) -> None:
         from sqlalchemy import text
         from sqlalchemy.exc import DBAPIError
 
         from abmigrate.errors import ConnectionFailed
 
+        # template0 unless told: a restore test or replay must start from a pristine
+        # database, not from whatever a site added to template1.
+        source = template or "template0"
         # Concurrent CREATE DATABASE calls copying template1 can collide ("being accessed by
         # other users"); that is transient, so retry briefly.
         for attempt in range(5):
             try:
-                # template0: a restore test or replay must start from a pristine database,
-                # not from whatever a site added to template1.
-                connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+                connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
                 # Nothing in a scratch database needs to survive a crash: commits need not
                 # wait for the WAL flush (projects committing per migration run much faster).
                 connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
@@ -450,6 +465,21 @@ class SQLite(Dialect):
 
         return engine
 
+    def scratch_engine(self, engine: Engine) -> Engine:
+        from sqlalchemy import event
+
+        # No fsync per commit (SQLite's default waits for the disk on every one: with
+        # Alembic's DDL committing statement by statement, most of a walk's time), and the
+        # rollback journal in memory rather than a file created and deleted per transaction
+        # (a rollback still works; only a crash could leave the file unusable). PostgreSQL
+        # gets the same from synchronous_commit = off on the scratch database itself.
+        @event.listens_for(engine, "connect")
+        def _no_sync(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.execute("PRAGMA synchronous = OFF")
+            dbapi_connection.execute("PRAGMA journal_mode = MEMORY")
+
+        return engine
+
     def identity(self, connection: Connection) -> tuple[str, str, str, str]:
         rows = connection.exec_driver_sql("PRAGMA database_list").all()
         main = next((str(row[2] or "") for row in rows if row[1] == "main"), "")
@@ -491,7 +521,9 @@ class MySQL(Dialect):
         # "keep" to SQLAlchemy), so this is what scratch databases have always connected to.
         return url
 
-    def create_database(self, connection: Connection, name: str) -> None:
+    def create_database(
+        self, connection: Connection, name: str, template: str | None = None
+    ) -> None:
         from sqlalchemy import text
 
         connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
