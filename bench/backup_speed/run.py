@@ -9,11 +9,13 @@ about 620 MB per unit of --scale), then times in one run:
 - `pg_dump > /dev/null`                       the read-speed limit
 - the guide: `pg_dump > f.sql && gzip f.sql`  and its restore `gunzip -c f.sql.gz | psql`
 - `pg_dump -Fc > f.dump`                      and `pg_restore -d`
-- `abmigrate backup`                          and `abmigrate restore --target-url` (empty target)
+- `abmigrate backup`                          and `abmigrate restore --target-url` (empty target:
+                                              pg_restore -j from the directory archive)
 - `abmigrate verify-backup --restore-test`    (restore into a scratch database + compare)
 - with the options table on: the pg_dump 15 / compressor combinations considered.
 
-Prints seconds, sizes and ratios against the guide's method and the read-speed limit.
+Prints seconds, sizes and ratios against the guide's method and the read-speed limit, the
+machine's load average before and after, and the issue #14 goals met or not.
 Nothing here is a test: timings are never asserted.
 """
 
@@ -142,6 +144,7 @@ def main() -> int:
         )
         print(f"server:  {psql('SHOW server_version')}; cores: {os.cpu_count()}\n", flush=True)
 
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         sh("pg_dump > /dev/null", db_env)  # warm the cache so every method reads from memory
         rows: list[tuple[str, float, int | None]] = []
         limit = sh("pg_dump > /dev/null", db_env)
@@ -222,13 +225,32 @@ def main() -> int:
             print(f"{name:58} {seconds:8.2f} {guide_restore / seconds:8.2f}x")
         print("restore test:", "passed" if verified.returncode == 0 else verified.stderr.strip())
 
+        guide_size = size_of(work / "f.sql.gz")
+        ours_size = int(record["size"])
+        print("\nissue #14 goals (this run):")
+        for goal, met in (
+            (f"backup <= 1.1x pg_dump > /dev/null: {ours / limit:.2f}x", ours <= 1.1 * limit),
+            (f"backup >= 3.5x faster than the guide: {guide / ours:.2f}x", guide >= 3.5 * ours),
+            (
+                f"backup no larger than the guide's file: {mib(ours_size).strip()}"
+                f" vs {mib(guide_size).strip()}",
+                ours_size <= guide_size,
+            ),
+            (
+                f"restore >= 2x faster than gunzip | psql: {guide_restore / ours_restore:.2f}x",
+                guide_restore >= 2 * ours_restore,
+            ),
+        ):
+            print(f"  {'met    ' if met else 'NOT met'}  {goal}")
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
         if not args.no_options:
             print(
                 f"\n{'pg_dump 15 option (dump only)':58} {'seconds':>8} {'size':>12} {'vs limit':>9}"
             )
             options = [
                 (
-                    "-Fc -Z0 | zstd -T0 -1   (abmigrate's choice)",
+                    "-Fc -Z0 | zstd -T0 -1   (abmigrate's format before -Fd)",
                     f"pg_dump -Fc -Z0 | zstd -q -T0 -1 > {work}/o1",
                 ),
                 ("-Fc -Z0 | zstd -T0 -3", f"pg_dump -Fc -Z0 | zstd -q -T0 -3 > {work}/o2"),
@@ -236,6 +258,10 @@ def main() -> int:
                 ("plain | zstd -T0 -1", f"pg_dump | zstd -q -T0 -1 > {work}/o4"),
                 ("-Fc -Z1 (gzip level 1, inside pg_dump)", f"pg_dump -Fc -Z1 > {work}/o5"),
                 ("-Fd -j2 -Z1 (directory, 2 jobs)", f"pg_dump -Fd -j2 -Z1 -f {work}/o6"),
+                (
+                    "-Fd -j2 -Z0 (directory, plain files: no compression)",
+                    f"pg_dump -Fd -j2 -Z0 -f {work}/o7",
+                ),
             ]
             for number, (name, command) in enumerate(options, 1):
                 if shutil.which(command.split("|")[-1].split()[0]) is None:

@@ -22,7 +22,8 @@ locks      the tables a step's SQL locks, and how        the SQL text itself
 Common keys: the revision file's bytes (sha256) and path; ``env.py``'s bytes, the values of
 the environment variables ``env.py`` names and the ``-x`` arguments; abmigrate's version and
 its source files (size and modification time of each, so an edited checkout invalidates
-too); the versions of Python, Alembic, SQLAlchemy and pglast. Modules a revision file
+too); the version of Python and the package files of Alembic, SQLAlchemy and pglast (a new
+version changes their size or modification time). Modules a revision file
 imports are not part of the key: a revision whose output depends on them is re-analysed when
 the revision file (or ``env.py``) changes, not when only they do.
 
@@ -53,11 +54,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from abmigrate.bridge.graph import CachedRevision
     from abmigrate.bridge.project import AlembicProject
     from abmigrate.bridge.types import Script
     from abmigrate.config.workspace import Workspace
 
-__all__ = ["AnalysisCache", "cache_folder", "flush", "forget", "stats"]
+__all__ = [
+    "AnalysisCache",
+    "GraphStore",
+    "cache_folder",
+    "digest",
+    "file_digest",
+    "flush",
+    "folder_for",
+    "forget",
+    "stats",
+]
 
 # Bump when the shape of a cached record changes.
 FORMAT = 1
@@ -72,12 +84,16 @@ _ENV_NAMES = re.compile(
 def cache_folder(workspace: Workspace) -> Path:
     """``.abmigrate/analysis`` next to the configuration (or alembic.ini), or
     ``$ABMIGRATE_CACHE_DIR/analysis``."""
+    settings = workspace.settings
+    return folder_for(settings.config_path or settings.alembic_ini)
+
+
+def folder_for(config_file: Path) -> Path:
+    """:func:`cache_folder` for the configuration file (or alembic.ini) ``config_file``."""
     override = os.environ.get("ABMIGRATE_CACHE_DIR")
     if override:
         return Path(override) / "analysis"
-    settings = workspace.settings
-    anchor = settings.config_path.parent if settings.config_path else settings.alembic_ini.parent
-    return anchor / ".abmigrate" / "analysis"
+    return config_file.parent / ".abmigrate" / "analysis"
 
 
 class AnalysisCache:
@@ -98,7 +114,7 @@ class AnalysisCache:
     def environment(self) -> str:
         """abmigrate and its libraries, env.py (and the variables it names), the -x args."""
         if self._environment is None:
-            env_py = Path(self.project.script.dir) / "env.py"
+            env_py = Path(self.project.script_dir) / "env.py"
             try:
                 source = env_py.read_bytes()
             except OSError:
@@ -129,7 +145,7 @@ class AnalysisCache:
         depends on nothing of the project, such as what a SQL text locks)."""
         return _digest(code_salt(), *parts)
 
-    def script_key(self, script: Script) -> str:
+    def script_key(self, script: Script | CachedRevision) -> str:
         """The revision file: id, path and content."""
         path = str(script.path or "")
         return _digest(script.revision, path, file_digest(path))
@@ -160,6 +176,40 @@ class AnalysisCache:
             flush(self.folder)
 
 
+class GraphStore:
+    """The revision graph's records (:mod:`abmigrate.bridge.graph`): ``graph.json`` (the
+    derived graph, where the version files are) and ``graph-files.json`` (what each revision
+    file declares, read only when the graph changed), in the same folder and through the
+    same store; ``folder=None`` keeps nothing."""
+
+    def __init__(self, folder: Path | None, kind: str = "graph") -> None:
+        self.folder = folder
+        self.kind = kind
+
+    def get(self, key: str) -> Any | None:
+        if self.folder is None:
+            return None
+        record = _store(self.folder, self.kind).get(key)
+        stats[f"graph.{'miss' if record is None else 'hit'}"] += 1
+        return record
+
+    def put(self, key: str, record: Any) -> None:
+        if self.folder is not None:
+            _store(self.folder, self.kind).put(key, record)
+            stats["graph.write"] += 1
+
+    def flush(self) -> None:
+        if self.folder is not None:
+            _store(self.folder, self.kind).flush()
+
+    def clear(self) -> None:
+        """Forget what was read (a record of the wrong shape: the file is rewritten)."""
+        if self.folder is not None:
+            store = _store(self.folder, self.kind)
+            store.records, store.used, store.new = {}, set(), {}
+            store.rewrite = True
+
+
 class _Store:
     """Every record of one kind in one JSON file, ``<folder>/<kind>.json``: read once per
     process, written once per batch (creating a file per record costs more, on a cold run,
@@ -176,6 +226,7 @@ class _Store:
         self.new: dict[str, Any] = {}
         # A fleet's threads share the store: one of them reads or writes it at a time.
         self.lock = threading.RLock()
+        self.rewrite = False  # the file on disk is not to be merged (it was unusable)
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -208,7 +259,8 @@ class _Store:
     def _flush(self) -> None:
         if not self.new:
             return
-        on_disk = self._load()
+        on_disk = {} if self.rewrite else self._load()
+        self.rewrite = False
         on_disk.update(self.new)
         others = [key for key in on_disk if key not in self.used]
         keep = others[max(0, len(others) - max(4 * len(self.used), 1000)) :]
@@ -262,6 +314,11 @@ def forget() -> None:
     _files.clear()
 
 
+def digest(*parts: str) -> str:
+    """sha256 of ``parts``, each kept apart from the next."""
+    return _digest(*parts)
+
+
 def _digest(*parts: str) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -306,11 +363,11 @@ def code_salt() -> str:
                 status = os.stat(os.path.join(folder, name))
                 relative = os.path.relpath(os.path.join(folder, name), package)
                 parts.append(f"{relative}:{status.st_size}:{status.st_mtime_ns}")
-    for library in ("alembic", "sqlalchemy"):
-        module = sys.modules.get(library) or __import__(library)
-        parts.append(f"{library} {getattr(module, '__version__', '?')}")
-    spec = importlib.util.find_spec("pglast")  # its version without importing it
-    if spec is not None and spec.origin:
-        status = os.stat(spec.origin)
-        parts.append(f"pglast {status.st_size}:{status.st_mtime_ns}")
+    for library in ("alembic", "sqlalchemy", "pglast"):
+        # Its package file, not its __version__: importing Alembic and SQLAlchemy would
+        # cost a warm `lint` more than everything else it does.
+        spec = importlib.util.find_spec(library)
+        if spec is not None and spec.origin:
+            status = os.stat(spec.origin)
+            parts.append(f"{library} {status.st_size}:{status.st_mtime_ns}")
     return _digest(*parts)

@@ -9,13 +9,11 @@ The CLI is a thin layer over these; a Python user calls the same functions::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.apply.pipeline import ConfirmCallback, RunOptions, run_pipeline
 from abmigrate.bridge.plan import build_plan, message_of, unknown_revisions
-from abmigrate.check.checks import CheckContext, CheckReport, run_checks
 from abmigrate.config.workspace import Workspace
 from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
@@ -31,6 +29,7 @@ from abmigrate.results import (
     HistoryResult,
     JournalResult,
     JournalRun,
+    MigrationReport,
     PendingRevision,
     Plan,
     RestoreResult,
@@ -40,13 +39,22 @@ from abmigrate.results import (
     Status,
 )
 
+# apply.journal.JOURNAL_TABLE, named here so a `status` without a journal does not import
+# that module (and SQLAlchemy with it); tests/unit/test_graph_cache.py holds them equal.
+JOURNAL_TABLE = "abmigrate_journal"
+
 if TYPE_CHECKING:
+    # The pipeline and the checks are imported where they run: `status`, `heads` and
+    # `history` import neither (nor what they import: asyncio, SQLAlchemy).
+    from abmigrate.apply.pipeline import ConfirmCallback, RunOptions
     from abmigrate.backup import RestoreConfirm
     from abmigrate.bridge.types import RevisionStep
+    from abmigrate.check.checks import CheckContext, CheckReport
     from abmigrate.lint import LintResult
     from abmigrate.rehearse.rehearsal import Rehearsal
     from abmigrate.state.diagnose import Diagnosis
     from abmigrate.state.drift import DriftReport
+    from abmigrate.state.graph import RevisionGraph
 
 __all__ = [
     "ConfirmCallback",
@@ -59,6 +67,7 @@ __all__ = [
     "diagnose",
     "downgrade",
     "drift",
+    "graph",
     "heads",
     "history",
     "journal",
@@ -67,6 +76,7 @@ __all__ = [
     "merge",
     "plan",
     "rehearse",
+    "report",
     "restore",
     "revision",
     "stamp",
@@ -101,9 +111,9 @@ def status(workspace: Workspace) -> Status:
     if unknown:
         state = "unknown_revision"
     else:
-        steps = project.upgrade_steps("heads", current_revisions)
         pending = [
-            PendingRevision(step.revision.revision, message_of(step.revision.doc)) for step in steps
+            PendingRevision(revision.revision, message_of(revision.doc))
+            for revision in project.pending(current_revisions)
         ]
         if not current_revisions:
             state = "uninitialized"
@@ -129,6 +139,8 @@ def status(workspace: Workspace) -> Status:
 
 
 def _last_backup(workspace: Workspace) -> dict[str, object] | None:
+    if not workspace.settings.backup_dir.absolute().is_dir():
+        return None  # no backup yet; the backup package (and SQLAlchemy) stays unimported
     from abmigrate.backup import last_backup
 
     return last_backup(workspace.settings, workspace.environment.name)
@@ -138,9 +150,16 @@ def _journal_view(
     workspace: Workspace, current: list[str], unknown: list[str]
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The last run (summary) and the journal's warnings: changed scripts, partial runs."""
+    from abmigrate.db.database import table_absent
+
+    schema = workspace.journal_schema()
+    if table_absent(workspace.url, JOURNAL_TABLE, schema):
+        # No journal (a database migrated by plain alembic so far): nothing to read, and
+        # the journal module (SQLAlchemy's table definitions) is not imported.
+        return None, []
     from abmigrate.apply import journal as journal_module
 
-    runs = journal_module.read_runs(workspace.url, schema=workspace.journal_schema())
+    runs = journal_module.read_runs(workspace.url, schema=schema)
     migrations = [run for run in runs if run.get("direction") in ("upgrade", "downgrade")]
     last_run = None
     if migrations:
@@ -187,14 +206,14 @@ def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResul
     entries = [
         HistoryEntry(
             revision=script.revision,
-            down_revisions=list(script._normalized_down_revisions),
+            down_revisions=list(script.down_revisions),
             message=message_of(script.doc),
             is_head=script.is_head,
             is_merge=script.is_merge_point,
             applied=None if applied is None else script.revision in applied,
             path=script.path,
         )
-        for script in project.revisions()
+        for script in project.history()
     ]
     return HistoryResult(
         environment=workspace.environment.name if with_database else None,
@@ -203,11 +222,28 @@ def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResul
     )
 
 
+def graph(workspace: Workspace, *, with_database: bool = True) -> RevisionGraph:
+    """The revision graph, newest first: heads, roots, merges, branch labels, the graph's
+    problems and, ``with_database``, which revisions are applied, pending or unknown;
+    read-only."""
+    from abmigrate.state.graph import revision_graph
+
+    environment = workspace.environment
+    if not with_database:
+        return revision_graph(workspace.project, None)
+    return revision_graph(
+        workspace.project,
+        workspace.recorded_revisions() or [],
+        environment=environment.name,
+        database=environment.masked_url,
+    )
+
+
 def heads(workspace: Workspace) -> HeadsResult:
     """The head revisions, and whether there are several (`alembic heads`)."""
     project = workspace.project
     revisions = [
-        PendingRevision(head, message_of(project.get(head).doc)) for head in project.heads()
+        PendingRevision(head, message_of(project.describe(head).doc)) for head in project.heads()
     ]
     return HeadsResult(heads=revisions, multiple=len(revisions) > 1)
 
@@ -277,6 +313,8 @@ def upgrade(
     lock_wait_ms: int | None = None,
 ) -> RunResult:
     """The guarded pipeline (see abmigrate.apply.pipeline) up to ``target``."""
+    from abmigrate.apply.pipeline import RunOptions
+
     return _migrate(
         workspace,
         "upgrade",
@@ -304,6 +342,8 @@ def downgrade(
     lock_wait_ms: int | None = None,
 ) -> RunResult:
     """The guarded pipeline down to ``target``, with a data-loss estimate first."""
+    from abmigrate.apply.pipeline import RunOptions
+
     return _migrate(
         workspace,
         "downgrade",
@@ -326,6 +366,8 @@ def _migrate(
         raise GuardRefused(
             "an override needs a reason", hint="--override 'why this is safe'", reasons=[]
         )
+    from abmigrate.apply.pipeline import run_pipeline
+
     return run_pipeline(workspace, direction, target, options)
 
 
@@ -484,6 +526,8 @@ def check(
     context: CheckContext, only: Sequence[str] | None = None, skip: Sequence[str] = ()
 ) -> CheckReport:
     """Run the named checks (default: every default check) and report each outcome."""
+    from abmigrate.check.checks import run_checks
+
     return run_checks(context, only, skip)
 
 
@@ -579,3 +623,63 @@ def capture(workspace: Workspace, message: str) -> RevisionCreated:
     from abmigrate.state.capture import write_capture_revision
 
     return write_capture_revision(workspace, message)
+
+
+def report(
+    workspace: Workspace,
+    *,
+    rollback: str | None = "-1",
+    rehearsal: dict[str, Any] | None = None,
+    journal_limit: int = 30,
+) -> MigrationReport:
+    """Every part of a migration review, each from the record its own command returns: the
+    status, the graph, the plan to the head with SQL, lint and preflight, the data-loss
+    estimate of rolling back to ``rollback`` (None: none), the journal, the backups and a
+    rehearsal record saved from ``rehearse --format json``. Reads only; a part that fails is
+    reported in ``errors`` instead."""
+    from datetime import UTC, datetime
+    from importlib.metadata import version
+
+    environment = workspace.environment
+    errors: dict[str, str] = {}
+
+    def gather(part: str, produce: Callable[[], Any]) -> Any:
+        try:
+            return produce()
+        except AbmigrateError as exc:
+            errors[part] = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+            return None
+
+    state = gather("status", lambda: status(workspace).to_record())
+    current = (state or {}).get("current") or []
+    target = "heads" if len(workspace.project.heads()) > 1 else "head"
+    rollback_plan = None
+    if rollback is not None and current and not (state or {}).get("unknown"):
+        rollback_plan = gather(
+            "rollback",
+            lambda: plan(workspace, rollback, direction="downgrade").to_record(),
+        )
+    return MigrationReport(
+        environment=environment.name,
+        database=environment.masked_url,
+        dialect=environment.dialect,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        version=version("abmigrate"),
+        status=state,
+        graph=gather("graph", lambda: graph(workspace).to_record()),
+        plan=gather("plan", lambda: plan(workspace, target, sql=True).to_record()),
+        rollback=rollback_plan,
+        journal=gather("journal", lambda: journal(workspace, limit=journal_limit).runs),
+        backups=gather("backups", lambda: backups(workspace).to_record()["backups"]),
+        rehearsal=rehearsal,
+        errors=errors,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # api.ConfirmCallback, resolved on first use (it lives with the pipeline).
+    if name == "ConfirmCallback":
+        from abmigrate.apply.pipeline import ConfirmCallback
+
+        return ConfirmCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

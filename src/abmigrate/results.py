@@ -23,6 +23,7 @@ __all__ = [
     "HistoryResult",
     "JournalResult",
     "JournalRun",
+    "MigrationReport",
     "PendingRevision",
     "Plan",
     "PreflightResult",
@@ -469,3 +470,26 @@ class FleetSurvey(Record):
 
     def to_record(self) -> dict[str, Any]:
         return {**super().to_record(), "counts": self.counts()}
+
+
+@dataclass
+class MigrationReport(Record):
+    """Everything a reviewer of a migration looks at, as the records of the commands that
+    produce each part (``status``, ``graph``, ``plan --sql``, a rollback's ``plan --down``,
+    ``journal``, ``backups``, a saved ``rehearse`` record): what ``abmigrate report``
+    renders as one HTML page. A part that could not be gathered is None, and ``errors``
+    says why, so the page states it rather than leaving the part out."""
+
+    environment: str
+    database: str
+    dialect: str
+    generated_at: str
+    version: str
+    status: dict[str, Any] | None
+    graph: dict[str, Any] | None
+    plan: dict[str, Any] | None
+    rollback: dict[str, Any] | None
+    journal: list[dict[str, Any]] | None
+    backups: list[dict[str, Any]] | None
+    rehearsal: dict[str, Any] | None = None
+    errors: dict[str, str] = field(default_factory=dict)

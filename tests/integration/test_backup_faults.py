@@ -233,6 +233,20 @@ def _admin(project: Path) -> str:
 # --------------------------------------------------------------------------- interrupted
 
 
+def start_backup(project: Path, shims: Path, stderr: int) -> subprocess.Popen[str]:
+    """A real ``abmigrate backup`` process in its own session, the ``shims`` first on PATH."""
+    env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "abmigrate", "backup"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,
+    )
+
+
 @contextlib.contextmanager
 def backup_hanging_mid_way(
     project: Path, tmp_path: Path, *, hang: str, stderr: int
@@ -248,16 +262,7 @@ def backup_hanging_mid_way(
         f'if [ "$1" = "--version" ]; then exec {real("pg_dump")} --version; fi\n'
         f'{real("pg_dump")} "$@"\ntouch {dumped}\n{hang}\n',
     )
-    env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "NO_COLOR": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "abmigrate", "backup"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_backup(project, shims, stderr)
     try:
         # zstd holds a small stream in memory: the file exists, its bytes may not yet; what
         # follows comes once the dump has been written and the shim hangs.

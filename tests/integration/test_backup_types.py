@@ -160,11 +160,20 @@ def enum_label_oids(url: str) -> dict[str, int]:
 def rewrite_archive(folder: Path, manifest: dict[str, Any], old: bytes, new: bytes) -> None:
     """Change bytes inside the compressed archive and make the manifest match the new file,
     as a tampered or silently damaged backup would look: only the data tells."""
-    entry = manifest["files"][0]
-    path = folder / entry["name"]
     tool = shutil.which(manifest["compression"])
     assert tool, f"{manifest['compression']} must be installed"
-    plain = subprocess.run([tool, "-dc", str(path)], check=True, capture_output=True).stdout
+    # A directory archive has a file per table (and an uncompressed table of contents): the
+    # file that holds the bytes.
+    found = []
+    for entry in manifest["files"]:
+        path = folder / entry["name"]
+        if path.name == "toc.dat":
+            continue
+        plain = subprocess.run([tool, "-dc", str(path)], check=True, capture_output=True).stdout
+        if old in plain:
+            found.append((entry, path, plain))
+    assert len(found) == 1, "the bytes to change must be in one file of the archive"
+    entry, path, plain = found[0]
     assert plain.count(old) == 1, "the bytes to change must be in the archive exactly once"
     packed = subprocess.run(
         [tool, "-c"], input=plain.replace(old, new), check=True, capture_output=True
@@ -236,7 +245,7 @@ def test_a_restored_copy_has_the_same_figures_and_a_changed_row_shows(  # type: 
 def test_restore_test_reports_a_tampered_enum_value(pg_project: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     manifest = backup(run_cli, pg_project)
     folder = pg_project / "backups/production" / manifest["id"]
-    # -Fc -Z0 keeps COPY data as text: 'ready' becomes 'final', a valid label of the same size.
+    # The table's file keeps COPY data as text: 'ready' becomes 'final', a valid label of the same size.
     rewrite_archive(folder, manifest, b"7\tready\ttamper-me\n", b"7\tfinal\ttamper-me\n")
 
     result = run_cli("verify-backup", manifest["id"], "--restore-test", cwd=pg_project)

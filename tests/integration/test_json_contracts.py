@@ -90,6 +90,8 @@ def test_json_output_of_every_command_keeps_its_shape(run_cli, tmp_path: Path) -
     shapes["fleet upgrade"] = json_of("fleet", "upgrade", "--targets", str(fleet), "--yes")
     shapes["fleet status"] = json_of("fleet", "status", "--targets", str(fleet))
     shapes["fleet diagnose"] = json_of("fleet", "diagnose", "--targets", str(fleet))
+    shapes["graph"] = json_of("graph")
+    shapes["report"] = json_of("report")
 
     found = {command: shape(output) for command, output in shapes.items()}
     if os.environ.get("ABMIGRATE_UPDATE_CONTRACTS") == "1":

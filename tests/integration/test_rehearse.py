@@ -133,7 +133,9 @@ def test_interrupted_rehearsal_drops_the_copy(
         )
         mine = f"{SCRATCH_PREFIX}rehearse_{process.pid}_"
         try:
-            deadline = time.monotonic() + 60
+            # Generous bounds, not waits: each ends as soon as its state is reached (a clone
+            # and DROP DATABASE on a loaded CI machine can take minutes).
+            deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 sleeping = scalar(
                     pg_server_url,
@@ -147,7 +149,7 @@ def test_interrupted_rehearsal_drops_the_copy(
             else:
                 raise AssertionError("the slow revision never started")
             process.send_signal(signum)
-            _, stderr = process.communicate(timeout=60)
+            _, stderr = process.communicate(timeout=300)
         finally:
             if process.poll() is None:
                 process.kill()

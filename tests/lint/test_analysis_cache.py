@@ -329,7 +329,13 @@ def test_a_second_upgrade_through_the_cli_writes_no_cache_entry(
     upgrade("one.db")
     folder = project / ".abmigrate" / "analysis"
     written = _entries(folder)
-    assert set(written) == {"capture.json", "findings.json", "sql.json"}
+    assert set(written) == {
+        "capture.json",
+        "findings.json",
+        "graph.json",
+        "graph-files.json",
+        "sql.json",
+    }
     upgrade("two.db")
     assert _entries(folder) == written  # nothing new, nothing rewritten
 

@@ -31,6 +31,18 @@ def _describe(case: dict[str, object], step: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     "dialect", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"]
 )
@@ -42,15 +54,7 @@ def test_every_corpus_step_passes(
     command += ["--json", str(results)]
     if dialect == "postgresql":
         command += ["--pg-url", request.getfixturevalue("pg_server_url")]
-    completed = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    completed = _run(command)
     assert results.exists(), f"the corpus did not finish:\n{completed.stderr[-4000:]}"
     record = json.loads(results.read_text())
     cases = record["cases"]
@@ -60,3 +64,15 @@ def test_every_corpus_step_passes(
     failures = [_describe(cases[0], step) for step in steps if step["status"] != "pass"]
     assert not failures, f"{len(failures)} corpus step(s) did not pass:\n\n" + "\n\n".join(failures)
     assert completed.returncode == 0, completed.stderr[-4000:]
+
+
+def test_the_cached_revision_graph_answers_what_alembic_answers() -> None:
+    # corpus/graph_compare.py in each project's venv: optuna (installed on first use, as
+    # above) and every other corpus project whose venv ./scripts/corpus already made.
+    venvs = ROOT / ".corpus" / "venvs"
+    present = sorted(path.name.rsplit("-", 1)[0] for path in venvs.glob("*-*") if path.is_dir())
+    projects = sorted({PROJECT, *present})
+    completed = _run([sys.executable, "-m", "corpus.graph_compare", "--install", *projects])
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert f"{PROJECT} (sqlite):" in completed.stderr
+    assert "same as alembic" in completed.stderr

@@ -388,7 +388,7 @@ def checksum_mismatches(
     for revision in applied:
         if revision not in recorded or not workspace.project.known(revision):
             continue
-        now = script_sha256(workspace.project.get(revision).path)
+        now = script_sha256(workspace.project.describe(revision).path)
         if now != recorded[revision]:
             changed[revision] = (recorded[revision], now)
     return changed

@@ -31,6 +31,8 @@ __all__ = [
     "TableStats",
     "choose_compressor",
     "compressor_named",
+    "dump_jobs",
+    "pipeline_error",
     "private_dir",
     "require_tool",
     "run_pipeline",
@@ -145,6 +147,19 @@ class Compressor:
         return [self.path, "-c", f"-{self.level}"]
 
     @property
+    def compress_one_argv(self) -> list[str]:
+        """One thread: for several files compressed side by side (one process each)."""
+        return (
+            [self.path, "-q", "-c", f"-{self.level}"]
+            if self.name == "zstd"
+            else [
+                self.path,
+                "-c",
+                f"-{self.level}",
+            ]
+        )
+
+    @property
     def decompress_argv(self) -> list[str]:
         return [self.path, "-q", "-d", "-c"] if self.name == "zstd" else [self.path, "-d", "-c"]
 
@@ -182,6 +197,16 @@ def compressor_named(name: str, level: int) -> Compressor:
 
 
 # --------------------------------------------------------------------------- processes
+
+
+def dump_jobs() -> int:
+    """Parallel jobs for a dump or restore tool: one per core this process may use, at least
+    two (one job still waits on the server while the other works), at most eight."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(2, min(cores, 8))
 
 
 @contextmanager
@@ -261,7 +286,7 @@ def run_pipeline(
         if reader_may_stop_early and processes[-1].returncode == 0:
             failures = [item for item in failures if item[1] != -signal.SIGPIPE]
         if failures:
-            raise _pipeline_error(failures, what, secrets)
+            raise pipeline_error(failures, what, secrets)
         return output
     finally:
         for process in processes:
@@ -274,9 +299,12 @@ def run_pipeline(
             error_file.close()
 
 
-def _pipeline_error(
-    failures: Sequence[tuple[Sequence[str], int, IO[bytes]]], what: str, secrets: Sequence[str]
+def pipeline_error(
+    failures: Sequence[tuple[Sequence[str], int, IO[bytes]]],
+    what: str,
+    secrets: Sequence[str] = (),
 ) -> BackupError:
+    """One BackupError for failed tools: (argv, exit code, their stderr) each."""
     described: list[tuple[str, str]] = []
     for argv, code, errors_of in failures:
         errors_of.seek(0)

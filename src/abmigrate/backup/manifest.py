@@ -86,6 +86,17 @@ class Manifest:
         return sum(entry.size for entry in self.files)
 
     @property
+    def sha256(self) -> str:
+        """The file's sha256; for several files (a directory archive), the sha256 of their
+        listing as ``sha256sum`` prints it (``<sha256>  <name>`` lines, sorted by name)."""
+        if len(self.files) == 1:
+            return self.files[0].sha256
+        listing = "".join(
+            f"{entry.sha256}  {entry.name}\n" for entry in sorted(self.files, key=lambda e: e.name)
+        )
+        return hashlib.sha256(listing.encode()).hexdigest()
+
+    @property
     def created(self) -> datetime:
         return datetime.fromisoformat(self.created_at)
 
@@ -134,7 +145,7 @@ class Manifest:
             "age_s": round(age_s, 1),
             "revisions": self.revisions,
             "size": self.size,
-            "sha256": self.files[0].sha256 if len(self.files) == 1 else None,
+            "sha256": self.sha256,
             "files": [asdict(entry) for entry in self.files],
             "verified": self.verified,
             "restore_tested": self.restore_tested,

@@ -11,16 +11,19 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from abmigrate.backup.base import (
+    DIR_MODE,
     FILE_MODE,
     Backend,
     Compressor,
     TableStats,
     choose_compressor,
     compressor_named,
+    dump_jobs,
     run_pipeline,
 )
 from abmigrate.backup.base import child_env as _child_env
@@ -163,6 +166,8 @@ def take_backup(workspace: Workspace, *, reason: str = "manual") -> BackupRecord
             for name in outcome.files:
                 path = folder / name
                 path.chmod(FILE_MODE)
+                if path.parent != folder:  # a directory archive: owner-only like the rest
+                    path.parent.chmod(DIR_MODE)
                 entries.append(FileEntry(name, sha256_of(path), path.stat().st_size))
             manifest = Manifest(
                 id=backup_id,
@@ -287,14 +292,22 @@ def _file_problems(manifest: Manifest) -> list[str]:
     return problems
 
 
+def _test_file(manifest: Manifest, compressor: Compressor, name: str) -> None:
+    assert manifest.folder is not None
+    run_pipeline(
+        [compressor.test_argv(manifest.folder / name)],
+        env=_child_env({}),
+        what=f"{compressor.name} integrity test of {name}",
+    )
+
+
 def _check_archive(backend: Backend, manifest: Manifest, compressor: Compressor) -> str:
     assert manifest.folder is not None
-    for entry in manifest.files:
-        run_pipeline(
-            [compressor.test_argv(manifest.folder / entry.name)],
-            env=_child_env({}),
-            what=f"{compressor.name} integrity test of {entry.name}",
-        )
+    packed = [entry.name for entry in manifest.files if entry.name.endswith(compressor.extension)]
+    # Side by side, one tester per core: a directory archive has a file per table.
+    with ThreadPoolExecutor(dump_jobs()) as pool:
+        for _ in pool.map(lambda name: _test_file(manifest, compressor, name), packed):
+            pass
     return backend.check_archive(manifest.folder, [f.name for f in manifest.files], compressor)
 
 

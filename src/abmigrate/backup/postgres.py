@@ -17,7 +17,10 @@ its arguments.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import subprocess
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,16 +34,25 @@ from abmigrate.backup.base import (
     DumpOutcome,
     TableStats,
     child_env,
+    dump_jobs,
     kill_quietly,
+    pipeline_error,
     require_tool,
     run_pipeline,
     tool_version,
 )
+from abmigrate.backup.directory import CompressWhileWritten, decompressed_copy
 from abmigrate.db.database import connect
 from abmigrate.errors import BackupError
 
 __all__ = ["PostgresBackend"]
 
+# The directory archive inside the backup folder (pg_dump -Fd): toc.dat and a file per table.
+ARCHIVE_DIR = "data.dir"
+# pg_dump --verbose (messages in English: LC_ALL=C) names each item a parallel job finished.
+_FINISHED = re.compile(rb"finished item (\d+) ")
+# Its other progress lines ("pg_dump: dumping contents of table ..."): not kept for errors.
+_INFO = re.compile(rb"^pg_dump: (?!error:|warning:|detail:|hint:)")
 INSTALL_HINT = "install the PostgreSQL client tools (apt install postgresql-client-{major})"
 CHECKSUM_METHOD = (
     "postgresql:sum(hashtextextended(hash_record_extended(ROW(columns by name: bool, int2,"
@@ -186,7 +198,6 @@ class PostgresBackend:
 
     def dump(self, url: str, folder: Path, compressor: Compressor) -> DumpOutcome:
         pg_dump, pg_dump_version = _tool("pg_dump")
-        name = "data" + self.extension + compressor.extension
         with connect(url) as connection:
             connection = connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
@@ -204,43 +215,30 @@ class PostgresBackend:
                     )
                 snapshot = str(connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
                 revisions = _revisions(connection)
-                failure: list[BaseException] = []
-                processes: list[subprocess.Popen[bytes]] = []
-
-                def run_dump() -> None:
-                    try:
-                        with (folder / name).open("xb") as out:
-                            run_pipeline(
-                                [
-                                    [pg_dump, "-Fc", "-Z0", f"--snapshot={snapshot}"],
-                                    compressor.compress_argv,
-                                ],
-                                env=libpq_env(url),
-                                stdout=out,
-                                what="pg_dump",
-                                secrets=_password(url),
-                                started=processes,
-                            )
-                    except BaseException as exc:  # re-raised in the calling thread
-                        failure.append(exc)
-
+                job = _DirectoryDump(
+                    pg_dump, pg_dump_version, snapshot, folder / ARCHIVE_DIR, compressor, url
+                )
                 # The figures are read in the exported snapshot while pg_dump streams it.
-                worker = threading.Thread(target=run_dump, name="abmigrate-pg_dump")
+                worker = threading.Thread(target=job.run, name="abmigrate-pg_dump")
                 worker.start()
+                # Waits go through an Event: a Thread.join() that a signal interrupts can mark
+                # the thread as ended while it still runs (CPython 3.11), and then the partial
+                # folder would be removed under its feet.
                 try:
                     tables = _table_stats(connection)
-                    worker.join()
+                    job.ended.wait()
                 except BaseException:
                     # Interrupted or failed: stop the dump rather than wait for it.
-                    for process in processes:
-                        kill_quietly(process)
-                    worker.join()
+                    job.stop()
+                    job.ended.wait()
                     raise
-                if failure:
-                    raise failure[0]
+                worker.join()
+                if job.failure is not None:
+                    raise job.failure
+        archive = folder / ARCHIVE_DIR
         return DumpOutcome(
-            files=[name],
-            format="pg_dump custom (-Fc -Z0)",
+            files=sorted(f"{ARCHIVE_DIR}/{path.name}" for path in archive.iterdir()),
+            format=job.describe(),
             server_version=server_version,
             revisions=revisions,
             tables=tables,
@@ -250,14 +248,22 @@ class PostgresBackend:
 
     def check_archive(self, folder: Path, files: Sequence[str], compressor: Compressor) -> str:
         pg_restore, _ = _tool("pg_restore")
-        with (folder / files[0]).open("rb") as archive:
+        if _is_directory(files):
+            # The table of contents is a file of its own: pg_restore -l reads only it.
             listing = run_pipeline(
-                [compressor.decompress_argv, [pg_restore, "-l"]],
+                [[pg_restore, "-l", str(folder / ARCHIVE_DIR)]],
                 env=child_env({}),
-                stdin=archive,
                 what="reading the archive's table of contents",
-                reader_may_stop_early=True,
             ).decode(errors="replace")
+        else:
+            with (folder / files[0]).open("rb") as archive:
+                listing = run_pipeline(
+                    [compressor.decompress_argv, [pg_restore, "-l"]],
+                    env=child_env({}),
+                    stdin=archive,
+                    what="reading the archive's table of contents",
+                    reader_may_stop_early=True,
+                ).decode(errors="replace")
         entries = [line for line in listing.splitlines() if line and not line.startswith(";")]
         data = [line for line in entries if " TABLE DATA " in line]
         return f"table of contents: {len(entries)} entries, {len(data)} tables with data"
@@ -268,22 +274,68 @@ class PostgresBackend:
         server_major //= 10000
         pg_restore, _ = _tool("pg_restore")
         psql, _ = _tool("psql")
-        # One transaction for everything: clearing the old objects and loading the archive
-        # either both happen or neither does.
         clear = _clear_sql(server_major)
-        with (folder / files[0]).open("rb") as archive:
-            run_pipeline(
-                [
-                    compressor.decompress_argv,
-                    [pg_restore, "-f", "-"],
-                    [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-c", clear, "-f", "-"],
-                ],
-                env=libpq_env(url),
-                stdin=archive,
-                stdout=subprocess.DEVNULL,
-                what="restore",
-                secrets=_password(url),
-            )
+        # Replacing a database's content: one transaction for everything (clearing the old
+        # objects and loading the archive either both happen or neither does), so one job.
+        atomic = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-c", clear, "-f", "-"]
+        if not _is_directory(files):  # a backup taken before directory archives
+            with (folder / files[0]).open("rb") as archive:
+                run_pipeline(
+                    [compressor.decompress_argv, [pg_restore, "-f", "-"], atomic],
+                    env=libpq_env(url),
+                    stdin=archive,
+                    stdout=subprocess.DEVNULL,
+                    what="restore",
+                    secrets=_password(url),
+                )
+            return
+        names = [name[len(ARCHIVE_DIR) + 1 :] for name in files]
+        replacing = not self.is_empty(url)
+        jobs = dump_jobs()
+        # pg_restore reads plain regular files only (pg_dump 15 cannot read zstd, nor a pipe):
+        # the archive is decompressed beside the backup, side by side, and removed after.
+        try:
+            with decompressed_copy(
+                folder / ARCHIVE_DIR, names, compressor, folder.parent, jobs
+            ) as copy:
+                if copy is None:
+                    raise BackupError(
+                        f"not enough free space beside {folder} to decompress the archive"
+                        " for pg_restore",
+                        hint="free disk space in the backup folder's file system",
+                    )
+                if replacing:
+                    run_pipeline(
+                        [[pg_restore, "-f", "-", str(copy)], atomic],
+                        env=libpq_env(url),
+                        stdout=subprocess.DEVNULL,
+                        what="restore",
+                        secrets=_password(url),
+                    )
+                else:
+                    # An empty database has nothing to lose: pg_restore -j loads tables and
+                    # builds indexes side by side.
+                    self._load(pg_restore, [f"--jobs={jobs}", str(copy)], url)
+        except BaseException:
+            if not replacing:  # a failure clears what was loaded: left as empty as it was
+                with contextlib.suppress(BackupError):
+                    run_pipeline(
+                        [[psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", clear]],
+                        env=libpq_env(url),
+                        stdout=subprocess.DEVNULL,
+                        what="clearing the partly restored database",
+                        secrets=_password(url),
+                    )
+            raise
+
+    def _load(self, pg_restore: str, arguments: Sequence[str], url: str) -> None:
+        run_pipeline(
+            [[pg_restore, "--exit-on-error", "--dbname=", *arguments]],  # dbname: PGDATABASE
+            env=libpq_env(url),
+            stdout=subprocess.DEVNULL,
+            what="restore",
+            secrets=_password(url),
+        )
 
     def table_stats(
         self, url: str, recorded: Mapping[str, str] | None = None
@@ -299,6 +351,127 @@ class PostgresBackend:
                 " AND n.nspname !~ '^pg_' AND c.relkind IN ('r','p','v','m','S','f')"
             ).scalar()
         return not count
+
+
+def _is_directory(files: Sequence[str]) -> bool:
+    return bool(files) and files[0].startswith(ARCHIVE_DIR + "/")
+
+
+class _DirectoryDump:
+    """``pg_dump -Fd -j N`` of one snapshot, each table's file compressed as it is written.
+
+    pg_dump 16+ compresses with zstd itself (``--compress=zstd:N``), and any version with
+    gzip; pg_dump 15 and older writes plain files (``-Z0``) that :class:`CompressWhileWritten`
+    compresses beside the dump, one process per file, each finished as pg_dump finishes it.
+    """
+
+    def __init__(
+        self,
+        pg_dump: str,
+        version: str,
+        snapshot: str,
+        archive: Path,
+        compressor: Compressor,
+        url: str,
+    ) -> None:
+        self.archive = archive
+        self.compressor = compressor
+        self.url = url
+        self.jobs = dump_jobs()
+        self.native = compressor.name == "gzip" or _major(version) >= 16
+        if self.native:
+            method = "" if compressor.name == "gzip" else f"{compressor.name}:"
+            compress = f"--compress={method}{compressor.level}"
+        else:
+            compress = "--compress=0"
+        self.argv = [
+            pg_dump,
+            "--format=directory",
+            f"--jobs={self.jobs}",
+            f"--snapshot={snapshot}",
+            compress,
+            "--verbose",
+            "--file",
+            str(archive),
+        ]
+        self.follower = (
+            None
+            if self.native
+            else CompressWhileWritten(
+                archive, compressor, self.jobs, "compressing the dump's files"
+            )
+        )
+        self.failure: BaseException | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopped = threading.Event()
+        self.ended = threading.Event()
+
+    def describe(self) -> str:
+        where = "by pg_dump" if self.native else "per table, beside pg_dump"
+        return f"pg_dump directory (-Fd -j{self.jobs}), {self.compressor.describe()} {where}"
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._process is not None:
+            kill_quietly(self._process)
+        if self.follower is not None:
+            self.follower.abort()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # re-raised in the calling thread
+            self.failure = exc
+            self.stop()
+        finally:
+            self.ended.set()
+
+    def _run(self) -> None:
+        follower = self.follower
+        follower_failure: list[BaseException] = []
+
+        def follow() -> None:
+            assert follower is not None
+            try:
+                follower.run()
+            except BaseException as exc:
+                follower_failure.append(exc)
+
+        following = threading.Thread(target=follow, name="abmigrate-compress")
+        with tempfile.TemporaryFile() as errors:
+            try:
+                self._process = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    env={**libpq_env(self.url), "LC_ALL": "C"},
+                )
+            except OSError as exc:
+                raise BackupError(f"cannot run pg_dump: {exc.strerror}") from None
+            if self._stopped.is_set():
+                kill_quietly(self._process)
+            if follower is not None:
+                following.start()
+            assert self._process.stderr is not None
+            with self._process.stderr as progress:
+                for line in progress:
+                    if follower is not None and (found := _FINISHED.search(line)):
+                        follower.finished(f"{int(found.group(1))}.dat")
+                    elif not _INFO.match(line):
+                        errors.write(line)
+            self._process.wait()
+            if follower is not None:
+                if self._process.returncode != 0:
+                    follower.abort()  # the dump failed: its files are not worth finishing
+                follower.tool_exited()
+                following.join()
+            if self._process.returncode != 0:
+                raise pipeline_error(
+                    [(self.argv, self._process.returncode, errors)], "pg_dump", _password(self.url)
+                )
+            if follower_failure:
+                raise follower_failure[0]
 
 
 def _first(exc: BaseException) -> str:

@@ -111,7 +111,7 @@ def write_revision(
             downgrades=downgrades,
             imports=imports,
         )
-    project._script = None  # the graph has a new head
+    project.reload()  # the graph has a new head
     if created is None:  # pragma: no cover - alembic returns the script it wrote
         raise RevisionError("alembic wrote no revision file")
     return RevisionCreated(

@@ -14,10 +14,20 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from abmigrate.bridge.graph import (
+    VERSION_NUM_LENGTH,
+    CachedRevision,
+    GraphProblem,
+    RevisionGraph,
+    declared_problems,
+    file_problems,
+    load_graph,
+    shape_problems,
+)
 from abmigrate.db.dialects import dialect_for
 from abmigrate.errors import ConfigError, GraphError, RevisionError
 
@@ -33,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "VERSION_NUM_LENGTH",
     "AlembicProject",
+    "CachedRevision",
+    "DeclaredScript",
     "GraphProblem",
     "StepSQL",
     "between_steps",
@@ -42,25 +54,21 @@ __all__ = [
     "remember_existing_types",
 ]
 
-# alembic_version.version_num is VARCHAR(32): a longer id cannot be stored.
-VERSION_NUM_LENGTH = 32
 _RELATIVE_DOWN = re.compile(r"^-(\d+)$")
 _PLAIN_ID = re.compile(r"^[0-9A-Za-z_]+$")
+_SYMBOLS = ("head", "heads", "base")
 _MARKER = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
-class GraphProblem:
-    code: str
-    message: str
-    revisions: tuple[str, ...] = ()
-    # Where it was found (not part of the record): the revision file, and for a
-    # dangling_parent the id it names, so lint and check can word it their own way.
-    path: str | None = field(default=None, compare=False)
-    parent: str | None = field(default=None, compare=False)
+class DeclaredScript:
+    """One revision file as written: what the revision graph is drawn from."""
 
-    def to_record(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "revisions": list(self.revisions)}
+    revision: str
+    parents: tuple[str, ...]
+    branch_labels: tuple[str, ...]
+    message: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -74,24 +82,27 @@ class AlembicProject:
     """An Alembic script directory plus the URL its ``env.py`` should use."""
 
     def __init__(
-        self, alembic_ini: Path, url: str | None = None, x_args: Sequence[str] = ()
+        self,
+        alembic_ini: Path,
+        url: str | None = None,
+        x_args: Sequence[str] = (),
+        *,
+        cache_dir: Path | None = None,
+        graph: bool = True,
     ) -> None:
-        import argparse
-
-        from alembic.config import Config
-
         if not alembic_ini.is_file():
             raise ConfigError(f"alembic.ini not found: {alembic_ini}", hint="pass --alembic-ini")
         self.alembic_ini = alembic_ini
         self.url = url
         self.x_args = tuple(x_args)
-        # `alembic -x key=value`: env.py reads them with context.get_x_argument().
-        self.config: Config = Config(
-            str(alembic_ini), cmd_opts=argparse.Namespace(x=list(self.x_args))
-        )
-        if url is not None:
-            self.set_url(url)
+        # Where the revision graph is cached (bridge.graph); None (a project made outside
+        # a workspace: scratch jobs, the pytest plugin) or graph=False (to compare the
+        # two): every graph question goes to Alembic.
+        self.cache_dir = cache_dir
+        self._config: Config | None = None
         self._script: ScriptDirectory | None = None
+        self._graph: RevisionGraph | None = None
+        self._graph_loaded = not graph or cache_dir is None
         from abmigrate.db.database import DEFAULT_VERSION_TABLE
 
         # Where env.py records revisions, learned from its last online run.
@@ -101,15 +112,55 @@ class AlembicProject:
     def for_url(self, url: str) -> AlembicProject:
         """The same project (alembic.ini, ``-x`` arguments) pointed at another database.
         Scripts already loaded are shared: the database does not change what they say."""
-        clone = AlembicProject(self.alembic_ini, url, self.x_args)
+        clone = AlembicProject(self.alembic_ini, url, self.x_args, cache_dir=self.cache_dir)
         clone._script = self._script
         return clone
 
+    @property
+    def config(self) -> Config:
+        """Alembic's Config, made on first use (importing Alembic costs a command that
+        only reads the cached graph more than everything else it does)."""
+        if self._config is None:
+            import argparse
+
+            from alembic.config import Config
+
+            # `alembic -x key=value`: env.py reads them with context.get_x_argument().
+            self._config = Config(
+                str(self.alembic_ini), cmd_opts=argparse.Namespace(x=list(self.x_args))
+            )
+            if self.url is not None:
+                self._apply_url(self._config, self.url)
+        return self._config
+
     def set_url(self, url: str) -> None:
         self.url = url
+        if self._config is not None:
+            self._apply_url(self._config, url)
+
+    @staticmethod
+    def _apply_url(config: Config, url: str) -> None:
         # configparser interpolates '%': a password with '%' must be doubled.
-        self.config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-        self.config.attributes["abmigrate.url"] = url
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        config.attributes["abmigrate.url"] = url
+
+    def reload(self) -> None:
+        """Forget the graph (after writing a revision file)."""
+        self._script = None
+        self._graph, self._graph_loaded = None, False
+
+    @property
+    def graph(self) -> RevisionGraph | None:
+        """The cached revision graph (:mod:`abmigrate.bridge.graph`), read without importing
+        a revision; None when Alembic cannot build the graph (callers then go through
+        Alembic, which raises what it raises)."""
+        if not self._graph_loaded:
+            if self._script is not None and "_revision_map" in vars(self._script.revision_map):
+                # Alembic has imported every revision already: its map costs nothing more.
+                return None
+            self._graph = load_graph(self.alembic_ini, self.cache_dir, lambda: self.config)
+            self._graph_loaded = True
+        return self._graph
 
     # -- the revision graph -------------------------------------------------------------
 
@@ -158,6 +209,37 @@ class AlembicProject:
         with self._graph_errors():
             return list(self.script.walk_revisions("base", "heads"))
 
+    def history(self) -> list[CachedRevision]:
+        """Every revision, newest first (as `alembic history` prints them), from the
+        cached graph: no revision is imported."""
+        graph = self.graph
+        if graph is not None:
+            return [graph.revisions[revision] for revision in graph.walk]
+        return [_cached_revision(script) for script in self.revisions()]
+
+    def describe(self, revision: str) -> CachedRevision:
+        """One revision (id, label or unique prefix) as the cached graph knows it."""
+        graph = self.graph
+        found = graph.resolve(revision) if graph is not None and _is_ident(revision) else None
+        if graph is not None and found is not None:
+            return graph.revisions[found]
+        return _cached_revision(self.get(revision))
+
+    def pending(self, current: Sequence[str]) -> list[CachedRevision]:
+        """What ``upgrade heads`` applies from ``current``, in order (from the cached
+        graph when every revision of ``current`` is known to it)."""
+        graph = self.graph
+        if graph is not None and all(revision in graph.revisions for revision in current):
+            return [graph.revisions[revision] for revision in graph.pending(current)]
+        return [_cached_revision(step.revision) for step in self.upgrade_steps("heads", current)]
+
+    @property
+    def script_dir(self) -> str:
+        """The script_location folder (where env.py is), from the cached graph when it
+        has it (ScriptDirectory imports Alembic)."""
+        graph = self.graph
+        return graph.script_dir if graph is not None else str(self.script.dir)
+
     def _scripts_by_id(self) -> dict[str, Script]:
         """Every revision by id, in no particular order (the revision map as Alembic built
         it, branch-label keys left out); raises what building the map raises."""
@@ -169,10 +251,16 @@ class AlembicProject:
         }
 
     def heads(self) -> list[str]:
+        graph = self.graph
+        if graph is not None:
+            return list(graph.heads)
         with self._graph_errors():
             return list(self.script.get_heads())
 
     def bases(self) -> list[str]:
+        graph = self.graph
+        if graph is not None:
+            return list(graph.bases)
         with self._graph_errors():
             return list(self.script.get_bases())
 
@@ -184,6 +272,9 @@ class AlembicProject:
         return script
 
     def known(self, revision: str) -> bool:
+        graph = self.graph
+        if graph is not None and _is_ident(revision):
+            return graph.resolve(revision) is not None
         from alembic.script.revision import RevisionError as AlembicRevisionError
         from alembic.util import CommandError
 
@@ -196,6 +287,9 @@ class AlembicProject:
         """Revisions applied when the database records ``current`` (they and their ancestors)."""
         if not current:
             return set()
+        graph = self.graph
+        if graph is not None and all(revision in graph.revisions for revision in current):
+            return graph.ancestors(current)
         with self._graph_errors():
             return {
                 script.revision
@@ -204,11 +298,35 @@ class AlembicProject:
                 )
             }
 
+    def declared_scripts(self) -> list[DeclaredScript]:
+        """Every revision file as written (id, parents, branch labels, message, path), from
+        the revision map when it can be built, else read file by file (a missing parent)."""
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+        from alembic.util import CommandError, to_tuple
+
+        try:
+            scripts = list(self._scripts_by_id().values())
+        except (AlembicRevisionError, CommandError, KeyError):
+            scripts = list(self.script._load_revisions())
+        return [
+            DeclaredScript(
+                revision=script.revision,
+                parents=tuple(to_tuple(script.down_revision, default=())),
+                branch_labels=tuple(sorted(script.branch_labels or ())),
+                message=(script.doc or "").strip().split("\n")[0].strip(),
+                path=str(script.path),
+            )
+            for script in scripts
+        ]
+
     def declared_revisions(self) -> list[tuple[str, tuple[str, ...], str]]:
         """``(id, parents as written, path)`` of every revision file, read without building
         Alembic's revision map (which cannot be built when a parent is missing)."""
         from alembic.util import to_tuple
 
+        graph = self.graph
+        if graph is not None:
+            return list(graph.declared)
         return [
             (script.revision, tuple(to_tuple(script.down_revision, default=())), str(script.path))
             for script in self.script._load_revisions()
@@ -220,29 +338,16 @@ class AlembicProject:
         (``duplicate_id``, Alembic warns and keeps one), then, file by file, parents no
         script defines (``dangling_parent``) and ids too long for the version table
         (``id_too_long``)."""
-        from alembic.util import to_tuple
-
-        scripts = list(self.script._load_revisions())
-        paths: dict[str, list[str]] = {}
-        for script in scripts:
-            paths.setdefault(script.revision, []).append(str(script.path))
-        problems = [
-            GraphProblem(
-                "duplicate_id",
-                f"revision {revision} is defined more than once: {', '.join(sorted(found))}",
-                (revision,),
-                path=sorted(found)[0],
-            )
-            for revision, found in paths.items()
-            if len(found) > 1
-        ]
-        return problems + _file_problems(
-            (script.revision, tuple(to_tuple(script.down_revision, default=())), script.path)
-            for script in scripts
-        )
+        graph = self.graph
+        if graph is not None:
+            return list(graph.declared_problems)
+        return declared_problems(self.declared_revisions())
 
     def graph_problems(self) -> list[GraphProblem]:
         """Structural problems: several heads/roots, dangling parents, ids too long."""
+        graph = self.graph
+        if graph is not None:
+            return list(graph.problems)
         from alembic.script.revision import RevisionError as AlembicRevisionError
         from alembic.util import CommandError
 
@@ -261,26 +366,10 @@ class AlembicProject:
                     (str(exc.args[0]),) if exc.args else (),
                 )
             ]
-        problems = _file_problems(
+        problems = file_problems(
             (script.revision, script._normalized_down_revisions, script.path) for script in scripts
         )
-        heads = self.heads()
-        if len(heads) > 1:
-            problems.append(
-                GraphProblem(
-                    "multiple_heads",
-                    f"{len(heads)} heads: {', '.join(heads)} (run `abmigrate merge`)",
-                    tuple(heads),
-                )
-            )
-        bases = self.bases()
-        if len(bases) > 1:
-            problems.append(
-                GraphProblem(
-                    "multiple_roots", f"{len(bases)} roots: {', '.join(bases)}", tuple(bases)
-                )
-            )
-        return problems
+        return problems + shape_problems(self.heads(), self.bases())
 
     # -- steps ------------------------------------------------------------------------
 
@@ -511,7 +600,7 @@ class AlembicProject:
                 created = command.revision(self.config, message=message, autogenerate=autogenerate)
         except CommandError as exc:
             raise RevisionError(str(exc), hint=_revision_hint(str(exc))) from None
-        self._script = None
+        self.reload()
         if created is None:
             return []
         scripts = created if isinstance(created, list) else [created]
@@ -528,43 +617,37 @@ class AlembicProject:
             )
         with self._graph_errors(), _silenced_stdout():
             created = command.merge(self.config, "heads", message=message)
-        self._script = None
+        self.reload()
         if created is None:  # pragma: no cover - alembic returns the new script
             raise RevisionError("alembic did not create a merge revision")
         return created
 
 
-def _file_problems(
-    scripts: Iterable[tuple[str, Sequence[str], str | None]],
-) -> list[GraphProblem]:
-    """Per ``(id, parents, path)``: each parent no script defines, then an id too long for
-    the version table (the one wording of both, for graph_problems and declared_problems)."""
-    entries = list(scripts)
-    known = {revision for revision, _, _ in entries}
-    problems: list[GraphProblem] = []
-    for revision, parents, path in entries:
-        for parent in parents:
-            if parent not in known:
-                problems.append(
-                    GraphProblem(
-                        "dangling_parent",
-                        f"{revision} names parent {parent!r}, which no script defines",
-                        (revision,),
-                        path=str(path) if path else None,
-                        parent=parent,
-                    )
-                )
-        if len(revision) > VERSION_NUM_LENGTH:
-            problems.append(
-                GraphProblem(
-                    "id_too_long",
-                    f"revision id {revision!r} is {len(revision)} characters;"
-                    f" alembic_version holds {VERSION_NUM_LENGTH}",
-                    (revision,),
-                    path=str(path) if path else None,
-                )
-            )
-    return problems
+def _is_ident(revision: str) -> bool:
+    """A plain id, label or prefix (not ``head``, ``base@...``, ``abc+1``)."""
+    return revision not in _SYMBOLS and bool(_PLAIN_ID.match(revision))
+
+
+def _cached_revision(script: Script) -> CachedRevision:
+    """An Alembic Script as the cached graph describes a revision."""
+    return CachedRevision(
+        revision=script.revision,
+        down_revisions=tuple(script._normalized_down_revisions),
+        doc=script.doc,
+        path=str(script.path),
+        branch_labels=tuple(sorted(script.branch_labels)),
+        dependencies=tuple(to_tuple_of(script.dependencies)),
+        nextrev=frozenset(script.nextrev),
+        is_merge_point=script.is_merge_point,
+    )
+
+
+def to_tuple_of(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
 
 
 def refuse_moved(heads: Sequence[str], expected: Sequence[str]) -> None:

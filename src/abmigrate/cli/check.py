@@ -33,10 +33,11 @@ def _csv(value: str | None) -> list[str]:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["human", "json", "github"]),
+    type=click.Choice(["human", "json", "github", "markdown"]),
     callback=remember_format,
     expose_value=False,
-    help="Output format (github: workflow annotations).",
+    help="Output format (github: workflow annotations; markdown: for a pull request, also"
+    " appended to $GITHUB_STEP_SUMMARY when set).",
 )
 @pass_state
 def check(
@@ -66,6 +67,11 @@ def check(
     report = api.check(context, _csv(only) or None, _csv(skip))
     if state.output_format == "json":
         click.echo(render_json(report))
+    elif state.output_format == "markdown":
+        from abmigrate.cli.main import emit_markdown
+        from abmigrate.render.markdown import check_markdown
+
+        emit_markdown(check_markdown(report.to_record()))
     else:
         render_check_report(report, console(), github=state.output_format == "github", note=note)
     if not report.passed:

@@ -18,9 +18,10 @@ __all__ = ["lint"]
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["human", "json", "sarif", "github"]),
+    type=click.Choice(["human", "json", "sarif", "github", "markdown"]),
     default=None,
-    help="Output format (json: a list of findings; sarif: SARIF 2.1.0; github: annotations).",
+    help="Output format (json: a list of findings; sarif: SARIF 2.1.0; github: annotations;"
+    " markdown: for a pull request, also appended to $GITHUB_STEP_SUMMARY when set).",
 )
 @click.option(
     "--fail-on",
@@ -66,6 +67,11 @@ def lint(
         click.echo(output.render_json(result))
     elif fmt == "sarif":
         click.echo(output.render_sarif(result, all_rules()))
+    elif fmt == "markdown":
+        from abmigrate.cli.main import emit_markdown
+        from abmigrate.render.markdown import lint_markdown
+
+        emit_markdown(lint_markdown(result.to_record()))
     elif fmt == "github":
         text = output.render_github(result)
         if text:

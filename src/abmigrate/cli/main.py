@@ -8,6 +8,7 @@ traceback. Commands that live in other modules are loaded only when invoked.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,15 @@ from abmigrate.errors import EXIT_ERROR, EXIT_FAIL, AbmigrateError, GuardRefused
 if TYPE_CHECKING:
     from abmigrate.events import Observer
 
-__all__ = ["CliState", "common_options", "emit", "main", "open_workspace", "pass_state"]
+__all__ = [
+    "CliState",
+    "common_options",
+    "emit",
+    "emit_markdown",
+    "main",
+    "open_workspace",
+    "pass_state",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +49,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "rehearse": "abmigrate.cli.state:rehearse",
     "journal": "abmigrate.cli.journal:journal",
     "fleet": "abmigrate.cli.fleet:fleet",
+    "graph": "abmigrate.cli.report:graph",
+    "report": "abmigrate.cli.report:report",
 }
 
 
@@ -88,14 +99,16 @@ def _set_yes(ctx: click.Context, _: click.Parameter, value: bool) -> None:
         ctx.ensure_object(CliState).yes = True
 
 
-def common_options(*, confirm: bool = False) -> Callable[[F], F]:
+def common_options(
+    *, confirm: bool = False, formats: tuple[str, ...] = ("human", "json")
+) -> Callable[[F], F]:
     """--env and --format on every command (also accepted before the command)."""
 
     def decorate(function: F) -> F:
         function = click.option(
             "--format",
             "output_format",
-            type=click.Choice(["human", "json"]),
+            type=click.Choice(list(formats)),
             callback=remember_format,
             expose_value=False,
             help="Output format.",
@@ -138,6 +151,22 @@ def emit(state: CliState, result: Any) -> None:
         click.echo(render_json(result))
     else:
         render(result, console())
+
+
+def emit_markdown(text: str) -> None:
+    """Markdown on standard output, and appended to the GitHub Actions job summary
+    (``$GITHUB_STEP_SUMMARY``) when the variable names a file."""
+    click.echo(text, nl=not text.endswith("\n"))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(text if text.endswith("\n") else text + "\n")
+        except OSError as exc:
+            raise AbmigrateError(
+                f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}",
+                hint="unset GITHUB_STEP_SUMMARY outside GitHub Actions",
+            ) from None
 
 
 def event_printer(state: CliState) -> Observer:
@@ -315,7 +344,7 @@ def heads(state: CliState) -> None:
     help="Predict whether the schema at head will match the models, replaying the revisions"
     " on a scratch database when the cache lacks it (creates and drops a database there).",
 )
-@common_options()
+@common_options(formats=("human", "json", "markdown"))
 @pass_state
 def plan(state: CliState, target: str | None, sql: bool, down: bool, models: bool) -> None:
     """The steps an upgrade (or --down downgrade) to TARGET would run; writes nothing.
@@ -327,9 +356,15 @@ def plan(state: CliState, target: str | None, sql: bool, down: bool, models: boo
 
     workspace = open_workspace(state)
     if down:
-        emit(state, api.plan(workspace, target, direction="downgrade", sql=sql))
+        result = api.plan(workspace, target, direction="downgrade", sql=sql)
     else:
-        emit(state, api.plan(workspace, target, direction="upgrade", sql=sql, models=models))
+        result = api.plan(workspace, target, direction="upgrade", sql=sql, models=models)
+    if state.output_format == "markdown":
+        from abmigrate.render.markdown import plan_markdown
+
+        emit_markdown(plan_markdown(result.to_record()))
+    else:
+        emit(state, result)
 
 
 def migrate_options(function: F) -> F:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from abmigrate.analysis_cache import folder_for
 from abmigrate.bridge.project import AlembicProject
 from abmigrate.config.settings import Environment, Policy, Settings, load_settings
 from abmigrate.errors import ConfigError
@@ -43,7 +44,12 @@ class Workspace:
                 raise
             name = settings.environment_name(env)
             environment = Environment(name, "", Policy.default_for(name))
-        project = AlembicProject(settings.alembic_ini, environment.url or None, x_args)
+        project = AlembicProject(
+            settings.alembic_ini,
+            environment.url or None,
+            x_args,
+            cache_dir=folder_for(settings.config_path or settings.alembic_ini),
+        )
         return cls(settings, environment, project)
 
     @property
@@ -64,16 +70,17 @@ class Workspace:
         (``dont_mutate``) to learn where it records revisions instead: a custom
         ``version_table``/``version_table_schema``, or a ``search_path`` it sets.
         """
-        from abmigrate.bridge.env_run import WrongDatabase
         from abmigrate.db.database import DEFAULT_VERSION_TABLE, read_version_rows, sqlite_path
 
         project = self.project
         rows = read_version_rows(self.url, project.version_table)
-        sqlite_file = sqlite_path(self.url)
         if rows is not None or project.facts is not None:
             return rows
+        sqlite_file = sqlite_path(self.url)
         if sqlite_file is not None and not sqlite_file.exists():
             return rows
+        from abmigrate.bridge.env_run import WrongDatabase  # not before: it imports asyncio
+
         try:
             project.probe()
         except WrongDatabase:

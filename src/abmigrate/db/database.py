@@ -11,15 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.pool import NullPool
+from typing import TYPE_CHECKING, Any
 
 from abmigrate.db.dialects import dialect_for
 from abmigrate.db.url import mask_url
 from abmigrate.errors import ConnectionFailed
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
+
+# SQLAlchemy is imported inside the functions that use it: a warm `status` reads the version
+# table through the driver alone (see _peek_rows).
 
 __all__ = [
     "DEFAULT_VERSION_TABLE",
@@ -34,6 +37,7 @@ __all__ = [
     "scrub",
     "sqlite_path",
     "sync_url",
+    "table_absent",
     "version_rows_on",
 ]
 
@@ -98,6 +102,9 @@ class DatabaseIdentity:
 
 
 def parse_url(url: str) -> URL:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url)
     except ArgumentError:
@@ -119,6 +126,9 @@ def sqlite_path(url: str) -> Path | None:
 
 def scrub(message: str, url: str) -> str:
     """Remove the URL's password from a message, whatever the driver put in it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         password = make_url(url).password
     except ArgumentError:
@@ -141,6 +151,10 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     """An engine without a pool; ``schema`` (PostgreSQL) puts that schema first on the
     search_path of every connection, so it is the default schema reflection looks at (a
     tenant's schema, where env.py works)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import NoSuchModuleError
+    from sqlalchemy.pool import NullPool
+
     options: dict[str, object] = {}
     connect_args = dialect_for(parse_url(url)).schema_connect_args(schema) if schema else None
     if connect_args:
@@ -158,6 +172,8 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
 def connect(url: str, *, schema: str | None = None) -> Iterator[Connection]:
     """A connection whose failures become one clear ConnectionFailed line (``schema``: see
     :func:`make_engine`)."""
+    from sqlalchemy.exc import DBAPIError
+
     engine = make_engine(url, schema=schema)
     try:
         try:
@@ -176,6 +192,9 @@ def connect(url: str, *, schema: str | None = None) -> Iterator[Connection]:
 
 def read_version_rows(url: str, table: VersionTable = DEFAULT_VERSION_TABLE) -> list[str] | None:
     """The revisions the database records; None when it has no version table (or no file)."""
+    peeked = _peek_rows(url, table)
+    if peeked is not _CANNOT:
+        return peeked
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return None
@@ -183,11 +202,136 @@ def read_version_rows(url: str, table: VersionTable = DEFAULT_VERSION_TABLE) -> 
         return version_rows_on(connection, table)
 
 
+_CANNOT: list[Any] = []
+# sqlite:///relative.db, sqlite:////absolute.db, with or without +pysqlite; nothing else
+# (options, in-memory or URI databases go through SQLAlchemy).
+_PLAIN_SQLITE = re.compile(r"^sqlite(?:\+pysqlite)?:///(?P<path>[^?#%]+)$")
+
+
+def _peek_rows(url: str, table: VersionTable) -> list[str] | None:
+    """The version rows through the driver alone, without importing SQLAlchemy (a third
+    of what a `status` costs otherwise): a plain SQLite file through sqlite3, PostgreSQL
+    through psycopg; ``_CANNOT`` for any other URL or anything unexpected (SQLAlchemy then
+    reads, and reports)."""
+    quoted = _quoted(table.name, table.schema)
+    sql = f"SELECT version_num FROM {quoted}"
+    if url.startswith("sqlite"):
+        rows = _CANNOT if table.schema else _peek_sqlite(url, table.name, sql)
+    else:
+        rows = _peek_postgresql(url, quoted, sql)
+    if rows is None or rows is _CANNOT:
+        return rows
+    return sorted(str(row[0]) for row in rows)
+
+
+def table_absent(url: str, name: str, schema: str | None = None) -> bool:
+    """True when the database has no table ``name`` (or, for SQLite, no file yet), known
+    through the driver alone (see :func:`_peek_rows`); False when it has it, or when only
+    SQLAlchemy can tell."""
+    if url.startswith("sqlite"):
+        return schema is None and _peek_sqlite(url, name, None) is None
+    return _peek_postgresql(url, _quoted(name, schema), None) is None
+
+
+def _quoted(name: str, schema: str | None) -> str:
+    quoted = '"' + name.replace('"', '""') + '"'
+    return f'"{schema.replace(chr(34), chr(34) * 2)}".{quoted}' if schema else quoted
+
+
+# The drivers abmigrate connects with through psycopg (sync_url maps the async ones).
+_PSYCOPG_URL = re.compile(r"^postgresql\+(?:psycopg|psycopg_async|asyncpg)://")
+
+
+def _peek_postgresql(url: str, quoted: str, sql: str | None) -> list[Any] | None:
+    """``sql``'s rows through psycopg alone, None when the relation ``quoted`` does not
+    exist, ``_CANNOT`` when psycopg alone cannot tell. A connection failure is reported
+    as :func:`connect` reports it."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    if not _PSYCOPG_URL.match(url):
+        return _CANNOT
+    try:
+        parts = urlsplit(url)
+        options: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+        port = parts.port
+    except ValueError:
+        return _CANNOT
+    if parts.hostname and "host" not in options:
+        options["host"] = unquote(parts.hostname)
+    if port is not None:
+        options["port"] = port
+    if parts.username is not None:
+        options["user"] = unquote(parts.username)
+    if parts.password is not None:
+        options["password"] = unquote(parts.password)
+    if parts.path.strip("/"):
+        options["dbname"] = unquote(parts.path.lstrip("/"))
+    import psycopg
+
+    try:
+        connection = psycopg.connect(**options, autocommit=True)
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise ConnectionFailed(
+            f"cannot connect to {mask_url(url)}: {scrub(first_line, url)}",
+            hint="check the host, port, user and password, and that the server is running",
+        ) from None
+    except psycopg.Error:
+        return _CANNOT
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (quoted,))
+            found = cursor.fetchone()
+            if not found or not found[0]:
+                return None
+            if sql is None:
+                return []
+            cursor.execute(sql.encode())
+            return list(cursor.fetchall())
+    except psycopg.Error:
+        return _CANNOT
+    finally:
+        connection.close()
+
+
+def _peek_sqlite(url: str, table: str, sql: str | None) -> list[Any] | None:
+    """``sql``'s rows on a plain SQLite file opened read-only through sqlite3, None when
+    the file or ``table`` does not exist, ``_CANNOT`` when sqlite3 alone cannot tell."""
+    import sqlite3
+    from urllib.parse import quote
+
+    found = _PLAIN_SQLITE.match(url)
+    if found is None:
+        return _CANNOT
+    path = Path(found.group("path"))
+    if path.name == ":memory:" or path.name.startswith("file:"):
+        return _CANNOT
+    if not path.is_file():
+        return None if not path.exists() else _CANNOT
+    try:
+        connection = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return _CANNOT
+    try:
+        exists = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        if exists is None:
+            return None
+        return connection.execute(sql).fetchall() if sql else []
+    except sqlite3.Error:
+        return _CANNOT
+    finally:
+        connection.close()
+
+
 def version_rows_on(
     connection: Connection, table: VersionTable = DEFAULT_VERSION_TABLE
 ) -> list[str] | None:
     """:func:`read_version_rows` through an open connection (it sees that connection's
     uncommitted changes: the dry run reads its own transaction)."""
+    from sqlalchemy import inspect, text
+
     if not inspect(connection).has_table(table.name, schema=table.schema):
         return None
     preparer = connection.dialect.identifier_preparer

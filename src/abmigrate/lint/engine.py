@@ -8,6 +8,7 @@ suppressions, and then advances the schema state. Graph rules run once per proje
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections.abc import Collection, Iterable, Sequence
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.bridge.graph import CachedRevision
 from abmigrate.lint.capture import OfflineContext, capture_revision, recording
 from abmigrate.lint.config import LintConfig
 from abmigrate.lint.facts import RevisionFacts, apply_effects, memo_key
@@ -91,7 +93,9 @@ def lint_project(
     # rest of the walk is neither read from nor written to the cache).
     memo: dict[str, Any] | None = {}
     result = LintResult([], [])
-    with recording():
+    # Recording starts with the first revision to capture (it imports Alembic's operations;
+    # a walk answered from the cache needs neither).
+    with contextlib.ExitStack() as stack:
         for script in _in_history_order(project):
             wanted = revisions is None or script.revision in revisions
             linted = wanted and script.revision not in config.exclude_revisions
@@ -109,11 +113,13 @@ def lint_project(
                         found = _cached_findings(store.get("findings", findings_key))
             if facts is None or (linted and found is None):
                 if offline is None:
+                    stack.enter_context(recording())
                     offline = OfflineContext()
                 if memo is not None:
                     offline.memo = memo
-                capture = capture_revision(script, offline)
-                unit = _unit(script, capture, state.copy(), assume)
+                loaded = _loaded(project, script)
+                capture = capture_revision(loaded, offline)
+                unit = _unit(loaded, capture, state.copy(), assume)
                 facts = RevisionFacts.from_capture(capture.statements, offline.memo)
                 if capture.error is not None:
                     store = None  # a failed render may depend on more than the keys
@@ -250,12 +256,13 @@ def _cached_findings(record: Any) -> dict[str, Any] | None:
     return {"findings": findings, "suppressed": suppressed}
 
 
-def _in_history_order(project: AlembicProject) -> list[Script]:
-    """Base first; falls back to every loadable file when the graph itself is broken."""
+def _in_history_order(project: AlembicProject) -> list[Script] | list[CachedRevision]:
+    """Base first, from the cached graph (no revision imported until one must be captured:
+    :func:`_loaded`); falls back to every loadable file when the graph itself is broken."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return list(reversed(project.revisions()))
+            return list(reversed(project.history()))
     except Exception:  # Alembic raises KeyError, among others, for a dangling parent
         pass
     try:
@@ -267,6 +274,15 @@ def _in_history_order(project: AlembicProject) -> list[Script]:
             f"cannot load the revision files: {type(exc).__name__}: {exc}",
             hint="fix that file (python -m py_compile FILE shows the error), then lint again",
         ) from None
+
+
+def _loaded(project: AlembicProject, script: Script | CachedRevision) -> Script:
+    """Alembic's Script (the module imported) of a revision the walk must capture."""
+    if isinstance(script, CachedRevision):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # as _in_history_order: Alembic's own warnings
+            return project.get(script.revision)
+    return script
 
 
 def _parents(script: Script) -> tuple[str, ...]:
