@@ -40,7 +40,7 @@ from abmigrate.results import (
 )
 
 # apply.journal.JOURNAL_TABLE, named here so a `status` without a journal does not import
-# that module (and SQLAlchemy with it); tests/unit/test_graph_cache.py holds them equal.
+# that module (and SQLAlchemy with it); tests/bridge/test_graph_cache.py holds them equal.
 JOURNAL_TABLE = "abmigrate_journal"
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ def test_verify_models_fail_makes_new_differences_fatal_but_not_earlier_ones(
     root = _models_drift_project(copy_scenario, {"verify_models": "fail"})
     env = {"DATABASE_URL": sqlite_url}
     # The plan step predicts the differences and refuses before anything runs
-    # (tests/integration/test_plan_models.py); a revision that diverges only on the live
+    # (tests/apply/test_plan_models.py); a revision that diverges only on the live
     # database is what the verification after the run still catches.
     failed = run_cli("upgrade", cwd=root, env=env)
     assert failed.exit_code == 1, failed
