@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from runner_helpers import make_project, query, versions
-from test_readable_output import NARROW, assert_fits_80_columns
+from terminal import NARROW, assert_fits_80_columns
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEAD = "c4d0000000d1"  # check_models_drift's only revision

@@ -17,19 +17,9 @@ from typing import Any
 import pytest
 from runner_helpers import make_project
 from sqlalchemy.engine import make_url
+from terminal import NARROW, assert_fits_80_columns
 
-NARROW = {"COLUMNS": None}  # no terminal and no COLUMNS: Rich's 80 columns
 SECONDS_AGO = r"(just now|\d+ s ago|1 min ago)"  # a loaded machine is slow
-
-
-def assert_fits_80_columns(text: str) -> None:
-    """Nothing cut short, and nothing wider than 80 columns that could have been wrapped: a
-    line may stick out only with one long word (a path, a URL) at its end."""
-    assert "…" not in text, text
-    for line in text.splitlines():
-        if len(line) > 80:
-            head, _, last_word = line.rstrip().rpartition(" ")
-            assert len(head) <= 80 and len(last_word) > 40, f"not wrapped:\n{line}\n\n{text}"
 
 
 def chain_of(copy_scenario: Any, extra: int) -> Path:
