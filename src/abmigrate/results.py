@@ -438,7 +438,7 @@ class TargetState(Record):
     cohort: str | None = None
     last_run: str | None = None  # the outcome of the journal's last run
     fingerprint: str | None = None
-    drift: str | None = None  # how the schema differs from its peers at the same revision
+    drift: str | None = None  # how the schema differs from its recorded revision's (or its peers')
     recommendation: str | None = None
     error: str | None = None
 

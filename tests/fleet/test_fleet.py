@@ -168,7 +168,12 @@ def test_a_fleet_of_databases_schemas_and_files_canary_halt_resume_and_drift(
     groups = {group["dialect"]: group for group in _report(status)["groups"]}
     assert (groups["postgresql"]["identical"], groups["postgresql"]["differ"]) == (60, [])
     assert (groups["sqlite"]["identical"], groups["sqlite"]["differ"]) == (10, [])
+    # Compared with the schema f3 produces (replayed), not only with each other.
+    assert {group["compared_with"] for group in groups.values()} == {"revision"}
     execute(databases["d05"], "CREATE TABLE stray (id integer)")
+    # The same hand change in every SQLite file: alike among themselves, all unlike f3.
+    for url in files.values():
+        execute(url, "CREATE TABLE extra (id integer)")
     drifted = fleet("status", "--concurrency", "8")
     outputs.append(drifted.stdout + drifted.stderr)
     assert drifted.exit_code == 1, drifted
@@ -176,11 +181,16 @@ def test_a_fleet_of_databases_schemas_and_files_canary_halt_resume_and_drift(
     assert group["identical"] == 59
     assert [item["name"] for item in group["differ"]] == ["d05"]
     assert "stray" in group["differ"][0]["difference"]
+    on_files = {group["dialect"]: group for group in _report(drifted)["groups"]}["sqlite"]
+    assert on_files["identical"] == 0
+    assert sorted(item["name"] for item in on_files["differ"]) == sorted(files)
+    assert all("extra" in item["difference"] for item in on_files["differ"])
     human = run_cli(
         "fleet", "status", "--targets", str(targets), cwd=root, env={**env, "COLUMNS": "80"}
     )
     outputs.append(human.stdout + human.stderr)
-    assert "59 identical, 1 differ: d05" in human.stdout
+    said = " ".join(human.stdout.split())
+    assert "against the schema f3 produces: 59 identical, 1 differ: d05" in said
     assert max(len(line) for line in human.stdout.splitlines()) <= 80
 
     # Passwords: never in a report, a summary line, an error or an incident report.

@@ -214,3 +214,31 @@ def test_alembic_proxies_answer_per_thread() -> None:
     for thread in threads:
         thread.join()
     assert seen == {"acme": "acme", "globex": "globex"}
+
+
+def test_fleet_drift_compares_with_the_revision_or_says_why_it_compared_peers() -> None:
+    from abmigrate.db.fingerprint import Fingerprint
+    from abmigrate.fleet.survey import _drift_groups
+    from abmigrate.results import TargetState
+
+    table = {"table t": {"columns": ["id"]}}
+    extra = {**table, "table stray": {"columns": ["id"]}}
+    states = [
+        TargetState(name=name, database="db", schema=None, state="up_to_date", current=["r2"])
+        for name in ("a", "b", "c")
+    ]
+    prints = {
+        "a": Fingerprint("postgresql", extra),
+        "b": Fingerprint("postgresql", extra),
+        "c": Fingerprint("postgresql", table),
+    }
+    key = ("r2", "postgresql")
+    # Against r2's replayed schema: the two alike with a stray table both differ.
+    [group] = _drift_groups(states, prints, {key: Fingerprint("postgresql", table)})
+    assert (group["compared_with"], group["identical"]) == ("revision", 1)
+    assert [item["name"] for item in group["differ"]] == ["a", "b"]
+    # r2 cannot be replayed: the majority is the reference, and the group says why.
+    [group] = _drift_groups(states, prints, {key: "baseline undeclared"})
+    assert (group["compared_with"], group["identical"]) == ("peers", 2)
+    assert [item["name"] for item in group["differ"]] == ["c"]
+    assert "baseline undeclared" in group["note"]

@@ -4,9 +4,13 @@ Each target is looked at through the single-target API (``api.status``, ``api.di
 its own workspace. The per-target journals are the source of truth: a fleet run sharded over
 machines is seen whole from anywhere that reaches the databases.
 
-Fleet drift (``status``): targets recording the same revision should have the same schema.
-Their live schemas are fingerprinted and grouped; the schema most of them share is the
-reference, and each target that differs is named with its first difference.
+Fleet drift (``status``): a target's schema should be the one its recorded revision
+produces. Targets recording the same revision (per dialect) are grouped, and their live
+fingerprints compared with that revision's schema, replayed once per group on a scratch
+database (``state.replay``, cached): each target that differs is named with its first
+difference. Where the revision cannot be replayed (an undeclared baseline, say), the group
+falls back to its peers: the schema most of them share is the reference, and the group says
+why.
 """
 
 from __future__ import annotations
@@ -62,7 +66,10 @@ def survey(
         for cohort, members in cohorts(targets, canary, wave_size):
             for member in members:
                 states[member.name].cohort = cohort
-    groups = _drift_groups(ordered, fingerprints) if command == "status" else []
+    groups = []
+    if command == "status":
+        expected = _expected_schemas(base, fleet, targets, states, fingerprints)
+        groups = _drift_groups(ordered, fingerprints, expected)
     return FleetSurvey(
         fleet=fleet.name,
         environment=fleet.environment.name,
@@ -116,25 +123,68 @@ def _steps_to(workspace: Workspace, revision: str, current: list[str]) -> list[A
     return steps
 
 
+def _group_key(state: TargetState, fingerprint: Fingerprint) -> tuple[str, str]:
+    return (",".join(state.current) or "base", fingerprint.dialect)
+
+
+def _expected_schemas(
+    base: Workspace,
+    fleet: Fleet,
+    targets: Sequence[Target],
+    states: dict[str, TargetState],
+    fingerprints: dict[str, Fingerprint],
+) -> dict[tuple[str, str], Fingerprint | str]:
+    """Per group: the schema its recorded revision produces, or why it could not be
+    replayed. One replay per group, on the workspace of its first target."""
+    from abmigrate.state.replay import expected_state_fingerprint
+
+    expected: dict[tuple[str, str], Fingerprint | str] = {}
+    for member in targets:
+        state = states[member.name]
+        fingerprint = fingerprints.get(member.name)
+        if fingerprint is None:
+            continue
+        key = _group_key(state, fingerprint)
+        if key in expected:
+            continue
+        try:
+            workspace = target_workspace(base, fleet, member)
+            expected[key] = expected_state_fingerprint(workspace, list(state.current))
+        except AbmigrateError as exc:
+            expected[key] = scrub(exc.message, member.url)
+    return expected
+
+
 def _drift_groups(
-    states: list[TargetState], fingerprints: dict[str, Fingerprint]
+    states: list[TargetState],
+    fingerprints: dict[str, Fingerprint],
+    expected: dict[tuple[str, str], Fingerprint | str],
 ) -> list[dict[str, Any]]:
-    """Per recorded revision (and dialect): how many targets share the usual schema, and
-    which differ, each with its first difference from it."""
+    """Per recorded revision (and dialect): how many targets have the schema that revision
+    produces (or, where it cannot be replayed, the schema most of them share), and which
+    differ, each with its first difference from it."""
     from abmigrate.db.fingerprint import diff
 
     by_revision: dict[tuple[str, str], list[TargetState]] = {}
     for state in states:
         if state.name in fingerprints:
-            key = (",".join(state.current) or "base", fingerprints[state.name].dialect)
+            key = _group_key(state, fingerprints[state.name])
             by_revision.setdefault(key, []).append(state)
     groups = []
     for (revision, dialect), members in sorted(by_revision.items()):
-        digests: dict[str, list[TargetState]] = {}
-        for state in members:
-            digests.setdefault(fingerprints[state.name].digest, []).append(state)
-        usual = max(digests.values(), key=len)
-        reference = fingerprints[usual[0].name]
+        replayed = expected.get((revision, dialect))
+        if isinstance(replayed, str) or replayed is None:
+            digests: dict[str, list[TargetState]] = {}
+            for state in members:
+                digests.setdefault(fingerprints[state.name].digest, []).append(state)
+            usual = max(digests.values(), key=len)
+            reference = fingerprints[usual[0].name]
+            compared_with = "peers"
+            note = f"the revision could not be replayed: {replayed or 'no target to replay on'}"
+        else:
+            reference = replayed
+            usual = [s for s in members if fingerprints[s.name].digest == replayed.digest]
+            compared_with, note = "revision", None
         differ = []
         for state in members:
             if state in usual:
@@ -148,6 +198,8 @@ def _drift_groups(
             {
                 "revision": revision,
                 "dialect": dialect,
+                "compared_with": compared_with,
+                "note": note,
                 "identical": len(usual),
                 "differ": differ,
             }

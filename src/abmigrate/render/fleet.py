@@ -107,15 +107,25 @@ def render_fleet_survey(result: FleetSurvey, out: Console) -> None:
     counts = ", ".join(f"{count} {state}" for state, count in sorted(result.counts().items()))
     out.print(f"{plural(len(result.targets), 'target')}: {counts}")
     for group in result.groups:
+        revision = _revs(group["revision"].split(","), short)
+        against = (
+            f"the schema {revision} produces"
+            if group.get("compared_with") == "revision"
+            else "each other"
+        )
         line = (
-            f"drift at {_revs(group['revision'].split(','), short)} ({group['dialect']}):"
+            f"drift at {revision} ({group['dialect']}), against {against}:"
             f" {group['identical']} identical"
         )
+        for text in wrap(group.get("note") or "", width, 4, lead="  note: "):
+            out.print(escape(text), style="dim")
+        if group["differ"]:
+            names = ", ".join(item["name"] for item in group["differ"])
+            line += f", {len(group['differ'])} differ: {names}"
+        style = "yellow" if group["differ"] else "green"
+        out.print(escape("\n".join(wrap(line, width, 2))), style=style)
         if not group["differ"]:
-            out.print(f"[green]{escape(line)}[/]")
             continue
-        names = ", ".join(item["name"] for item in group["differ"])
-        out.print(f"[yellow]{escape(line)}, {len(group['differ'])} differ: {escape(names)}[/]")
         for item in group["differ"]:
             for text in wrap(item["difference"], width, 6, lead=f"  - {item['name']}: "):
                 out.print(escape(text))
