@@ -242,3 +242,28 @@ def test_fleet_drift_compares_with_the_revision_or_says_why_it_compared_peers() 
     assert (group["compared_with"], group["identical"]) == ("peers", 2)
     assert [item["name"] for item in group["differ"]] == ["c"]
     assert "baseline undeclared" in group["note"]
+
+
+def test_a_worker_thread_of_env_py_sees_the_one_active_context() -> None:
+    """env.py may run its migrations in a thread of its own (tests/scenarios/worker_thread_env):
+    with the per-thread proxies installed, that thread sees the process's only context."""
+    import pathlib
+    import threading
+
+    from alembic import context
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    from abmigrate.bridge.threads import thread_local_proxies
+
+    thread_local_proxies()
+    config = Config()
+    scripts = pathlib.Path(__file__).resolve().parents[1] / "scenarios" / "linear" / "migrations"
+    config.set_main_option("script_location", str(scripts))
+    seen: list[object] = []
+    with EnvironmentContext(config, ScriptDirectory.from_config(config)):
+        worker = threading.Thread(target=lambda: seen.append(context.config))
+        worker.start()
+        worker.join()
+    assert seen == [config]

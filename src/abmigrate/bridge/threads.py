@@ -8,7 +8,10 @@ runs in two threads would send one target's revisions to the other target's conn
 :func:`thread_local_proxies` makes each thread see its own instance: the module's ``_proxy``
 becomes a dispatcher to the instance the calling thread entered last, and the proxied
 attributes (``context.config``) are answered by the module's ``__getattr__`` the same way.
-A single-threaded run behaves exactly as before. Installed once, for the process's life.
+A thread that entered none (a worker thread an env.py starts to run its migrations in) is
+answered by the one instance active in the process, as plain Alembic would; with several
+active at once (a fleet's threads) that is ambiguous, and it is refused with a hint. A
+single-threaded run behaves exactly as before. Installed once, for the process's life.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ __all__ = ["environment_turns", "thread_local_proxies"]
 _local = threading.local()
 _install_lock = threading.Lock()
 _installed = False
+# Every instance active in any thread, per class: what a thread that entered none sees.
+_active: dict[type[Any], list[Any]] = {}
+_active_lock = threading.Lock()
 
 
 def _stack(cls: type[Any]) -> list[Any]:
@@ -33,6 +39,21 @@ def _stack(cls: type[Any]) -> list[Any]:
     return stacks.setdefault(cls, [])
 
 
+def _current(cls: type[Any]) -> Any | None:
+    """This thread's instance; else the process's only active one; else None."""
+    stack = _stack(cls)
+    if stack:
+        return stack[-1]
+    with _active_lock:
+        active = list(_active.get(cls, ()))
+    if len(active) > 1:
+        raise RuntimeError(
+            f"Alembic's {cls.__name__} was used from a thread of env.py's own while several"
+            " migrations run at once: run the fleet with --concurrency 1"
+        )
+    return active[0] if active else None
+
+
 class _Dispatch:
     """Stands in for a proxy module's ``_proxy``: each lookup reaches this thread's instance."""
 
@@ -40,19 +61,19 @@ class _Dispatch:
         self._cls = cls
 
     def __getattr__(self, name: str) -> Any:
-        stack = _stack(self._cls)
-        if not stack:
+        current = _current(self._cls)
+        if current is None:
             raise NameError(
                 f"Can't invoke {name!r}: no Alembic {self._cls.__name__} is active in this thread"
             )
-        return getattr(stack[-1], name)
+        return getattr(current, name)
 
 
 def _module_getattr(cls: type[Any], names: set[str]) -> Callable[[str], Any]:
     def __getattr__(name: str) -> Any:
-        stack = _stack(cls)
-        if name in names and stack:
-            return getattr(stack[-1], name)
+        current = _current(cls) if name in names else None
+        if current is not None:
+            return getattr(current, name)
         raise AttributeError(name)
 
     return __getattr__
@@ -62,6 +83,8 @@ def _install(self: ModuleClsProxy) -> None:
     cls = type(self)
     names, modules = self._setups[cls]
     _stack(cls).append(self)
+    with _active_lock:
+        _active.setdefault(cls, []).append(self)
     for globals_, _ in modules:
         _dispatch_module(globals_, cls, names)
 
@@ -75,11 +98,16 @@ def _dispatch_module(globals_: MutableMapping[str, Any], cls: type[Any], names: 
 
 
 def _remove(self: ModuleClsProxy) -> None:
-    stack = _stack(type(self))
-    for index in range(len(stack) - 1, -1, -1):
-        if stack[index] is self:
-            del stack[index]
-            break
+    _drop_last(_stack(type(self)), self)
+    with _active_lock:
+        _drop_last(_active.get(type(self), []), self)
+
+
+def _drop_last(instances: list[Any], instance: Any) -> None:
+    for index in range(len(instances) - 1, -1, -1):
+        if instances[index] is instance:
+            del instances[index]
+            return
 
 
 def thread_local_proxies() -> None:
