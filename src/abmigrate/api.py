@@ -605,10 +605,12 @@ def rehearse(
     scale_rows: int | None = None,
     observer: Observer | None = None,
 ) -> Rehearsal:
-    """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade."""
+    """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade.
+    The result is kept as the environment's last rehearsal, which ``report`` shows."""
     from abmigrate.rehearse.rehearsal import rehearse as run_rehearsal
+    from abmigrate.rehearse.saved import save_rehearsal
 
-    return run_rehearsal(
+    rehearsal = run_rehearsal(
         workspace,
         target,
         from_backup=from_backup,
@@ -616,6 +618,11 @@ def rehearse(
         scale_rows=scale_rows,
         observer=observer,
     )
+    # Kept for `abmigrate report`, which shows the environment's last rehearsal.
+    problem = save_rehearsal(workspace, rehearsal)
+    if problem:
+        rehearsal.warnings.append(problem)
+    return rehearsal
 
 
 def capture(workspace: Workspace, message: str) -> RevisionCreated:
@@ -635,8 +642,9 @@ def report(
     """Every part of a migration review, each from the record its own command returns: the
     status, the graph, the plan to the head with SQL, lint and preflight, the data-loss
     estimate of rolling back to ``rollback`` (None: none), the journal, the backups and a
-    rehearsal record saved from ``rehearse --format json``. Reads only; a part that fails is
-    reported in ``errors`` instead."""
+    rehearsal: ``rehearsal`` (a record ``rehearse --format json`` printed), else the
+    environment's last (``rehearse/saved.py``). Reads only; a part that fails is reported in
+    ``errors`` instead."""
     from datetime import UTC, datetime
     from importlib.metadata import version
 
@@ -652,6 +660,17 @@ def report(
 
     state = gather("status", lambda: status(workspace).to_record())
     current = (state or {}).get("current") or []
+    if rehearsal is None:
+        from abmigrate.rehearse.saved import last_rehearsal
+
+        rehearsal = last_rehearsal(workspace)
+        if rehearsal is not None and sorted(rehearsal.get("start") or []) != sorted(current):
+            started = ", ".join(rehearsal.get("start") or []) or "an empty database"
+            now = ", ".join(current) or "nothing"
+            rehearsal["stale"] = (
+                f"rehearsed from {started}; the database records {now} now: rehearse again"
+                " for figures of the plan above"
+            )
     target = "heads" if len(workspace.project.heads()) > 1 else "head"
     rollback_plan = None
     if rollback is not None and current and not (state or {}).get("unknown"):

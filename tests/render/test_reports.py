@@ -283,6 +283,20 @@ def test_report_with_rehearsal_backups_and_journal_on_sqlite(run_cli: Any, tmp_p
     assert page.count('<details class="step"') == 3  # three revisions pending
     assert len(graph_node_ids(page)) == ABPARTS_REVISIONS
 
+    # Without --rehearsal, the report shows the environment's last rehearsal, kept (0600)
+    # when it ran; once the database moves on, it says the figures are of another plan.
+    kept = next((tmp_path / ".abmigrate" / "rehearsals").glob("*.json"))
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert run_cli(*common, "report", "-o", out).exit_code == 0
+    page = out.read_text()
+    assert page.count('class="rehearsal-step"') == len(steps)
+    assert 'id="rehearsal-stale"' not in page
+    assert run_cli(*common, "upgrade").exit_code == 0
+    assert run_cli(*common, "report", "-o", out).exit_code == 0
+    page = out.read_text()
+    assert page.count('class="rehearsal-step"') == len(steps)
+    assert 'id="rehearsal-stale"' in page and "rehearse again" in page
+
     bad = tmp_path / "not-a-rehearsal.json"
     bad.write_text("[1, 2]")
     refused = run_cli(*common, "report", "--rehearsal", bad, "-o", tmp_path / "x.html")
