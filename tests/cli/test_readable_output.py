@@ -9,6 +9,7 @@ migrations' Python warnings show only with ``--verbose``; summaries say what the
 from __future__ import annotations
 
 import json
+import logging
 import re
 import textwrap
 from pathlib import Path
@@ -306,6 +307,10 @@ def test_alembic_logging_and_warnings_only_with_verbose(noisy_project, run_cli, 
     assert "✓ upgrade a1f0c0de0002" in quiet.stderr
     assert cli("downgrade", "base").exit_code == 0
 
+    # As another project's env.py leaves it in this process (logging.config.fileConfig
+    # disables the loggers its ini does not name, and none enables them again): --verbose
+    # must still show Alembic's lines.
+    logging.getLogger("alembic.runtime.migration").disabled = True
     verbose = cli("--verbose", "upgrade")
     assert verbose.exit_code == 0, verbose
     assert "INFO  [alembic.runtime.migration] Running upgrade a1f0c0de0001 -> a1f0c0de0002" in (

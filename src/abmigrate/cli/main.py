@@ -275,6 +275,13 @@ def _library_output(*, verbose: bool) -> Iterator[None]:
             own.setLevel(logging.DEBUG)
             for logger in noisy:
                 logger.setLevel(logging.INFO)
+            # An env.py's logging.config.fileConfig disables the loggers its ini does not
+            # name, and a later fileConfig never enables them again: in a process that ran
+            # another project's env.py before (the Python API, a fleet), Alembic's loggers
+            # could stay silent for good. --verbose asks for them.
+            for name, known in list(logging.root.manager.loggerDict.items()):
+                if name.split(".")[0] == "alembic" and isinstance(known, logging.Logger):
+                    known.disabled = False
             if not logging.root.handlers:
                 handler = logging.StreamHandler(sys.stderr)
                 handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
