@@ -150,10 +150,13 @@ class CompressWhileWritten:
                         break
                     else:
                         self._aborted.wait(_POLL_S)
-                process.stdin.close()
             except BrokenPipeError:
                 pass  # the compressor failed: its own message says why
             finally:
+                # Closed on every path (a compressor that died leaves the pipe broken:
+                # flushing it then fails again), so no pipe outlives the backup.
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
                 process.wait()
             if self._aborted.is_set():
                 return
