@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
@@ -41,6 +41,15 @@ __all__ = [
 
 State = Literal["uninitialized", "up_to_date", "behind", "unknown_revision", "ahead_or_branched"]
 Direction = Literal["upgrade", "downgrade"]
+
+
+def _with_findings(record: Any, findings: list[Finding]) -> dict[str, Any]:
+    """``record`` as data, its lint findings in their own JSON form (``Finding.to_record``
+    names fields differently from the dataclass), not walked twice by ``asdict``."""
+    return {
+        **asdict(replace(record, findings=[])),
+        "findings": [finding.to_record() for finding in findings],
+    }
 
 
 class Record:
@@ -148,10 +157,7 @@ class Step(Record):
     preflight: list[PreflightResult] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
-            "findings": [finding.to_record() for finding in self.findings],
-        }
+        return _with_findings(self, self.findings)
 
 
 @dataclass
@@ -260,10 +266,9 @@ class RunResult(Record):
     models_prediction: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
+        record = _with_findings(self, self.findings)
         # The JSON contract: an empty object, not null, when nothing was verified.
         record["verification"] = record["verification"] or {}
-        record["findings"] = [finding.to_record() for finding in self.findings]
         return record
 
 
@@ -276,7 +281,7 @@ class RevisionCreated(Record):
     findings: list[Finding] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
-        return {**asdict(self), "findings": [finding.to_record() for finding in self.findings]}
+        return _with_findings(self, self.findings)
 
 
 @dataclass
