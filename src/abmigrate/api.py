@@ -160,25 +160,21 @@ def _journal_view(
     from abmigrate.apply import journal as journal_module
 
     runs = journal_module.read_runs(workspace.url, schema=schema)
-    migrations = [run for run in runs if run.get("direction") in ("upgrade", "downgrade")]
+    last = next((run for run in runs if run.is_migration), None)
     last_run = None
-    if migrations:
-        last = migrations[0]
+    if last is not None:
         last_run = {
-            key: last.get(key)
-            for key in (
-                "run_id",
-                "direction",
-                "outcome",
-                "started_at",
-                "finished_at",
-                "in_flight",
-                "error",
-            )
+            "run_id": last.run_id,
+            "direction": last.direction,
+            "outcome": last.outcome,
+            "started_at": last.started_at,
+            "finished_at": last.finished_at,
+            "in_flight": last.in_flight,
+            "error": last.error,
+            "by": last.actor.get("user"),
+            "revisions": len(last.applied),
+            "planned": len(last.planned),
         }
-        last_run["by"] = (last.get("actor") or {}).get("user")
-        last_run["revisions"] = len(last.get("applied") or [])
-        last_run["planned"] = len(last.get("planned") or [])
     applied = workspace.project.applied_set([r for r in current if r not in unknown])
     warnings = [
         f"revision {revision}'s script changed after it was applied (journal sha256"
@@ -400,7 +396,7 @@ def journal_run(workspace: Workspace, run_id: str, *, local: bool = False) -> Jo
         runs = [
             run
             for run in journal_module.read_local_log(workspace.settings.journal_log)
-            if journal_module.matches_run_id(str(run.get("run_id", "")), run_id)
+            if journal_module.matches_run_id(run.run_id, run_id)
         ]
         source = str(workspace.settings.journal_log)
     else:
@@ -415,7 +411,7 @@ def journal_run(workspace: Workspace, run_id: str, *, local: bool = False) -> Jo
     if len(runs) > 1:
         raise AbmigrateError(
             f"{run_id!r} matches {len(runs)} runs: "
-            + ", ".join(str(run.get("run_id")) for run in runs[:10])
+            + ", ".join(run.run_id for run in runs[:10])
             + (" …" if len(runs) > 10 else ""),
             hint="give more of the run id",
         )
@@ -688,7 +684,9 @@ def report(
         graph=gather("graph", lambda: graph(workspace).to_record()),
         plan=gather("plan", lambda: plan(workspace, target, sql=True).to_record()),
         rollback=rollback_plan,
-        journal=gather("journal", lambda: journal(workspace, limit=journal_limit).runs),
+        journal=gather(
+            "journal", lambda: journal(workspace, limit=journal_limit).to_record()["runs"]
+        ),
         backups=gather("backups", lambda: backups(workspace).to_record()["backups"]),
         rehearsal=rehearsal,
         errors=errors,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ __all__ = [
     "Record",
     "RestoreResult",
     "RevisionCreated",
+    "RunRecord",
     "RunResult",
     "StampResult",
     "Status",
@@ -355,12 +356,195 @@ class RestoreResult(Record):
     pre_restore_backup: dict[str, Any] | None = None
 
 
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``data`` that name a field of ``cls``: records written by another
+    abmigrate version may hold more keys, or fewer."""
+    names = {item.name for item in fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
+
+
+def _applied_step(data: dict[str, Any]) -> AppliedStep:
+    known = _known(AppliedStep, data)
+    known.setdefault("revision", "?")
+    known.setdefault("message", "")
+    known.setdefault("direction", "upgrade")
+    known.setdefault("elapsed_s", 0.0)
+    return AppliedStep(**known)
+
+
+def _data_loss(data: dict[str, Any]) -> DataLoss:
+    known = _known(DataLoss, data)
+    for name in ("column", "rows"):
+        known.setdefault(name, None)
+    known.setdefault("revision", "?")
+    known.setdefault("table", "?")
+    known.setdefault("message", "")
+    return DataLoss(**known)
+
+
+def _verification(data: dict[str, Any]) -> Verification:
+    known: dict[str, Any] = {
+        "ok": False,
+        "current": [],
+        "expected": [],
+        "schema": {},
+        "drift": None,
+        "drift_before_run": [],
+        "drift_not_checked": [],
+        "verify_models": "",
+        "health": {},
+        "problems": [],
+        "warnings": [],
+    }
+    known.update(_known(Verification, data))
+    return Verification(**known)
+
+
+# The fields every run record carries; the others only where they apply (a dry run, an
+# acknowledgement, a forced stamp, a failure), so the JSON of one kind of run does not fill
+# with another kind's nulls.
+_RUN_FIELDS = (
+    "run_id",
+    "environment",
+    "database",
+    "dialect",
+    "direction",
+    "target",
+    "from_revisions",
+    "to_revisions",
+    "planned",
+    "applied",
+    "in_flight",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error",
+    "backup",
+    "actor",
+    "versions",
+    "overrides",
+    "warnings",
+    "data_loss",
+    "models_prediction",
+)
+_RUN_FIELDS_IF_SET = (
+    "dry_run",
+    "skipped",
+    "method",
+    "verification",
+    "incident_path",
+    "checksums",
+    "reason",
+    "differences",
+)
+
+
+@dataclass
+class RunRecord(Record):
+    """One run as the journal keeps it (apply.journal): the ``record`` column of its row in
+    ``abmigrate_journal`` and its lines in the local log. Written at the start of a run and
+    rewritten as it goes; ``outcome`` is ``running`` until it ends.
+
+    ``direction`` is ``upgrade`` or ``downgrade`` for migrations, ``acknowledge`` for
+    reviewed script changes (``checksums``, ``reason``), ``stamp`` for a forced stamp
+    (``reason``, ``differences``). Keys this version does not know (another version's, or
+    the local log's ``event``) are kept in ``extra`` and written back unchanged."""
+
+    run_id: str
+    direction: str
+    environment: str
+    database: str = ""
+    started_at: str = ""
+    outcome: str = "running"
+    finished_at: str | None = None
+    dialect: str | None = None
+    target: str | None = None
+    from_revisions: list[str] = field(default_factory=list)
+    to_revisions: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    applied: list[AppliedStep] = field(default_factory=list)
+    in_flight: str | None = None  # the revision being applied (or that failed)
+    error: str | None = None
+    backup: dict[str, Any] | None = None  # the BackupRecord taken before the run
+    actor: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    overrides: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    data_loss: list[DataLoss] = field(default_factory=list)
+    models_prediction: dict[str, Any] | None = None
+    verification: Verification | None = None
+    incident_path: str | None = None
+    dry_run: bool = False
+    skipped: list[dict[str, str]] | None = None  # a dry run's statements it could not run
+    method: str | None = None  # how a dry run undid its work
+    checksums: dict[str, str | None] | None = None  # acknowledge: revision -> new sha256
+    reason: str | None = None
+    differences: list[str] | None = None  # a forced stamp: how the schema differed
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_migration(self) -> bool:
+        return self.direction in ("upgrade", "downgrade")
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {name: getattr(self, name) for name in _RUN_FIELDS}
+        record.update(
+            (name, getattr(self, name))
+            for name in _RUN_FIELDS_IF_SET
+            if getattr(self, name) not in (None, False)
+        )
+        record["applied"] = [step.to_record() for step in self.applied]
+        record["data_loss"] = [loss.to_record() for loss in self.data_loss]
+        if self.verification is not None:
+            record["verification"] = self.verification.to_record()
+        for key, value in self.extra.items():
+            record.setdefault(key, value)
+        return record
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> RunRecord:
+        """A record as written by any abmigrate version: missing keys take their defaults,
+        unknown ones go to ``extra``."""
+        names = {item.name for item in fields(cls)} - {"extra"}
+        known = {key: value for key, value in data.items() if key in names}
+        extra = {key: value for key, value in data.items() if key not in names}
+        known["run_id"] = str(known.get("run_id") or "?")
+        known["direction"] = str(known.get("direction") or "run")
+        known["environment"] = str(known.get("environment") or "")
+        for name in ("from_revisions", "to_revisions", "planned"):
+            known[name] = [str(revision) for revision in known.get(name) or []]
+        for name in ("actor", "versions"):
+            known[name] = known.get(name) or {}
+        for name in ("overrides", "warnings"):
+            known[name] = known.get(name) or []
+        known["applied"] = [
+            _applied_step(step) for step in known.get("applied") or [] if isinstance(step, dict)
+        ]
+        known["data_loss"] = [
+            _data_loss(loss) for loss in known.get("data_loss") or [] if isinstance(loss, dict)
+        ]
+        verification = known.get("verification")
+        known["verification"] = (
+            _verification(verification) if isinstance(verification, dict) else None
+        )
+        known["dry_run"] = bool(known.get("dry_run"))
+        return cls(**known, extra=extra)
+
+
 @dataclass
 class JournalResult(Record):
     environment: str
     database: str
     source: str
-    runs: list[dict[str, Any]]
+    runs: list[RunRecord]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "database": self.database,
+            "source": self.source,
+            "runs": [run.to_record() for run in self.runs],
+        }
 
 
 @dataclass
@@ -370,7 +554,15 @@ class JournalRun(Record):
     environment: str
     database: str
     source: str
-    run: dict[str, Any]
+    run: RunRecord
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "database": self.database,
+            "source": self.source,
+            "run": self.run.to_record(),
+        }
 
 
 # -- fleets (abmigrate.fleet) ------------------------------------------------------------

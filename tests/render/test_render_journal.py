@@ -9,13 +9,17 @@ from typing import Any
 
 from abmigrate.render.records import console, last_backup_summary, last_run_summary, render
 from abmigrate.render.text import ago, duration, wrap
-from abmigrate.results import JournalResult, JournalRun
+from abmigrate.results import JournalResult, JournalRun, RunRecord
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 IDS = [f"{number:04x}c0ffee{number:02d}" for number in range(120)]  # 12 characters each
 
 
-def _run(**changes: Any) -> dict[str, Any]:
+def _run(**changes: Any) -> RunRecord:
+    return RunRecord.from_record(_stored(**changes))
+
+
+def _stored(**changes: Any) -> dict[str, Any]:
     started = NOW - timedelta(minutes=3)
     record: dict[str, Any] = {
         "run_id": "20261128T115700-5505b2ad",
@@ -58,7 +62,7 @@ def test_a_120_revision_run_is_one_row_at_80_columns() -> None:
         from_revisions=[IDS[9]],
         to_revisions=[IDS[10]],
         planned=IDS[10:13],
-        applied=_run()["applied"][10:11],
+        applied=_stored()["applied"][10:11],
         outcome="failed",
         in_flight=IDS[11],
         error="upgrade of revision 000bc0ffee11 failed: RuntimeError: data conflict",
@@ -95,17 +99,19 @@ def test_a_wide_terminal_gets_a_line_per_run() -> None:
 def test_a_run_in_full_lists_its_steps_and_what_was_not_run() -> None:
     run = _run(
         planned=IDS[:3],
-        applied=_run()["applied"][:1],
+        applied=_stored()["applied"][:1],
         to_revisions=[IDS[0]],
         outcome="failed",
         in_flight=IDS[1],
         error="RuntimeError: data conflict",
+        incident_path="incidents/20261128T115712Z-production.md",
     )
     text = _text(JournalRun("production", "db", "table", run))
     assert text.splitlines()[0] == "run 20261128T115700-5505b2ad: upgrade of production, failed"
     assert "from → to  (none) → 0000c0ffee00 (target head)" in text
     assert "by         alice on ci-7 (pid 4242)" in text
     assert "error      RuntimeError: data conflict" in text
+    assert "incident   incidents/20261128T115712Z-production.md" in text
     assert "steps: 1 of 3 revisions applied" in text
     assert "  1  0000c0ffee00  0.1 s  step 0" in text
     assert "  2  0001c0ffee01  —      (failed here)" in text

@@ -9,10 +9,11 @@ from __future__ import annotations
 import shlex
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from abmigrate.config.workspace import Workspace
+    from abmigrate.results import RunRecord
 
 __all__ = ["cli_prefix", "write_incident"]
 
@@ -38,7 +39,7 @@ def _bullet(items: list[str]) -> str:
 
 def write_incident(
     workspace: Workspace,
-    run: dict[str, Any],
+    run: RunRecord,
     *,
     error: str,
     failed_revision: str | None,
@@ -55,12 +56,11 @@ def write_incident(
         counter += 1
         path = folder / f"{stamp}-{environment.name}-{counter}.md"
     cli = cli_prefix(workspace)
-    direction = run.get("direction", "upgrade")
-    start = run.get("from_revisions") or []
-    target = run.get("target") or "head"
+    direction = run.direction
+    start = run.from_revisions
+    target = run.target or "head"
     where = ", ".join(current) if current else ("unknown" if current is None else "no revision")
-    backup = run.get("backup")
-    applied = run.get("applied") or []
+    backup = run.backup
     if backup:
         backup_text = (
             f"`{backup.get('id')}` at `{backup.get('path')}` (sha256 {backup.get('sha256')},"
@@ -72,7 +72,7 @@ def write_incident(
 
     steps = [
         f"1. Look at the database's state: `{cli} status` (and `{cli} journal` for this run,"
-        f" `{run.get('run_id')}`).",
+        f" `{run.run_id}`).",
         "2. Read the error above; fix its cause — the migration script, or the data it"
         " tripped over (a `plan --sql` shows what runs).",
     ]
@@ -82,12 +82,12 @@ def write_incident(
             f" `{cli} diagnose`, undo or finish them by hand, then record the revision the"
             f" schema matches with `{cli} stamp REVISION`."
         )
-    verification = run.get("verification") or {}
-    if verification.get("ok") is False:
+    verification = run.verification
+    if verification is not None and not verification.ok:
         # Every revision went through; what failed is the check afterwards.
         steps[1] = (
             "2. The migration itself completed; the verification failed: "
-            + "; ".join(verification.get("problems") or [])
+            + "; ".join(verification.problems)
             + ". Check the application (its health endpoint, its logs) before deciding."
         )
     else:
@@ -110,27 +110,27 @@ def write_incident(
     )
 
     timeline = [
-        f"{step.get('revision')} {step.get('direction', direction)} in {step.get('elapsed_s')}s"
-        + (f" after {step.get('attempts')} attempts" if (step.get("attempts") or 1) > 1 else "")
-        for step in applied
+        f"{step.revision} {step.direction} in {step.elapsed_s}s"
+        + (f" after {step.attempts} attempts" if step.attempts > 1 else "")
+        for step in run.applied
     ]
     text = f"""# Migration incident: {direction} of {environment.name} failed
 
 | | |
 |---|---|
-| when | {run.get("started_at")} → {run.get("finished_at")} |
-| run id | `{run.get("run_id")}` |
+| when | {run.started_at} → {run.finished_at} |
+| run id | `{run.run_id}` |
 | environment | {environment.name} |
 | database | `{environment.masked_url}` ({environment.dialect}) |
-| who | {run.get("actor", {}).get("user")} on {run.get("actor", {}).get("host")} (pid {run.get("actor", {}).get("pid")}) |
-| versions | {", ".join(f"{k} {v}" for k, v in (run.get("versions") or {}).items())} |
+| who | {run.actor.get("user")} on {run.actor.get("host")} (pid {run.actor.get("pid")}) |
+| versions | {", ".join(f"{k} {v}" for k, v in run.versions.items())} |
 
 ## What was being done
 
-`{direction}` from {start_text} to `{target}` ({", ".join(run.get("planned") or []) or "no steps"}).
+`{direction}` from {start_text} to `{target}` ({", ".join(run.planned) or "no steps"}).
 
 Overrides used:
-{_bullet([f"{o.get('gate')}: {o.get('reason')}" for o in run.get("overrides") or []])}
+{_bullet([f"{o.get('gate')}: {o.get('reason')}" for o in run.overrides])}
 
 ## The error
 

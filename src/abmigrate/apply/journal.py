@@ -26,6 +26,7 @@ from sqlalchemy.dialects.mysql import LONGTEXT
 
 from abmigrate.db.database import connect, sqlite_path
 from abmigrate.db.dialects import dialect_for
+from abmigrate.results import RunRecord
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -76,18 +77,18 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def _values(record: dict[str, Any]) -> dict[str, Any]:
+def _values(run: RunRecord) -> dict[str, Any]:
     return {
-        "run_id": record["run_id"],
-        "kind": record.get("direction", "run"),
-        "environment": record.get("environment", ""),
-        "started_at": record.get("started_at") or now_iso(),
-        "finished_at": record.get("finished_at"),
-        "outcome": record.get("outcome", "running"),
-        "in_flight": record.get("in_flight"),
-        "from_revisions": ",".join(record.get("from_revisions") or []),
-        "to_revisions": ",".join(record.get("to_revisions") or []),
-        "record": json.dumps(record, default=str),
+        "run_id": run.run_id,
+        "kind": run.direction,
+        "environment": run.environment,
+        "started_at": run.started_at or now_iso(),
+        "finished_at": run.finished_at,
+        "outcome": run.outcome,
+        "in_flight": run.in_flight,
+        "from_revisions": ",".join(run.from_revisions),
+        "to_revisions": ",".join(run.to_revisions),
+        "record": json.dumps(run.to_record(), default=str),
     }
 
 
@@ -133,11 +134,11 @@ class Journal:
         self._connection: Connection | None = None
         self._in_flight_update: Any = None
 
-    def start(self, record: dict[str, Any]) -> None:
+    def start(self, record: RunRecord) -> None:
         self._write_row(record, create=True)
-        self._append_log({"event": "start", **record})
+        self._append_log("start", record)
 
-    def update(self, record: dict[str, Any], *, within: Connection | None = None) -> None:
+    def update(self, record: RunRecord, *, within: Connection | None = None) -> None:
         """Rewrite the run's row; ``within`` a caller's open transaction (the migration's
         own, so the row commits with the revision it records), else on the journal's
         connection."""
@@ -149,7 +150,7 @@ class Journal:
         except Exception:
             self._write_row(record, create=False)
 
-    def mark_in_flight(self, record: dict[str, Any], *, within: Connection | None = None) -> None:
+    def mark_in_flight(self, record: RunRecord, *, within: Connection | None = None) -> None:
         """Only the row's ``in_flight`` column (readers take it over the record's copy):
         the revision in flight, named exactly, without serialising the whole record."""
         if within is not None and not self.errors:
@@ -165,18 +166,18 @@ class Journal:
                 self._execute_within(
                     within,
                     self._in_flight_update,
-                    {"run": record["run_id"], "revision": record.get("in_flight")},
+                    {"run": record.run_id, "revision": record.in_flight},
                 )
                 return
             except Exception:
                 pass
         self._write_row(record, create=False)
 
-    def finish(self, record: dict[str, Any]) -> None:
+    def finish(self, record: RunRecord) -> None:
         # Durable: on PostgreSQL this commit waits for the WAL flush, and with it every
         # revision the run committed before (they commit without waiting, see runner).
         self._write_row(record, create=False, durable=True)
-        self._append_log({"event": "finish", **record})
+        self._append_log("finish", record)
         self.close()
 
     def close(self) -> None:
@@ -202,14 +203,14 @@ class Journal:
             self._held = held
         return self._connection
 
-    def log_only(self, record: dict[str, Any]) -> None:
+    def log_only(self, record: RunRecord) -> None:
         """A dry run: in the local log only. The table records what changed the database,
         which a dry run never does (and ``status`` reads its last run from there)."""
-        self._append_log({"event": "dry_run", **record})
+        self._append_log("dry_run", record)
 
-    def _write_within(self, connection: Connection, record: dict[str, Any]) -> None:
+    def _write_within(self, connection: Connection, record: RunRecord) -> None:
         table = _journal_table(self.schema)
-        update = table.update().where(table.c.run_id == record["run_id"]).values(**_values(record))
+        update = table.update().where(table.c.run_id == record.run_id).values(**_values(record))
         self._execute_within(connection, update)
 
     @staticmethod
@@ -223,7 +224,7 @@ class Journal:
         else:
             connection.execute(statement, parameters)
 
-    def _write_row(self, record: dict[str, Any], *, create: bool, durable: bool = False) -> None:
+    def _write_row(self, record: RunRecord, *, create: bool, durable: bool = False) -> None:
         from abmigrate.db.database import scrub
 
         values = _values(record)
@@ -250,41 +251,40 @@ class Journal:
         except Exception as exc:
             self.errors.append(scrub(f"journal table not written: {exc}".splitlines()[0], self.url))
 
-    def _append_log(self, record: dict[str, Any]) -> None:
+    def _append_log(self, event: str, record: RunRecord) -> None:
+        line = {**record.to_record(), "event": event}
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+                handle.write(json.dumps(line, default=str, sort_keys=True) + "\n")
         except OSError as exc:
             self.errors.append(f"journal log {self.log_path} not written: {exc.strerror}")
 
     def acknowledge(
         self, workspace: Workspace, revisions: dict[str, str | None], reason: str
-    ) -> dict[str, Any]:
+    ) -> RunRecord:
         """Record that changed scripts were reviewed: their new checksums become the reference."""
         from abmigrate.db.lock import actor
 
-        record = {
-            "run_id": new_run_id(),
-            "direction": "acknowledge",
-            "environment": workspace.environment.name,
-            "database": workspace.environment.masked_url,
-            "started_at": now_iso(),
-            "finished_at": now_iso(),
-            "outcome": "acknowledged",
-            "checksums": revisions,
-            "reason": reason,
-            "actor": actor(),
-        }
+        record = RunRecord(
+            run_id=new_run_id(),
+            direction="acknowledge",
+            environment=workspace.environment.name,
+            database=workspace.environment.masked_url,
+            started_at=now_iso(),
+            finished_at=now_iso(),
+            outcome="acknowledged",
+            checksums=revisions,
+            reason=reason,
+            actor=actor(),
+        )
         self._write_row(record, create=True)
         self.close()
-        self._append_log({"event": "acknowledge", **record})
+        self._append_log("acknowledge", record)
         return record
 
 
-def read_runs(
-    url: str, *, limit: int | None = None, schema: str | None = None
-) -> list[dict[str, Any]]:
+def read_runs(url: str, *, limit: int | None = None, schema: str | None = None) -> list[RunRecord]:
     """Journal records, newest first. Read-only: no table means no runs."""
     query = select(*_READ_COLUMNS).order_by(journal_table.c.started_at.desc())
     if limit is not None:
@@ -299,7 +299,7 @@ def matches_run_id(run_id: str, query: str) -> bool:
     return bool(query) and (run_id.startswith(query) or run_id.rpartition("-")[2].startswith(query))
 
 
-def find_runs(url: str, query: str, *, schema: str | None = None) -> list[dict[str, Any]]:
+def find_runs(url: str, query: str, *, schema: str | None = None) -> list[RunRecord]:
     """The journal records whose run id matches ``query`` (see :func:`matches_run_id`),
     newest first. Read-only."""
     from sqlalchemy import func, or_
@@ -313,14 +313,14 @@ def find_runs(url: str, query: str, *, schema: str | None = None) -> list[dict[s
         .order_by(journal_table.c.started_at.desc())
     )
     runs = _select_runs(url, schema, candidates)
-    return [run for run in runs if matches_run_id(str(run.get("run_id", "")), query)]
+    return [run for run in runs if matches_run_id(run.run_id, query)]
 
 
 # The record, and the columns written on their own that outdate the record's copy.
 _READ_COLUMNS = (journal_table.c.record, journal_table.c.outcome, journal_table.c.in_flight)
 
 
-def _select_runs(url: str, schema: str | None, query: Any) -> list[dict[str, Any]]:
+def _select_runs(url: str, schema: str | None, query: Any) -> list[RunRecord]:
     """The records ``query`` (over :data:`_READ_COLUMNS`) selects; unreadable ones skipped.
     Read-only: a SQLite file that does not exist is not created, no table means no runs."""
     path = sqlite_path(url)
@@ -333,7 +333,7 @@ def _select_runs(url: str, schema: str | None, query: Any) -> list[dict[str, Any
         return [record for record in records if record is not None]
 
 
-def _record_of(row: Any) -> dict[str, Any] | None:
+def _record_of(row: Any) -> RunRecord | None:
     try:
         record = json.loads(row.record)
     except ValueError:
@@ -342,11 +342,12 @@ def _record_of(row: Any) -> dict[str, Any] | None:
         return None
     record["outcome"] = row.outcome
     record["in_flight"] = row.in_flight
-    return record
+    return RunRecord.from_record(record)
 
 
-def read_local_log(path: Path, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Finished runs from the local JSON-lines log, newest first."""
+def read_local_log(path: Path, *, limit: int | None = None) -> list[RunRecord]:
+    """Finished runs from the local JSON-lines log, newest first (a run's last line: the
+    ``event`` that wrote it stays in ``extra``)."""
     if not path.is_file():
         return []
     finished: dict[str, dict[str, Any]] = {}
@@ -355,30 +356,33 @@ def read_local_log(path: Path, *, limit: int | None = None) -> list[dict[str, An
             record = json.loads(line)
             if isinstance(record, dict) and "run_id" in record:
                 finished[str(record["run_id"])] = record
-    runs = sorted(finished.values(), key=lambda r: str(r.get("started_at", "")), reverse=True)
+    runs = sorted(
+        (RunRecord.from_record(record) for record in finished.values()),
+        key=lambda run: run.started_at,
+        reverse=True,
+    )
     return runs[:limit] if limit is not None else runs
 
 
-def recorded_checksums(runs: Iterable[dict[str, Any]]) -> dict[str, str]:
+def recorded_checksums(runs: Iterable[RunRecord]) -> dict[str, str]:
     """revision -> the sha256 its script had when it was last applied (or acknowledged)."""
     recorded: dict[str, str] = {}
-    for run in sorted(runs, key=lambda r: str(r.get("started_at", ""))):
-        if run.get("direction") == "acknowledge":
-            for revision, digest in (run.get("checksums") or {}).items():
+    for run in sorted(runs, key=lambda run: run.started_at):
+        if run.direction == "acknowledge":
+            for revision, digest in (run.checksums or {}).items():
                 if digest:
                     recorded[revision] = digest
             continue
-        if run.get("direction") != "upgrade":
+        if run.direction != "upgrade":
             continue
-        for step in run.get("applied") or []:
-            digest = step.get("script_sha256")
-            if digest:
-                recorded[str(step["revision"])] = str(digest)
+        for step in run.applied:
+            if step.script_sha256:
+                recorded[step.revision] = step.script_sha256
     return recorded
 
 
 def checksum_mismatches(
-    workspace: Workspace, runs: Sequence[dict[str, Any]], applied: Iterable[str]
+    workspace: Workspace, runs: Sequence[RunRecord], applied: Iterable[str]
 ) -> dict[str, tuple[str, str | None]]:
     """Applied revisions whose script changed since: revision -> (recorded, now)."""
     from abmigrate.apply.runner import script_sha256
@@ -395,30 +399,30 @@ def checksum_mismatches(
 
 
 def interrupted_or_partial(
-    runs: Sequence[dict[str, Any]], dialect: str, applied: Iterable[str]
+    runs: Sequence[RunRecord], dialect: str, applied: Iterable[str]
 ) -> str | None:
     """A warning when the last run stopped inside a revision, or None.
 
     On PostgreSQL and SQLite the revision's transaction was rolled back; on MySQL/MariaDB
     its DDL committed statement by statement, so part of it may be in the database.
     """
-    last = next((run for run in runs if run.get("direction") in ("upgrade", "downgrade")), None)
-    if last is None or last.get("outcome") not in ("running", "failed"):
+    last = next((run for run in runs if run.is_migration), None)
+    if last is None or last.outcome not in ("running", "failed"):
         return None
-    revision = last.get("in_flight")
+    revision = last.in_flight
     if not revision:
         return None
     applied_set = set(applied)
-    if (revision in applied_set) == (last.get("direction") == "upgrade"):
+    if (revision in applied_set) == (last.direction == "upgrade"):
         return None  # the revision got through after all
-    how = "is still running or was interrupted" if last.get("outcome") == "running" else "failed"
+    how = "is still running or was interrupted" if last.outcome == "running" else "failed"
     if not dialect_for(dialect).transactional_ddl:
         return (
-            f"run {last['run_id']} {how} during {last.get('direction')} of {revision}:"
+            f"run {last.run_id} {how} during {last.direction} of {revision}:"
             f" {dialect} cannot roll back DDL, so {revision} may be partially applied"
             " (run `abmigrate diagnose`, repair, then re-run)"
         )
     return (
-        f"run {last['run_id']} {how} during {last.get('direction')} of {revision};"
+        f"run {last.run_id} {how} during {last.direction} of {revision};"
         f" its transaction was rolled back (the database is at the last good revision)"
     )

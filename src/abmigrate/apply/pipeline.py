@@ -49,7 +49,15 @@ from abmigrate.events import (
     Observer,
     TargetChosen,
 )
-from abmigrate.results import AppliedStep, Direction, Plan, RunResult, Step, Verification
+from abmigrate.results import (
+    AppliedStep,
+    Direction,
+    Plan,
+    RunRecord,
+    RunResult,
+    Step,
+    Verification,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -128,7 +136,7 @@ class _Run:
     plan: Plan
     steps: list[RevisionStep]
     book: Journal
-    record: dict[str, Any]  # the journal's row for this run
+    record: RunRecord  # the journal's row for this run
     rows: _JournalRows
     started: float  # when the journal's row was written
     schema_before: list[str] | None
@@ -365,30 +373,24 @@ class _Run:
         from abmigrate.db.lock import actor
 
         environment, plan = self.environment, self.plan
-        self.record = {
-            "run_id": journal.new_run_id(),
-            "environment": environment.name,
-            "database": environment.masked_url,
-            "dialect": environment.dialect,
-            "direction": self.direction,
-            "target": self.target,
-            "from_revisions": self.current,
-            "to_revisions": self.current,
-            "planned": [step.revision for step in plan.steps],
-            "applied": [],
-            "in_flight": None,
-            "started_at": journal.now_iso(),
-            "finished_at": None,
-            "outcome": "running",
-            "error": None,
-            "backup": None,
-            "actor": actor(),
-            "versions": _versions(),
-            "overrides": self.overrides,
-            "warnings": self.warnings,
-            "data_loss": [loss.to_record() for loss in plan.data_loss],
-            "models_prediction": plan.models,
-        }
+        self.record = RunRecord(
+            run_id=journal.new_run_id(),
+            environment=environment.name,
+            database=environment.masked_url,
+            dialect=environment.dialect,
+            direction=self.direction,
+            target=self.target,
+            from_revisions=self.current,
+            to_revisions=self.current,
+            planned=[step.revision for step in plan.steps],
+            started_at=journal.now_iso(),
+            actor=actor(),
+            versions=_versions(),
+            overrides=self.overrides,
+            warnings=self.warnings,
+            data_loss=plan.data_loss,
+            models_prediction=plan.models,
+        )
         self.book = journal.Journal(self.workspace)
         self.book.start(self.record)
         self.started = time.monotonic()
@@ -403,14 +405,14 @@ class _Run:
         )
         if take_backup:
             self.observe(BackupStarted())
-            self.record["backup"] = _backup(self.workspace, self.direction)
-            self.observe(BackupFinished(backup=self.record["backup"]))
+            self.record.backup = _backup(self.workspace, self.direction)
+            self.observe(BackupFinished(backup=self.record.backup))
             self.book.update(self.record)
 
     def apply(self) -> None:
         # The hand changes (with verify_schema = "replay") the run must not be blamed for.
         self.schema_before = _schema_before(self.workspace, self.plan)
-        self.record["in_flight"] = self.rows.order[0]
+        self.record.in_flight = self.rows.order[0]
         self.book.update(self.record)
         self.result = _apply(
             self.workspace,
@@ -421,7 +423,6 @@ class _Run:
             self.rows.applied,
             self.rows.on_step,
         )
-        self.rows.sync_applied()
 
     def verify(self) -> None:
         self.verification = verification = verify(
@@ -432,7 +433,7 @@ class _Run:
             schema_before=self.schema_before,
             drift_overridden=self.overridden_drift,
         )
-        self.record["verification"] = verification.to_record()
+        self.record.verification = verification
         self.warnings.extend(verification.warnings)
         if not verification.ok:
             raise MigrationFailed(
@@ -457,17 +458,14 @@ class _Run:
 
         result = self.result
 
-        self.record.update(
-            outcome="succeeded",
-            finished_at=journal.now_iso(),
-            to_revisions=result.to_revisions,
-            in_flight=None,
-        )
-        self.book.finish(self.record)
+        record = self.record
+        record.outcome, record.finished_at = "succeeded", journal.now_iso()
+        record.to_revisions, record.in_flight = result.to_revisions, None
+        self.book.finish(record)
         self.warnings.extend(self.book.errors)
         result.elapsed_s = round(time.monotonic() - self.started, 4)
-        result.run_id = self.record["run_id"]
-        result.backup = self.record["backup"]
+        result.run_id = record.run_id
+        result.backup = record.backup
         result.warnings = self.warnings
         result.verification = self.verification
         result.target = self.target
@@ -492,31 +490,24 @@ class _JournalRows:
     updated.
     """
 
-    def __init__(self, book: Journal, record: dict[str, Any], plan: Plan, dialect: str) -> None:
+    def __init__(self, book: Journal, record: RunRecord, plan: Plan, dialect: str) -> None:
         self.book = book
         self.record = record
         self.order = [step.revision for step in plan.steps]
-        self.applied: list[AppliedStep] = []
-        self.records: list[dict[str, Any]] = []
+        # The runner appends each applied step here; the record shares the list.
+        self.applied: list[AppliedStep] = record.applied
         self.failed_revision: str | None = None
         self.transactional = dialect_for(dialect).transactional_ddl
         self.last_written = time.monotonic()
 
-    def sync_applied(self) -> None:
-        # Only the new steps are serialised: re-serialising the whole list at every step
-        # made a long plan quadratic.
-        self.records.extend(item.to_record() for item in self.applied[len(self.records) :])
-        self.record["applied"] = self.records
-
     def on_step(self, event: str, step: Step, connection: Connection | None) -> None:
         run, order = self.record, self.order
         if event == "start":
-            run["in_flight"] = self.failed_revision = step.revision
+            run.in_flight = self.failed_revision = step.revision
             return
         self.failed_revision = None
         position = order.index(step.revision) + 1 if step.revision in order else len(order)
-        run["in_flight"] = order[position] if position < len(order) else None
-        self.sync_applied()
+        run.in_flight = order[position] if position < len(order) else None
         last = position >= len(order)
         if not last and time.monotonic() - self.last_written < 1.0:
             if not self.transactional:
@@ -543,21 +534,22 @@ def _dry_run(
     from abmigrate.apply.dry_run import dry_run
     from abmigrate.db.lock import actor
 
-    record: dict[str, Any] = {
-        "run_id": journal.new_run_id(),
-        "dry_run": True,
-        "environment": workspace.environment.name,
-        "database": workspace.environment.masked_url,
-        "direction": plan.direction,
-        "target": target,
-        "from_revisions": plan.current,
-        "to_revisions": plan.current,
-        "planned": [step.revision for step in plan.steps],
-        "started_at": journal.now_iso(),
-        "actor": actor(),
-        "versions": _versions(),
-        "overrides": overrides,
-    }
+    record = RunRecord(
+        run_id=journal.new_run_id(),
+        dry_run=True,
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        dialect=workspace.environment.dialect,
+        direction=plan.direction,
+        target=target,
+        from_revisions=plan.current,
+        to_revisions=plan.current,
+        planned=[step.revision for step in plan.steps],
+        started_at=journal.now_iso(),
+        actor=actor(),
+        versions=_versions(),
+        overrides=overrides,
+    )
     book = journal.Journal(workspace)
     try:
         result = dry_run(workspace, plan, steps, observer=observe, **known_drift)
@@ -571,16 +563,13 @@ def _dry_run(
                 current=plan.current,
             )
     except AbmigrateError as exc:
-        record.update(outcome="dry run failed", error=exc.message, finished_at=journal.now_iso())
+        record.outcome, record.error = "dry run failed", exc.message
+        record.finished_at = journal.now_iso()
         book.log_only(record)
         raise
-    record.update(
-        outcome="dry run succeeded",
-        finished_at=journal.now_iso(),
-        applied=[step.to_record() for step in result.applied],
-        skipped=result.skipped,
-        method=result.dry_run_method,
-    )
+    record.outcome, record.finished_at = "dry run succeeded", journal.now_iso()
+    record.applied, record.skipped = result.applied, result.skipped
+    record.method = result.dry_run_method
     book.log_only(record)
     result.warnings = [
         *warnings,
@@ -593,7 +582,7 @@ def _dry_run(
     result.findings = findings
     result.data_loss = plan.data_loss
     result.models_prediction = plan.models
-    result.run_id = record["run_id"]
+    result.run_id = record.run_id
     result.journal = str(workspace.settings.journal_log)
     return result
 
@@ -709,8 +698,8 @@ def _apply(
 
 def _record_failure(
     workspace: Workspace,
-    run: dict[str, Any],
-    book: Any,
+    run: RunRecord,
+    book: Journal,
     applied: list[AppliedStep],
     exc: BaseException,
     failed_revision: str | None,
@@ -745,14 +734,9 @@ def _record_failure(
             f"{failed_revision} was rolled back with its transaction (unless it used an"
             " autocommit block, whose statements committed on their own)"
         )
-    run.update(
-        outcome="failed",
-        finished_at=journal.now_iso(),
-        error=error.splitlines()[0] if error else None,
-        applied=[item.to_record() for item in applied],
-        to_revisions=current or [],
-        in_flight=failed_revision,
-    )
+    run.outcome, run.finished_at = "failed", journal.now_iso()
+    run.error = error.splitlines()[0] if error else None
+    run.applied, run.to_revisions, run.in_flight = list(applied), current or [], failed_revision
     path = None
     try:
         path = write_incident(
@@ -763,13 +747,13 @@ def _record_failure(
             current=current,
             partial=partial,
         )
-        run["incident_path"] = str(path)
+        run.incident_path = str(path)
     except OSError:
         pass
     book.finish(run)
     notes = []
-    if run.get("backup"):
-        notes.append(f"backup taken before the run: {run['backup'].get('id')}")
+    if run.backup:
+        notes.append(f"backup taken before the run: {run.backup.get('id')}")
     if path is not None:
         notes.append(f"incident report: {path}")
     if isinstance(exc, MigrationFailed) and path is not None:

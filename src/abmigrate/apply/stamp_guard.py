@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from abmigrate.errors import AbmigrateError, GuardRefused
+from abmigrate.results import RunRecord
 
 if TYPE_CHECKING:
     from abmigrate.config.workspace import Workspace
@@ -56,20 +57,20 @@ def record_forced_stamp(workspace: Workspace, result: StampResult) -> None:
     from abmigrate.db.lock import actor
 
     moment = now_iso()
-    record = {
-        "run_id": new_run_id(),
-        "direction": "stamp",
-        "environment": result.environment,
-        "database": result.database,
-        "started_at": moment,
-        "finished_at": moment,
-        "outcome": "forced_stamp",
-        "actor": actor(),
-        "from_revisions": result.before,
-        "to_revisions": result.after,
-        "reason": result.reason,
-        "differences": result.differences,
-    }
+    record = RunRecord(
+        run_id=new_run_id(),
+        direction="stamp",
+        environment=result.environment,
+        database=result.database,
+        started_at=moment,
+        finished_at=moment,
+        outcome="forced_stamp",
+        actor=actor(),
+        from_revisions=result.before,
+        to_revisions=result.after,
+        reason=result.reason,
+        differences=result.differences,
+    )
     # The journal keeps its own write failures to itself: a done stamp never fails here.
     journal = Journal(workspace)
     journal.start(record)

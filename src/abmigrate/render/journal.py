@@ -7,7 +7,7 @@ revisions in how long, by whom — and ``abmigrate journal RUN`` one run with it
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from abmigrate.render.text import (
     ago,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from abmigrate.results import JournalResult, JournalRun
+    from abmigrate.results import JournalResult, JournalRun, RunRecord
 
 __all__ = ["render_journal", "render_journal_run", "short_run_id"]
 
@@ -48,64 +48,60 @@ def short_run_id(run_id: str) -> str:
     return run_id.rpartition("-")[2] or run_id
 
 
-def _revisions_of(run: dict[str, Any]) -> list[str]:
-    ids = [*(run.get("from_revisions") or []), *(run.get("to_revisions") or [])]
-    ids += [str(step.get("revision")) for step in run.get("applied") or []]
-    ids += [*(run.get("planned") or []), *([run["in_flight"]] if run.get("in_flight") else [])]
-    ids += list((run.get("checksums") or {}).keys())
-    return [str(revision) for revision in ids]
+def _revisions_of(run: RunRecord) -> list[str]:
+    ids = [*run.from_revisions, *run.to_revisions, *(step.revision for step in run.applied)]
+    ids += [*run.planned, *([run.in_flight] if run.in_flight else [])]
+    ids += list((run.checksums or {}).keys())
+    return ids
 
 
 def _list(revisions: list[str], short: Callable[[str], str]) -> str:
     return ", ".join(short(revision) for revision in revisions) if revisions else "(none)"
 
 
-def _outcome(run: dict[str, Any]) -> str:
-    return str(run.get("outcome") or "?").replace("_", " ")
+def _outcome(run: RunRecord) -> str:
+    return (run.outcome or "?").replace("_", " ")
 
 
-def _change(run: dict[str, Any], short: Callable[[str], str]) -> str:
+def _change(run: RunRecord, short: Callable[[str], str]) -> str:
     """``from → to``: where the run started and where it left the database."""
-    direction = run.get("direction")
-    if direction == "acknowledge":
-        return _list(list((run.get("checksums") or {}).keys()), short)
-    start = _list(list(run.get("from_revisions") or []), short)
-    if run.get("dry_run"):
-        return f"{start} → {run.get('target')} (undone)"
-    return f"{start} → {_list(list(run.get('to_revisions') or []), short)}"
+    if run.direction == "acknowledge":
+        return _list(list((run.checksums or {}).keys()), short)
+    start = _list(run.from_revisions, short)
+    if run.dry_run:
+        return f"{start} → {run.target} (undone)"
+    return f"{start} → {_list(run.to_revisions, short)}"
 
 
-def _summary(run: dict[str, Any], environment: str) -> str:
+def _summary(run: RunRecord, environment: str) -> str:
     """``120 revisions, 12.1 s, by alice``; a failed run says how far it got."""
     parts: list[str] = []
-    direction = run.get("direction")
-    if direction == "acknowledge":
-        parts.append(plural(len(run.get("checksums") or {}), "script"))
-    elif direction in ("upgrade", "downgrade"):
-        applied = len(run.get("applied") or [])
-        planned = len(run.get("planned") or [])
+    if run.direction == "acknowledge":
+        parts.append(plural(len(run.checksums or {}), "script"))
+    elif run.is_migration:
+        applied, planned = len(run.applied), len(run.planned)
         if planned and applied != planned:
             parts.append(f"{applied} of {plural(planned, 'revision')}")
         else:
             parts.append(plural(applied, "revision"))
-        seconds = elapsed_between(run.get("started_at"), run.get("finished_at"))
+        seconds = elapsed_between(run.started_at, run.finished_at)
         if seconds is not None:
             parts.append(duration(seconds))
-    user = (run.get("actor") or {}).get("user")
+    user = run.actor.get("user")
     if user:
         parts.append(f"by {user}")
-    if run.get("environment") and run.get("environment") != environment:
-        parts.append(f"as {run['environment']}")
+    if run.environment and run.environment != environment:
+        parts.append(f"as {run.environment}")
     return ", ".join(parts)
 
 
-def _note(run: dict[str, Any]) -> str | None:
-    if run.get("error"):
-        return f"error: {run['error']}"
-    if run.get("outcome") == "running" and run.get("in_flight"):
-        return f"in flight: {run['in_flight']} (still running, or the process died)"
-    if run.get("reason"):
-        return f"reason: {run['reason']}"
+def _note(run: RunRecord) -> str | None:
+    if run.error:
+        return f"error: {run.error}"
+    if run.outcome == "running" and run.in_flight:
+        return f"in flight: {run.in_flight} (still running, or the process died)"
+    if run.reason:
+        return f"reason: {run.reason}"
     return None
 
 
@@ -124,12 +120,12 @@ def render_journal(result: JournalResult, out: Console) -> None:
     header = ["run", "started", "direction", "from → to", "outcome"]
     rows = []
     for run in result.runs:
-        started = parse_time(run.get("started_at"))
+        started = parse_time(run.started_at)
         rows.append(
             [
-                short_run_id(str(run.get("run_id"))),
+                short_run_id(run.run_id),
                 clock(started).removesuffix(" UTC") if started else "?",
-                str(run.get("direction") or "?"),
+                run.direction or "?",
                 _change(run, short),
                 _outcome(run),
             ]
@@ -149,7 +145,7 @@ def render_journal(result: JournalResult, out: Console) -> None:
     out.print(Text("\n".join(line(header, "summary")), style="bold"))
     for run, cells, summary in zip(result.runs, rows, summaries, strict=True):
         text = Text("\n".join(line(cells, summary)))
-        style = _OUTCOME_STYLE.get(str(run.get("outcome")), "")
+        style = _OUTCOME_STYLE.get(run.outcome, "")
         if style:  # the outcome is the last column of the first line
             start = sum(widths[:-1]) + len(_GAP) * (len(widths) - 1)
             text.stylize(style, start, start + len(cells[-1]))
@@ -168,96 +164,91 @@ def render_journal_run(result: JournalRun, out: Console, now: datetime | None = 
     """One run: what, where, when, by whom, how it went, then every step."""
     run = result.run
     now = now or datetime.now(UTC)
-    started, finished = parse_time(run.get("started_at")), parse_time(run.get("finished_at"))
-    direction = str(run.get("direction") or "?")
-    title = f"run {run.get('run_id')}: {direction} of {run.get('environment') or '?'}"
+    started, finished = parse_time(run.started_at), parse_time(run.finished_at)
+    direction = run.direction or "?"
+    title = f"run {run.run_id}: {direction} of {run.environment or '?'}"
     out.print(f"[bold]{title}[/]", end="")
-    style = _OUTCOME_STYLE.get(str(run.get("outcome")), "white")
+    style = _OUTCOME_STYLE.get(run.outcome, "white")
     out.print(f", [{style}]{_outcome(run)}[/]")
-    dialect = f" ({run['dialect']})" if run.get("dialect") else ""
-    fields: list[tuple[str, str]] = [
-        ("database", f"{run.get('database') or result.database}{dialect}")
-    ]
+    dialect = f" ({run.dialect})" if run.dialect else ""
+    fields: list[tuple[str, str]] = [("database", f"{run.database or result.database}{dialect}")]
     if direction == "acknowledge":
-        fields.append(("scripts", ", ".join((run.get("checksums") or {}).keys()) or "(none)"))
+        fields.append(("scripts", ", ".join((run.checksums or {}).keys()) or "(none)"))
     else:
-        start = ", ".join(run.get("from_revisions") or []) or "(none)"
-        end = ", ".join(run.get("to_revisions") or []) or "(none)"
-        target = f" (target {run['target']})" if run.get("target") else ""
-        if run.get("dry_run"):  # it went to the target and back
-            fields.append(("from → to", f"{start} → {run.get('target')} (undone)"))
+        start = ", ".join(run.from_revisions) or "(none)"
+        end = ", ".join(run.to_revisions) or "(none)"
+        target = f" (target {run.target})" if run.target else ""
+        if run.dry_run:  # it went to the target and back
+            fields.append(("from → to", f"{start} → {run.target} (undone)"))
         else:
             fields.append(("from → to", f"{start} → {end}{target}"))
     fields.append(
         ("started", f"{clock(started, seconds=True)}, {ago(started, now)}" if started else "?")
     )
     if finished:
-        seconds = elapsed_between(run.get("started_at"), run.get("finished_at"))
+        seconds = elapsed_between(run.started_at, run.finished_at)
         fields.append(("finished", f"{clock(finished, seconds=True)}, after {duration(seconds)}"))
-    actor = run.get("actor") or {}
+    actor = run.actor
     if actor:
         where = f" on {actor['host']}" if actor.get("host") else ""
         pid = f" (pid {actor['pid']})" if actor.get("pid") else ""
         fields.append(("by", f"{actor.get('user') or '?'}{where}{pid}"))
-    versions = run.get("versions") or {}
-    if versions:
+    if run.versions:
         fields.append(
-            ("versions", ", ".join(f"{name} {version}" for name, version in versions.items()))
+            ("versions", ", ".join(f"{name} {version}" for name, version in run.versions.items()))
         )
-    backup = run.get("backup") or {}
+    backup = run.backup or {}
     if backup:
         fields.append(("backup", f"{backup.get('id')} {backup.get('path') or ''}".strip()))
-    if run.get("reason"):
-        fields.append(("reason", str(run["reason"])))
-    if run.get("error"):
-        fields.append(("error", str(run["error"])))
-    for override in run.get("overrides") or []:
+    if run.reason:
+        fields.append(("reason", run.reason))
+    if run.error:
+        fields.append(("error", run.error))
+    for override in run.overrides:
         fields.append(("override", f"{override.get('refused')} — reason: {override.get('reason')}"))
-    for warning in run.get("warnings") or []:
-        fields.append(("warning", str(warning)))
-    for loss in run.get("data_loss") or []:
-        fields.append(("data loss", str(loss.get("message"))))
-    for difference in run.get("differences") or []:
-        fields.append(("difference", str(difference)))
-    if run.get("incident"):
-        fields.append(("incident", str(run["incident"])))
+    for warning in run.warnings:
+        fields.append(("warning", warning))
+    for loss in run.data_loss:
+        fields.append(("data loss", loss.message))
+    for difference in run.differences or []:
+        fields.append(("difference", difference))
+    if run.incident_path:
+        fields.append(("incident", run.incident_path))
     out.print("\n".join(field_lines(fields, out.width)), markup=False)
-    if direction not in ("upgrade", "downgrade"):
-        return
-    _steps(run, out)
+    if run.is_migration:
+        _steps(run, out)
 
 
-def _steps(run: dict[str, Any], out: Console) -> None:
-    applied = list(run.get("applied") or [])
-    planned = [str(revision) for revision in run.get("planned") or []]
-    done = {str(step.get("revision")) for step in applied}
+def _steps(run: RunRecord, out: Console) -> None:
+    done = {step.revision for step in run.applied}
     rows: list[tuple[str, str, str, str]] = []
-    for step in applied:
+    for step in run.applied:
         notes = []
-        if (step.get("attempts") or 1) > 1:
-            notes.append(f"{step['attempts']} attempts")
-        if step.get("waited_s"):
-            notes.append(f"waited {duration(step['waited_s'])} for locks")
+        if step.attempts > 1:
+            notes.append(f"{step.attempts} attempts")
+        if step.waited_s:
+            notes.append(f"waited {duration(step.waited_s)} for locks")
         rows.append(
             (
-                str(step.get("revision")),
-                duration(step.get("elapsed_s")),
-                str(step.get("message") or ""),
+                step.revision,
+                duration(step.elapsed_s),
+                step.message,
                 f" ({', '.join(notes)})" if notes else "",
             )
         )
-    for revision in planned:
+    for revision in run.planned:
         if revision in done:
             continue
         state = "(not run)"
-        if revision == run.get("in_flight"):
-            state = "(failed here)" if run.get("outcome") == "failed" else "(in flight)"
+        if revision == run.in_flight:
+            state = "(failed here)" if run.outcome == "failed" else "(in flight)"
         rows.append((revision, "—", state, ""))
-    count = plural(len(applied), "revision")
-    if planned and len(planned) != len(applied):
-        count = f"{len(applied)} of {plural(len(planned), 'revision')}"
-    done_how = "undone" if run.get("direction") == "downgrade" else "applied"
-    if run.get("dry_run"):
+    applied, planned = len(run.applied), len(run.planned)
+    count = plural(applied, "revision")
+    if planned and planned != applied:
+        count = f"{applied} of {plural(planned, 'revision')}"
+    done_how = "undone" if run.direction == "downgrade" else "applied"
+    if run.dry_run:
         done_how += " and rolled back (dry run)"
     out.print(f"\n[bold]steps[/]: {count} {done_how}")
     if not rows:
