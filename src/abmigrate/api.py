@@ -17,7 +17,6 @@ from abmigrate.bridge.plan import build_plan, message_of, unknown_revisions
 from abmigrate.config.workspace import Workspace
 from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
-from abmigrate.events import Observer
 from abmigrate.results import (
     BackupList,
     BackupRecord,
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from abmigrate.backup import RestoreConfirm
     from abmigrate.bridge.types import RevisionStep
     from abmigrate.check.checks import CheckContext, CheckReport
+    from abmigrate.events import Observer
     from abmigrate.lint import LintResult
     from abmigrate.rehearse.rehearsal import Rehearsal
     from abmigrate.state.diagnose import Diagnosis

@@ -14,6 +14,9 @@ __all__ = [
     "BackupList",
     "BackupRecord",
     "BackupVerification",
+    "CheckFailure",
+    "CheckOutcome",
+    "CheckReport",
     "CurrentResult",
     "DataLoss",
     "FleetRun",
@@ -690,3 +693,62 @@ class MigrationReport(Record):
     backups: list[dict[str, Any]] | None
     rehearsal: dict[str, Any] | None = None
     errors: dict[str, str] = field(default_factory=dict)
+
+
+# -- checks (abmigrate.check.checks) -----------------------------------------------------
+
+
+@dataclass
+class CheckFailure(Record):
+    """One precise failure: which revision, what happened, the SQL and the difference."""
+
+    check: str
+    message: str
+    revision: str | None = None
+    path: str | None = None
+    line: int | None = None
+    detail: str | None = None
+    sql: str | None = None
+    differences: list[str] = field(default_factory=list)
+    hint: str | None = None
+
+
+@dataclass
+class CheckOutcome(Record):
+    name: str
+    status: str  # passed | failed | skipped
+    summary: str
+    elapsed_s: float
+    failures: list[CheckFailure] = field(default_factory=list)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "summary": self.summary,
+            "elapsed_s": self.elapsed_s,
+            "failures": [failure.to_record() for failure in self.failures],
+        }
+
+
+@dataclass
+class CheckReport(Record):
+    project: str
+    scratch_server: str
+    outcomes: list[CheckOutcome]
+
+    @property
+    def passed(self) -> bool:
+        return all(outcome.status != "failed" for outcome in self.outcomes)
+
+    @property
+    def failures(self) -> list[CheckFailure]:
+        return [failure for outcome in self.outcomes for failure in outcome.failures]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "scratch_server": self.scratch_server,
+            "passed": self.passed,
+            "checks": [outcome.to_record() for outcome in self.outcomes],
+        }

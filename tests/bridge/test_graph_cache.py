@@ -211,7 +211,7 @@ def test_a_broken_cache_file_is_ignored_and_rebuilt(
     assert json.loads(graph_file.read_text()).keys() == records.keys()  # rebuilt
 
 
-def test_a_warm_status_imports_neither_alembic_nor_a_revision(
+def test_a_status_imports_neither_alembic_nor_a_revision(
     copy_scenario: Any, tmp_path: Path
 ) -> None:
     project = copy_scenario("linear")
@@ -238,8 +238,8 @@ def test_a_warm_status_imports_neither_alembic_nor_a_revision(
         assert line, done.stderr
         return set(line[0].split()[1:])
 
-    cold = loaded()
-    assert "alembic" in cold
+    cold = loaded()  # the graph read from the files: alembic.ini read without Alembic too
+    assert not {name for name in cold if name.split(".")[0] == "alembic"}
     warm = loaded()
     assert not {name for name in warm if name.split(".")[0] == "alembic"}
     revision_modules = {
@@ -272,3 +272,62 @@ def test_a_plain_url_is_masked_as_sqlalchemy_reads_it(url: str) -> None:
     from abmigrate.db.url import _mask_parsed, mask_url
 
     assert mask_url(url) == _mask_parsed(url) == url
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=[path.name for path in PROJECTS])
+def test_alembic_ini_is_read_as_alembic_reads_it(project: Path) -> None:
+    from alembic.config import Config
+
+    from abmigrate.bridge.graph import _locations, _locations_from_ini
+
+    ini = project / "alembic.ini"
+    assert _locations_from_ini(ini) == _locations(Config(str(ini)))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        "version_locations = %(here)s/a %(here)s/b",  # Alembic's legacy split on spaces
+        "version_locations = %(here)s/a, %(here)s/b",  # ... and on commas
+        "version_locations = %(here)s/a;%(here)s/b\npath_separator = ;",
+        "version_locations = %(here)s/a %(here)s/b\npath_separator = space",
+        "version_locations = %(here)s/a\n  %(here)s/b\npath_separator = newline",
+        "version_locations = %(here)s/a:%(here)s/b\nversion_path_separator = os",
+        "sourceless = true\nrecursive_version_locations = true",
+        "sourceless = True",  # not "true": false for Alembic
+    ],
+)
+def test_version_locations_are_split_as_alembic_splits_them(tmp_path: Path, options: str) -> None:
+    import warnings
+
+    from alembic.config import Config
+
+    from abmigrate.bridge.graph import _locations, _locations_from_ini
+
+    for folder in ("migrations/versions", "a", "b"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(f"[alembic]\nscript_location = %(here)s/migrations\n{options}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Alembic's deprecation of the legacy separators
+        expected = _locations(Config(str(ini)))
+    assert _locations_from_ini(ini) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[alembic]\nscript_location = mypackage:migrations\n",  # a package resource
+        "[alembic]\nscript_location = %(here)s/nowhere\n",  # Alembic words the error
+        "[alembic]\nversion_locations = %(here)s\n",  # no script_location
+        "[other]\nscript_location = %(here)s\n",
+        "[alembic]\nscript_location = %(undefined)s\n",  # an interpolation Alembic reports
+        "[alembic]\nscript_location = %(here)s\nversion_locations = a\npath_separator = |\n",
+    ],
+)
+def test_what_only_alembic_resolves_is_left_to_alembic(tmp_path: Path, text: str) -> None:
+    from abmigrate.bridge.graph import _locations_from_ini
+
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(text)
+    assert _locations_from_ini(ini) is None

@@ -323,6 +323,59 @@ def _jsonable(value: object) -> Any:
 # -- finding the files ------------------------------------------------------------------
 
 
+def _locations_from_ini(alembic_ini: Path) -> dict[str, Any] | None:
+    """What :func:`_locations` answers, read from alembic.ini the way Alembic's Config reads
+    it, without importing Alembic (most of a cold ``history``'s time); None where the ini
+    asks for anything Alembic resolves in ways of its own (a package resource, explicit
+    ``version_locations``, an unreadable or incomplete file): then Alembic decides."""
+    import configparser
+
+    ini = Path(alembic_ini)
+    parser = configparser.ConfigParser({"here": ini.absolute().parent.as_posix()})
+    try:
+        if not parser.read([ini], encoding="locale") or not parser.has_section("alembic"):
+            return None
+        options = dict(parser.items("alembic"))
+    except (configparser.Error, OSError, UnicodeDecodeError, ValueError):
+        return None
+    script_location = options.get("script_location")
+    if not script_location or not os.access(script_location, os.F_OK):
+        return None
+    versions = _version_locations(options) if options.get("version_locations") else []
+    if versions is None or any(_is_resource(path) for path in [script_location, *versions]):
+        return None
+    return {
+        "dir": script_location,
+        "versions": [
+            str(Path(path).absolute()) for path in versions or [f"{script_location}/versions"]
+        ],
+        # Alembic's boolean options are true only when spelled "true".
+        "sourceless": options.get("sourceless") == "true",
+        "recursive": options.get("recursive_version_locations") == "true",
+    }
+
+
+_SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
+
+
+def _version_locations(options: dict[str, str]) -> list[str] | None:
+    """``version_locations`` split as Alembic's Config splits it; None for a separator
+    Alembic would refuse."""
+    value = options["version_locations"]
+    name = "path_separator" if "path_separator" in options else "version_path_separator"
+    if name not in options:
+        return re.split(r", *|(?: +)", value)  # Alembic's legacy splitting
+    separator = _SEPARATORS.get(options[name])
+    if separator is None:
+        return None
+    return [path.strip() for path in value.split(separator) if path]
+
+
+def _is_resource(location: str) -> bool:
+    # "package:folder": Alembic finds it with importlib.resources.
+    return not os.path.isabs(location) and ":" in location
+
+
 def _locations(config: Config) -> dict[str, Any]:
     """Where Alembic looks for revision files, as ScriptDirectory.from_config decides (its
     warnings, such as a deprecated option, are Alembic's to give when it runs the project)."""
@@ -403,7 +456,7 @@ def _load(
     ini_key = _ini_key(alembic_ini)
     locations = store.get(ini_key) if ini_key else None
     if not isinstance(locations, dict):
-        locations = _locations(make_config())
+        locations = _locations_from_ini(alembic_ini) or _locations(make_config())
         if ini_key:
             store.put(ini_key, locations)
     if locations["sourceless"]:
@@ -509,11 +562,6 @@ def _code_salt() -> str:
 
 def _derive(entries: list[dict[str, Any]], paths: list[str]) -> dict[str, Any]:
     """The graph Alembic's RevisionMap computes from the declared values, as a record."""
-    import warnings
-
-    from alembic.script.revision import Revision, RevisionError, RevisionMap
-    from alembic.util import CommandError, to_tuple
-
     declared: list[tuple[dict[str, Any], str]] = []
     for entry, path in zip(entries, paths, strict=True):
         if entry.get("unreadable"):
@@ -526,6 +574,125 @@ def _derive(entries: list[dict[str, Any]], paths: list[str]) -> dict[str, Any]:
             if entry["revision"] is None:
                 return {"broken": True}
         declared.append((entry, path))
+    derived = _plain_graph(declared) or _alembic_graph(declared)
+    if derived is None:
+        return {"broken": True}
+    revisions_record, heads, bases, walk, labels = derived
+    problems = file_problems(
+        (item["revision"], item["down"], item["path"]) for item in revisions_record
+    )
+    problems += shape_problems(heads, bases)
+    declared_rows = [
+        (entry["revision"], list(_to_tuple(_as_written(entry["down_revision"]))), path)
+        for entry, path in declared
+    ]
+    return {
+        "revisions": revisions_record,
+        "heads": heads,
+        "bases": bases,
+        "walk": walk,
+        "labels": labels,
+        "problems": [problem.to_cache() for problem in problems],
+        "declared_problems": [
+            problem.to_cache()
+            for problem in declared_problems(
+                [(row[0], tuple(row[1]), row[2]) for row in declared_rows]
+            )
+        ],
+        "declared": declared_rows,
+    }
+
+
+# The revisions (as records), heads, bases, walk (newest first) and branch labels.
+_Derived = tuple[list[dict[str, Any]], list[str], list[str], list[str], dict[str, str]]
+# Characters Alembic refuses in a revision id (alembic.script.revision).
+_ILLEGAL_ID = re.compile(r"[@\-+:]")
+
+
+def _to_tuple(value: Any) -> tuple[Any, ...]:
+    # alembic.util.to_tuple with default=(): None is empty, a string is one value.
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value) if isinstance(value, Iterable) else (value,)
+
+
+def _first_paragraph(entry: dict[str, Any]) -> str:
+    # Alembic's Script.doc: the docstring's first paragraph.
+    return re.split("\n\n", (entry["doc"] or "").strip())[0]
+
+
+def _plain_graph(declared: list[tuple[dict[str, Any], str]]) -> _Derived | None:
+    """The derived graph of a history without branch labels or ``depends_on``, computed
+    here as Alembic's RevisionMap computes it, so a cold read imports neither Alembic nor
+    SQLAlchemy. None for anything else (labels, dependencies, a duplicated or malformed id,
+    a missing parent, a cycle): Alembic's own map decides those."""
+    parents: dict[str, tuple[str, ...]] = {}
+    for entry, _ in declared:
+        revision = entry["revision"]
+        down = _to_tuple(_as_written(entry["down_revision"]))
+        if (
+            not isinstance(revision, str)
+            or not revision
+            or _ILLEGAL_ID.search(revision)
+            or revision in parents
+            or revision in down
+            or not all(isinstance(parent, str) for parent in down)
+            or _to_tuple(_as_written(entry["branch_labels"]))
+            or _to_tuple(_as_written(entry["depends_on"]))
+        ):
+            return None
+        parents[revision] = down
+    children: dict[str, set[str]] = {revision: set() for revision in parents}
+    for revision, down in parents.items():
+        for parent in down:
+            if parent not in children:
+                return None
+            children[parent].add(revision)
+    heads = [revision for revision in parents if not children[revision]]
+    bases = [revision for revision in parents if not parents[revision]]
+    if not _reaches_all(heads, parents) or not _reaches_all(bases, children):
+        return None  # a cycle: Alembic's CycleDetected
+    records = [
+        {
+            "revision": revision,
+            "down": list(dict.fromkeys(parents[revision])),
+            "versioned": list(parents[revision]),
+            "resolved": [],
+            "labels": [],
+            "depends_on": [],
+            "nextrev": sorted(children[revision]),
+            "merge": len(parents[revision]) > 1,
+            "doc": _first_paragraph(entry),
+            "path": path,
+        }
+        for (entry, path), revision in zip(declared, parents, strict=True)
+    ]
+    walk = _from_record(
+        {"revisions": records, "heads": heads, "bases": bases, "walk": [], "labels": {},
+         "problems": [], "declared_problems": [], "declared": []}
+    )._topological_sort(set(parents), heads)  # fmt: skip
+    return records, heads, bases, walk, {}
+
+
+def _reaches_all(start: list[str], edges: dict[str, Any]) -> bool:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        revision = todo.pop()
+        if revision not in seen:
+            seen.add(revision)
+            todo.extend(edges[revision])
+    return len(seen) == len(edges)
+
+
+def _alembic_graph(declared: list[tuple[dict[str, Any], str]]) -> _Derived | None:
+    """The derived graph from Alembic's own RevisionMap; None when it refuses the graph."""
+    import warnings
+
+    from alembic.script.revision import Revision, RevisionError, RevisionMap
+    from alembic.util import CommandError, to_tuple
 
     def revisions() -> Iterable[Revision]:
         for entry, _ in declared:
@@ -548,15 +715,14 @@ def _derive(entries: list[dict[str, Any]], paths: list[str]) -> dict[str, Any]:
                 )
             ]
     except (RevisionError, CommandError, KeyError, ValueError):
-        return {"broken": True}
+        return None
     paths_of: dict[str, str] = {}
     docs: dict[str, str] = {}
     for entry, path in declared:
         # A duplicated id: Alembic keeps the file loaded last.
         paths_of[entry["revision"]] = path
-        longdoc = (entry["doc"] or "").strip()
-        docs[entry["revision"]] = re.split("\n\n", longdoc)[0]
-    revisions_record: list[dict[str, Any]] = []
+        docs[entry["revision"]] = _first_paragraph(entry)
+    records: list[dict[str, Any]] = []
     labels: dict[str, str] = {}
     for key, revision in mapping.items():
         if revision is None:
@@ -564,7 +730,7 @@ def _derive(entries: list[dict[str, Any]], paths: list[str]) -> dict[str, Any]:
         if key != revision.revision:
             labels[str(key)] = revision.revision
             continue
-        revisions_record.append(
+        records.append(
             {
                 "revision": revision.revision,
                 "down": list(revision._normalized_down_revisions),
@@ -578,35 +744,7 @@ def _derive(entries: list[dict[str, Any]], paths: list[str]) -> dict[str, Any]:
                 "path": paths_of[revision.revision],
             }
         )
-    problems = file_problems(
-        (item["revision"], item["down"], item["path"]) for item in revisions_record
-    )
-    heads = list(revision_map.heads)
-    bases = list(revision_map.bases)
-    problems += shape_problems(heads, bases)
-    declared_rows = [
-        (
-            entry["revision"],
-            list(to_tuple(_as_written(entry["down_revision"]), default=())),
-            path,
-        )
-        for entry, path in declared
-    ]
-    return {
-        "revisions": revisions_record,
-        "heads": heads,
-        "bases": bases,
-        "walk": walk,
-        "labels": labels,
-        "problems": [problem.to_cache() for problem in problems],
-        "declared_problems": [
-            problem.to_cache()
-            for problem in declared_problems(
-                [(row[0], tuple(row[1]), row[2]) for row in declared_rows]
-            )
-        ],
-        "declared": declared_rows,
-    }
+    return records, list(revision_map.heads), list(revision_map.bases), walk, labels
 
 
 def _as_written(value: Any) -> Any:

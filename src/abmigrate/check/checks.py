@@ -26,7 +26,7 @@ from abmigrate.bridge.plan import message_of
 from abmigrate.bridge.project import VERSION_NUM_LENGTH, AlembicProject, GraphProblem
 from abmigrate.config.settings import Environment, Policy, Settings, mask_url
 from abmigrate.errors import AbmigrateError, ConfigError
-from abmigrate.results import Record
+from abmigrate.results import CheckFailure, CheckOutcome, CheckReport
 
 if TYPE_CHECKING:
     from abmigrate.config.workspace import Workspace
@@ -47,68 +47,12 @@ __all__ = [
 
 
 @dataclass
-class CheckFailure(Record):
-    """One precise failure: which revision, what happened, the SQL and the difference."""
-
-    check: str
-    message: str
-    revision: str | None = None
-    path: str | None = None
-    line: int | None = None
-    detail: str | None = None
-    sql: str | None = None
-    differences: list[str] = field(default_factory=list)
-    hint: str | None = None
-
-
-@dataclass
 class Outcome:
     """What a check function returns."""
 
     failures: list[CheckFailure] = field(default_factory=list)
     summary: str = ""
     skipped: str | None = None
-
-
-@dataclass
-class CheckOutcome(Record):
-    name: str
-    status: str  # passed | failed | skipped
-    summary: str
-    elapsed_s: float
-    failures: list[CheckFailure] = field(default_factory=list)
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "summary": self.summary,
-            "elapsed_s": self.elapsed_s,
-            "failures": [failure.to_record() for failure in self.failures],
-        }
-
-
-@dataclass
-class CheckReport(Record):
-    project: str
-    scratch_server: str
-    outcomes: list[CheckOutcome]
-
-    @property
-    def passed(self) -> bool:
-        return all(outcome.status != "failed" for outcome in self.outcomes)
-
-    @property
-    def failures(self) -> list[CheckFailure]:
-        return [failure for outcome in self.outcomes for failure in outcome.failures]
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "scratch_server": self.scratch_server,
-            "passed": self.passed,
-            "checks": [outcome.to_record() for outcome in self.outcomes],
-        }
 
 
 @dataclass

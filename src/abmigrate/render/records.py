@@ -10,11 +10,12 @@ import json
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
-from abmigrate.check.checks import CheckFailure, CheckReport
 from abmigrate.results import (
     BackupList,
     BackupRecord,
     BackupVerification,
+    CheckFailure,
+    CheckReport,
     CurrentResult,
     HeadsResult,
     HistoryResult,
