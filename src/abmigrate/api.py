@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abmigrate.bridge.plan import build_plan, message_of, unknown_revisions
+from abmigrate.bridge.plan import build_plan, message_of, plan_from_cache, unknown_revisions
 from abmigrate.config.workspace import Workspace
 from abmigrate.db.database import read_version_rows
 from abmigrate.errors import AbmigrateError, GuardRefused, RevisionError
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     # `history` import neither (nor what they import: asyncio, SQLAlchemy).
     from abmigrate.apply.pipeline import ConfirmCallback, RunOptions
     from abmigrate.backup import RestoreConfirm
-    from abmigrate.bridge.types import RevisionStep
     from abmigrate.check.checks import CheckContext, CheckReport
     from abmigrate.events import Observer
     from abmigrate.lint import LintResult
@@ -260,8 +259,12 @@ def plan(
         if direction == "downgrade":
             raise RevisionError("downgrade needs a target", hint="e.g. -1, a revision id, or base")
         target = "head"
-    built, steps = build_plan(workspace, direction, target, with_sql=sql)
-    _analyse(workspace, built, steps)
+    current = read_version_rows(workspace.url, workspace.project.version_table) or []
+    cached = None
+    if direction == "upgrade":
+        cached = plan_from_cache(workspace, target, current, with_sql=sql)
+    built = cached or build_plan(workspace, direction, target, current=current, with_sql=sql)[0]
+    _analyse(workspace, built)
     if direction == "downgrade":
         from abmigrate.apply.data_loss import estimate_data_loss
 
@@ -273,11 +276,11 @@ def plan(
     return built
 
 
-def _analyse(workspace: Workspace, built: Plan, steps: list[RevisionStep]) -> None:
+def _analyse(workspace: Workspace, built: Plan) -> None:
     """Findings per step, and data preflight when the database answers (read-only)."""
     from abmigrate.lint import analyse_plan
 
-    analyse_plan(workspace, built, steps)
+    analyse_plan(workspace, built, [])
 
 
 def lint(

@@ -45,6 +45,7 @@ __all__ = [
     "CachedRevision",
     "GraphProblem",
     "RevisionGraph",
+    "alembic_options",
     "declared_in",
     "declared_problems",
     "file_problems",
@@ -323,11 +324,10 @@ def _jsonable(value: object) -> Any:
 # -- finding the files ------------------------------------------------------------------
 
 
-def _locations_from_ini(alembic_ini: Path) -> dict[str, Any] | None:
-    """What :func:`_locations` answers, read from alembic.ini the way Alembic's Config reads
-    it, without importing Alembic (most of a cold ``history``'s time); None where the ini
-    asks for anything Alembic resolves in ways of its own (a package resource, explicit
-    ``version_locations``, an unreadable or incomplete file): then Alembic decides."""
+def alembic_options(alembic_ini: Path) -> dict[str, str] | None:
+    """The ``[alembic]`` section as Alembic's ``Config.get_section`` gives it (``%(here)s``
+    interpolated, the defaults included), read without importing Alembic; None when the
+    file cannot be read that way (Alembic then reads it, and says what is wrong)."""
     import configparser
 
     ini = Path(alembic_ini)
@@ -335,8 +335,18 @@ def _locations_from_ini(alembic_ini: Path) -> dict[str, Any] | None:
     try:
         if not parser.read([ini], encoding="locale") or not parser.has_section("alembic"):
             return None
-        options = dict(parser.items("alembic"))
+        return dict(parser.items("alembic"))
     except (configparser.Error, OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _locations_from_ini(alembic_ini: Path) -> dict[str, Any] | None:
+    """What :func:`_locations` answers, read from alembic.ini the way Alembic's Config reads
+    it, without importing Alembic (most of a cold ``history``'s time); None where the ini
+    asks for anything Alembic resolves in ways of its own (a package resource, explicit
+    ``version_locations``, an unreadable or incomplete file): then Alembic decides."""
+    options = alembic_options(alembic_ini)
+    if options is None:
         return None
     script_location = options.get("script_location")
     if not script_location or not os.access(script_location, os.F_OK):

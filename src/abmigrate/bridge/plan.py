@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
+from abmigrate.bridge.graph import alembic_options
 from abmigrate.db.database import read_version_rows
 from abmigrate.errors import GuardRefused, RevisionError
 from abmigrate.results import Direction, Plan, Step
@@ -17,7 +20,14 @@ if TYPE_CHECKING:
     from abmigrate.bridge.project import AlembicProject, StepSQL
     from abmigrate.config.workspace import Workspace
 
-__all__ = ["build_plan", "heads_after", "message_of", "rendered_sql", "unknown_revisions"]
+__all__ = [
+    "build_plan",
+    "heads_after",
+    "message_of",
+    "plan_from_cache",
+    "rendered_sql",
+    "unknown_revisions",
+]
 
 
 def message_of(doc: str | None) -> str:
@@ -114,7 +124,20 @@ def rendered_sql(
         return []
     project = workspace.project
     cache = AnalysisCache.for_workspace(workspace)
-    keys = _sql_keys(cache, workspace, steps, current)
+    keys = _sql_keys(
+        cache,
+        workspace,
+        [
+            _KeyedStep(
+                cache.script_key(step.revision),
+                step.is_upgrade,
+                tuple(step.from_revisions),
+                tuple(step.to_revisions),
+            )
+            for step in steps
+        ],
+        current,
+    )
     cached: list[StepSQL] = []
     for key, step in zip(keys, steps, strict=True):
         record = cache.get("sql", key)
@@ -131,34 +154,100 @@ def rendered_sql(
     return rendered
 
 
+@dataclass(frozen=True)
+class _KeyedStep:
+    """What a step's SQL depends on, besides the steps before it."""
+
+    script: str  # AnalysisCache.script_key of its revision file
+    is_upgrade: bool
+    from_revisions: tuple[str, ...]
+    to_revisions: tuple[str, ...]
+
+
 def _sql_keys(
     cache: AnalysisCache,
     workspace: Workspace,
-    steps: Sequence[RevisionStep],
+    steps: Sequence[_KeyedStep],
     current: Sequence[str],
 ) -> list[str]:
-    from sqlalchemy.engine import make_url
-
     project = workspace.project
-    url = make_url(workspace.url)
-    options = project.config.get_section(project.config.config_ini_section) or {}
-    alembic_options = json.dumps(
-        {key: value for key, value in options.items() if key != "sqlalchemy.url"},
-        sort_keys=True,
+    options = alembic_options(project.alembic_ini)
+    if options is None:
+        options = project.config.get_section(project.config.config_ini_section) or {}
+    options.pop("sqlalchemy.url", None)
+    # The database and the credentials aside, the URL's driver and query options change
+    # the SQL (the dialect and its flags); read here without SQLAlchemy.
+    scheme, _, rest = workspace.url.partition("://")
+    query = json.dumps(sorted(parse_qsl(rest.partition("?")[2], keep_blank_values=True)))
+    key = cache.key(
+        "sql", scheme, query, json.dumps(options, sort_keys=True), "from", *sorted(current)
     )
-    query = json.dumps(sorted((key, str(value)) for key, value in url.query.items()))
-    key = cache.key("sql", url.drivername, query, alembic_options, "from", *sorted(current))
     keys = []
     for step in steps:
         key = cache.key(
             key,
-            cache.script_key(step.revision),
+            step.script,
             "upgrade" if step.is_upgrade else "downgrade",
             ",".join(step.from_revisions),
             ",".join(step.to_revisions),
         )
         keys.append(key)
     return keys
+
+
+def plan_from_cache(
+    workspace: Workspace, target: str, current: Sequence[str], *, with_sql: bool
+) -> Plan | None:
+    """The upgrade plan to the head(s) (``with_sql``: with every step's SQL), built from the
+    cached graph and the analysis cache alone: nothing imports Alembic, SQLAlchemy or a revision, so a
+    warm ``plan --sql`` costs reading two caches. None when they cannot answer (another
+    target, a graph only Alembic reads, a step never rendered): build_plan then asks Alembic.
+    The steps are the ones build_plan makes (tests/bridge compares them)."""
+    from abmigrate.analysis_cache import AnalysisCache
+
+    project = workspace.project
+    graph = project.graph
+    if target not in ("head", "heads") or graph is None:
+        return None
+    if any(revision not in graph.revisions for revision in current):
+        return None
+    if target == "head" and len(graph.heads) != 1:
+        return None  # Alembic words the ambiguity
+    pending = [graph.revisions[revision] for revision in graph.pending(current)]
+    if not pending:
+        return None
+    steps = [
+        Step(
+            revision=one.revision,
+            message=message_of(one.doc),
+            direction="upgrade",
+            from_revisions=list(one.down_revisions),
+            to_revisions=[one.revision],
+        )
+        for one in pending
+    ]
+    if with_sql:
+        cache = AnalysisCache.for_workspace(workspace)
+        keyed = [
+            _KeyedStep(cache.script_key(one), True, one.down_revisions, (one.revision,))
+            for one in pending
+        ]
+        for step, key in zip(steps, _sql_keys(cache, workspace, keyed, current), strict=True):
+            record = cache.get("sql", key)
+            if not isinstance(record, dict) or not isinstance(record.get("sql"), str):
+                return None
+            step.sql = record["sql"]
+    return Plan(
+        environment=workspace.environment.name,
+        database=workspace.environment.masked_url,
+        dialect=workspace.environment.dialect,
+        direction="upgrade",
+        current=list(current),
+        target=target,
+        # Everything below the heads is applied after an upgrade to them.
+        target_revisions=sorted(graph.heads),
+        steps=steps,
+    )
 
 
 def _step_record(step: RevisionStep, direction: Direction) -> Step:

@@ -101,6 +101,10 @@ class DatabaseIdentity:
         return f"{self.dialect} database {self.database!r} on {self.address or self.cluster}"
 
 
+# What SQLAlchemy's URL pattern accepts as ``dialect[+driver]``.
+_PLAIN_SCHEME = re.compile(r"[\w+]+")
+
+
 def parse_url(url: str) -> URL:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -115,7 +119,20 @@ def parse_url(url: str) -> URL:
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The file behind a SQLite URL, or None for other dialects and in-memory databases."""
+    """The file behind a SQLite URL, or None for other dialects and in-memory databases.
+
+    Read without SQLAlchemy where the URL's form is plain (``name[+driver]://``, and for
+    SQLite ``sqlite:///path``): commands that read only caches would otherwise import it for
+    this alone. Anything else is parsed by SQLAlchemy, which also words a malformed URL."""
+    scheme, separator, rest = url.partition("://")
+    if separator and _PLAIN_SCHEME.fullmatch(scheme):
+        if scheme.partition("+")[0].lower() != "sqlite":
+            return None
+        if rest.startswith("/"):
+            database = rest[1:].partition("?")[0]
+            if not database or database == ":memory:" or database.startswith("file:"):
+                return None
+            return Path(database)
     parsed = parse_url(url)
     if not dialect_for(parsed).file_based or not parsed.database:
         return None

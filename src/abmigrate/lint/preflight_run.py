@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.db.database import connect, sqlite_path
@@ -46,6 +46,8 @@ def run_preflight(workspace: Workspace, plan: Plan, result: LintResult | None) -
     else:
         cache = AnalysisCache.for_workspace(workspace)
         checks_of = preflight_checks(workspace.project, revisions, plan.direction, cache)
+    if not any(checks_of.get(revision) for revision in revisions):
+        return  # nothing to count: no connection (nor SQLAlchemy) for a plan of safe steps
     try:
         with connect(workspace.url) as connection:
             _read_only(connection)
@@ -71,16 +73,16 @@ def live_tables(workspace: Workspace) -> Iterator[LiveTables]:
         yield LiveTables(None)
         return
     with contextlib.ExitStack() as stack:
-        try:
+
+        def open_connection() -> Connection:
             connection = stack.enter_context(connect(workspace.url))
             _read_only(connection)
-        except AbmigrateError as exc:
-            problem = f"the database did not answer ({exc})"
-        else:
             stack.callback(connection.rollback)
-            yield LiveTables(connection)
-            return
-    yield LiveTables(None, problem=problem)
+            return connection
+
+        # Connected on the first question: a plan whose tables are all created in the plan
+        # asks none, and costs no connection.
+        yield LiveTables(None, connect=open_connection)
 
 
 class LiveTables:
@@ -93,24 +95,43 @@ class LiveTables:
     after its rows were counted.
     """
 
-    def __init__(self, connection: Connection | None, *, problem: str | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection | None,
+        *,
+        problem: str | None = None,
+        connect: Callable[[], Connection] | None = None,
+    ) -> None:
         self.connection = connection
         self.problem = problem  # set when the database could not be asked
+        self._connect = connect  # opens the connection on the first question
         self._exists: dict[str, bool] = {}
         self._estimates: dict[str, float | None] = {}
         self._counts: dict[tuple[str, int], int] = {}
 
+    def _ask(self) -> bool:
+        """Whether there is a database to ask (connecting now if not yet done)."""
+        if self._connect is not None:
+            connect, self._connect = self._connect, None
+            try:
+                self.connection = connect()
+            except AbmigrateError as exc:
+                self.problem = f"the database did not answer ({exc})"
+        return self.connection is not None
+
     @property
     def estimate_name(self) -> str:
+        self._ask()
         return dialect_for(self.connection).row_estimate_name
 
     @property
     def known(self) -> bool:
         """False when nothing can be said about the live tables."""
+        self._ask()
         return self.problem is None
 
     def exists(self, table: str) -> bool:
-        if self.connection is None:
+        if not self._ask():
             return False
         if table not in self._exists:
             self._exists[table] = self._look_up(table)
