@@ -217,3 +217,38 @@ def test_off_no_models_and_a_failing_replay(copy_scenario, run_cli, sqlite_url, 
     assert f"models: not predicted: cannot replay the migrations up to {HEAD}:" in words
     assert "legacy_users" in words
     assert_fits_80_columns(_from_models_line(result.stdout))
+
+
+def test_a_warm_plan_recalls_the_prediction_until_a_model_changes(
+    copy_scenario, run_cli_process, sqlite_url, tmp_path
+):
+    root = _drift_project(copy_scenario)
+    log = tmp_path / "models-imported.log"
+    models = root / "models.py"
+    # The models module notes each time it is imported (by a real, new process each run).
+    models.write_text(
+        models.read_text() + f"\nwith open({str(log)!r}, 'a') as _log:\n    _log.write('x')\n"
+    )
+    env = {"DATABASE_URL": sqlite_url, "ABMIGRATE_CACHE_DIR": str(tmp_path / "cache")}
+
+    def plan(*args: str) -> dict[str, Any]:
+        done = run_cli_process("plan", *args, "--format", "json", cwd=root, env=env)
+        assert done.exit_code == 0, done
+        return dict(json.loads(done.stdout)["models"])
+
+    replayed = plan("--models")
+    assert replayed["status"] == "differ" and replayed["count"] == 2
+    first = plan()  # from the prediction cache: the models are loaded to key it
+    assert first["differences"] == replayed["differences"]
+    imports = len(log.read_text())
+    again = plan()  # nothing changed: recalled without loading the models
+    assert again == first
+    assert len(log.read_text()) == imports
+    # A model changes: loaded again, and predicted again.
+    nickname = "    nickname: Mapped[str | None] = mapped_column(sa.String(40))\n"
+    assert nickname in models.read_text()
+    models.write_text(models.read_text().replace(nickname, ""))
+    changed = plan("--models")
+    assert len(log.read_text()) > imports
+    assert changed["status"] == "differ" and changed["count"] == 1
+    assert not any("nickname" in difference for difference in changed["differences"])

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from typing import TYPE_CHECKING, Any
 
 from abmigrate.errors import AbmigrateError
@@ -66,6 +67,18 @@ def predict_models(workspace: Workspace, plan: Plan, *, replay: bool) -> dict[st
             target,
             reason="the models describe the head; the target is not the head",
         )
+    memo = _Memo.open(workspace, target, replay=replay)
+    remembered = memo.recall() if memo is not None else None
+    if remembered is not None:
+        return remembered
+    loaded_before = set(sys.modules)
+    record = _load_and_predict(workspace, target, replay=replay)
+    if memo is not None and record["status"] in _SETTLED:
+        memo.keep(record, loaded_before)
+    return record
+
+
+def _load_and_predict(workspace: Workspace, target: list[str], *, replay: bool) -> dict[str, Any]:
     from abmigrate.bridge.models import load_models
 
     try:
@@ -132,6 +145,88 @@ def _predict(
     cache.put("models", key, {"differences": differences})
     cache.flush()
     return _compared(target, source, differences, cached=False)
+
+
+# Predictions that stay true while the code they came from is unchanged (not a prediction
+# that was missing from the cache, nor one that failed).
+_SETTLED = ("match", "differ", "no_models")
+# Code the memo's key covers already (the analysis cache's code salt: their versions).
+_LIBRARIES = frozenset({"abmigrate", "alembic", "sqlalchemy"})
+
+
+class _Memo:
+    """The last prediction, kept with the digest of every source file that loading the
+    models ran (the models' modules, env.py's imports, what they import in turn): while
+    none of them changed, the prediction is the same, and a warm ``plan`` need not import
+    SQLAlchemy, Alembic and the models again to learn it. Keyed by the target, every
+    revision file, env.py (and the variables it reads), the configuration's ``models``,
+    the database's URL (password masked) and abmigrate's code and libraries.
+
+    What it cannot see: models whose tables depend on environment variables env.py does
+    not name, or on a database server upgraded in place; the verification after a run
+    compares the models with the live schema either way."""
+
+    def __init__(self, cache: Any, key: str) -> None:
+        self.cache = cache
+        self.key = key
+
+    @classmethod
+    def open(cls, workspace: Workspace, target: list[str], *, replay: bool) -> _Memo | None:
+        from abmigrate.analysis_cache import AnalysisCache
+
+        graph = workspace.project.graph
+        cache = AnalysisCache.for_workspace(workspace)
+        if graph is None or cache.folder is None:
+            return None
+        key = cache.key(
+            "models-memo",
+            _FORMAT,
+            workspace.settings.models or "",
+            workspace.environment.masked_url,
+            ",".join(sorted(target)),
+            "replay" if replay else "cache only",
+            *(cache.script_key(revision) for revision in graph.revisions.values()),
+        )
+        return cls(cache, key)
+
+    def recall(self) -> dict[str, Any] | None:
+        from abmigrate.analysis_cache import file_digest
+
+        kept = self.cache.get("models-memo", self.key)
+        if not isinstance(kept, dict) or not isinstance(kept.get("record"), dict):
+            return None
+        files = kept.get("files")
+        if not isinstance(files, dict) or any(
+            file_digest(path) != digest for path, digest in files.items()
+        ):
+            return None
+        return dict(kept["record"])
+
+    def keep(self, record: dict[str, Any], loaded_before: set[str]) -> None:
+        from abmigrate.analysis_cache import file_digest
+
+        files: dict[str, str] = {}
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if not path or name.partition(".")[0] in _LIBRARIES:
+                continue
+            # What loading the models imported, and the project's own modules imported
+            # before (a process that had imported them already, such as the Python API).
+            if _standard_library(path):
+                continue
+            if name not in loaded_before or not _installed(path):
+                files[path] = file_digest(path)
+        self.cache.put("models-memo", self.key, {"record": record, "files": files})
+        self.cache.flush()
+
+
+def _installed(path: str) -> bool:
+    """A file of an installed package (not the project's own code)."""
+    return "site-packages" in path or "dist-packages" in path or path.startswith(sys.prefix)
+
+
+def _standard_library(path: str) -> bool:
+    return path.startswith(sys.base_prefix) and not _installed(path)
 
 
 def _compared(
