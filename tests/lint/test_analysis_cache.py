@@ -336,6 +336,7 @@ def test_a_second_upgrade_through_the_cli_writes_no_cache_entry(
         "findings.json",
         "graph.json",
         "graph-files.json",
+        "models-memo.json",
         "sql.json",
     }
     upgrade("two.db")

@@ -160,7 +160,7 @@ class _Memo:
     none of them changed, the prediction is the same, and a warm ``plan`` need not import
     SQLAlchemy, Alembic and the models again to learn it. Keyed by the target, every
     revision file, env.py (and the variables it reads), the configuration's ``models``,
-    the database's URL (password masked) and abmigrate's code and libraries.
+    the URL's dialect and driver, and abmigrate's code and libraries.
 
     What it cannot see: models whose tables depend on environment variables env.py does
     not name, or on a database server upgraded in place; the verification after a run
@@ -182,7 +182,7 @@ class _Memo:
             "models-memo",
             _FORMAT,
             workspace.settings.models or "",
-            workspace.environment.masked_url,
+            workspace.url.partition("://")[0],  # the dialect and driver, not the database
             ",".join(sorted(target)),
             "replay" if replay else "cache only",
             *(cache.script_key(revision) for revision in graph.revisions.values()),
