@@ -335,3 +335,64 @@ def test_what_only_alembic_resolves_is_left_to_alembic(tmp_path: Path, text: str
     ini = tmp_path / "alembic.ini"
     ini.write_text(text)
     assert _locations_from_ini(ini) is None
+
+
+def _random_history(seed: int) -> list[tuple[dict[str, Any], str]]:
+    """A random history of branches and merges, as the files declare it, in a random load
+    order (Alembic loads files by name)."""
+    import random
+
+    chooser = random.Random(seed)
+    ids: list[str] = []
+    declared: list[tuple[dict[str, Any], str]] = []
+    for index in range(chooser.randint(1, 40)):
+        revision = f"{chooser.getrandbits(48):012x}"
+        roll = chooser.random()
+        if not ids or roll < 0.05:
+            down: Any = None  # another root
+        elif roll < 0.25 and len(ids) > 1:
+            down = tuple(chooser.sample(ids, 2))  # a merge
+        else:
+            down = chooser.choice(ids[-5:])
+            down = [down] if roll > 0.9 else down  # a one-element list, as some write it
+        ids.append(revision)
+        entry = {"revision": revision, "down_revision": down, "branch_labels": None}
+        entry.update(depends_on=None, doc=f"step {index}\n\nmore text")
+        declared.append((entry, f"/versions/{revision}.py"))
+    chooser.shuffle(declared)
+    return declared
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_plain_derivation_is_alembics(seed: int) -> None:
+    from abmigrate.bridge.graph import _alembic_graph, _plain_graph
+
+    declared = _random_history(seed)
+    assert _plain_graph(declared) == _alembic_graph(declared)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["missing parent", "cycle", "duplicate", "self", "label", "depends_on", "illegal id"],
+)
+def test_what_the_plain_derivation_does_not_take_goes_to_alembic(change: str) -> None:
+    from abmigrate.bridge.graph import _plain_graph
+
+    declared = _random_history(7)
+    entry = declared[0][0]
+    if change == "missing parent":
+        entry["down_revision"] = "0badc0ffee00"
+    elif change == "cycle":
+        first, second = declared[0][0], declared[1][0]
+        first["down_revision"], second["down_revision"] = second["revision"], first["revision"]
+    elif change == "duplicate":
+        declared.append(({**entry}, "/versions/copy.py"))
+    elif change == "self":
+        entry["down_revision"] = entry["revision"]
+    elif change == "label":
+        entry["branch_labels"] = ("core",)
+    elif change == "depends_on":
+        entry["depends_on"] = declared[1][0]["revision"]
+    else:
+        entry["revision"] = "abc-123"
+    assert _plain_graph(declared) is None
