@@ -166,3 +166,13 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
+
+
+def note_imports(scripts: Sequence[Path], log: Path) -> None:
+    """Make each script note in ``log`` when it is imported (one line per import): Alembic
+    keeps no module of a revision in ``sys.modules``, so this is how a test sees it."""
+    for script in scripts:
+        script.write_text(
+            script.read_text() + f"\nwith open({str(log)!r}, 'a') as _log:\n"
+            "    _log.write(__file__ + '\\n')\n"
+        )

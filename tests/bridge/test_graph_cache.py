@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runner_helpers import note_imports
 
 from abmigrate import analysis_cache
 from abmigrate.bridge.graph import declared_in
@@ -216,12 +217,7 @@ def test_a_status_imports_neither_alembic_nor_a_revision(
 ) -> None:
     project = copy_scenario("linear")
     log = tmp_path / "imported.log"
-    for script in (project / "migrations" / "versions").glob("*.py"):
-        # Each revision notes when it is imported (Alembic keeps no module of it around).
-        script.write_text(
-            script.read_text() + f"\nwith open({str(log)!r}, 'a') as _log:\n"
-            "    _log.write(__file__ + '\\n')\n"
-        )
+    note_imports(sorted((project / "migrations" / "versions").glob("*.py")), log)
     url = f"sqlite:///{tmp_path / 'app.db'}"
     code = textwrap.dedent(
         f"""\

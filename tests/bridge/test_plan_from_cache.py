@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runner_helpers import note_imports
 
 from abmigrate import analysis_cache
 from abmigrate.bridge.plan import build_plan, plan_from_cache
@@ -112,12 +113,7 @@ def test_a_warm_plan_with_sql_imports_no_revision(copy_scenario: Any, tmp_path: 
     # (The models prediction still runs env.py offline, which imports Alembic.)
     project = copy_scenario("linear")
     log = tmp_path / "imported.log"
-    for script in (project / "migrations" / "versions").glob("*.py"):
-        # Each revision notes when it is imported (Alembic keeps no module of it around).
-        script.write_text(
-            script.read_text() + f"\nwith open({str(log)!r}, 'a') as _log:\n"
-            "    _log.write(__file__ + '\\n')\n"
-        )
+    note_imports(sorted((project / "migrations" / "versions").glob("*.py")), log)
     url = f"sqlite:///{tmp_path / 'app.db'}"
     env = {"ABMIGRATE_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
     argv = [sys.executable, "-m", "abmigrate", "--alembic-ini", str(project / "alembic.ini")]
