@@ -130,6 +130,14 @@ def walk_round_trip(
                 # would: the types the history created so far count as created by it.
                 remember_existing_types(context)
                 state = _state_key(connection, fingerprint)
+                # Each look at the schema comes right before an upgrade, after what prepares
+                # that upgrade (between_steps, which ends any transaction of its own): the
+                # look's transaction is then the one Alembic's per-migration transaction
+                # takes over (it begins on the connection's transaction when there is
+                # one), and the step's commit ends both. A look of its own would cost a
+                # BEGIN and a COMMIT more, twice per revision; the step still commits on
+                # its own, and a failing step rolls back only a read besides its own work.
+                between_steps(context)
                 before = state(connection)
                 for revision in remaining:
                     if revision in blocked or any(p in blocked for p in parents[revision]):
@@ -138,21 +146,21 @@ def walk_round_trip(
                         continue
                     cursor.revision = revision
                     cursor.stage = "upgrade"
-                    between_steps(context)
                     yield project.revision_step(revision, upgrade=True)
                     applied.append(revision)
                     cursor.stage = "downgrade"
                     between_steps(context, upgrade=False)
                     yield project.revision_step(revision, upgrade=False)
                     cursor.stage = "compare"
+                    between_steps(context)
                     if state(connection) != before:
                         # Describe the state left behind now; the state before the upgrade
                         # is rebuilt and described after this run.
                         cursor.suspect = fingerprint(connection)
                         return
                     cursor.stage = "upgrade again"
-                    between_steps(context)
                     yield project.revision_step(revision, upgrade=True)
+                    between_steps(context)
                     before = state(connection)
                     report.checked.append(revision)
                     cursor.revision = None
