@@ -31,7 +31,7 @@ from run import DEFAULT_URL, INI, generate  # noqa: E402
 
 KINDS = (
     ("CREATE/ALTER/DROP DATABASE", re.compile(r"^\s*(CREATE|ALTER|DROP) DATABASE", re.I)),
-    ("schema digest", re.compile(r"^\s*WITH rel AS", re.I)),
+    ("schema digest", re.compile(r"^\s*(WITH rel AS|EXECUTE abmigrate_schema_digest)", re.I)),
     ("alembic_version", re.compile(r"alembic_version", re.I)),
     ("enum look-ups (pg_type)", re.compile(r"FROM pg_type t", re.I)),
     ("settings / identity", re.compile(r"set_config|^\s*(SET|SHOW|select pg_catalog\.version|"
@@ -41,6 +41,7 @@ KINDS = (
 
 totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
 started_at: dict[int, float] = {}
+series: dict[str, list[float]] = collections.defaultdict(list)
 
 
 def kind_of(statement: str) -> str:
@@ -58,9 +59,11 @@ def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
 @event.listens_for(Engine, "after_cursor_execute")
 def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
     elapsed = time.perf_counter() - started_at.pop(id(cursor), time.perf_counter())
-    entry = totals[kind_of(statement)]
+    kind = kind_of(statement)
+    entry = totals[kind]
     entry[0] += 1
     entry[1] += elapsed
+    series[kind].append(elapsed)
 
 
 def _timed(name: str, original: Any) -> Any:
@@ -116,6 +119,10 @@ def main() -> None:
             print(f"  {name:<58} {count:5d} {seconds:7.3f}s")
         print(f"  {'all of the above':<58} {sum(c for c, _ in totals.values()):5d}"
               f" {sum(s for _, s in totals.values()):7.3f}s")
+        digests = series["schema digest"]
+        if digests:
+            print("  schema digests in walk order, ms (every 20th):",
+                  " ".join(f"{d * 1000:.1f}" for d in digests[::20]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -168,6 +168,10 @@ class Dialect:
         """One query's digest of the schema the connection sees (see ``has_schema_digest``)."""
         raise NotImplementedError(f"no schema digest on {self.name}")
 
+    def prepared_schema_digest(self, connection: Connection) -> Callable[[], str]:
+        """:meth:`schema_digest` made ready once on ``connection``, taken by calling the result."""
+        raise NotImplementedError(f"no schema digest on {self.name}")
+
     def scratch_engine(self, engine: Engine) -> Engine:
         """``engine`` (to a scratch database) made not to wait for durability where that is
         a per-connection setting: nothing in a scratch database needs to survive a crash."""
@@ -343,6 +347,17 @@ class PostgreSQL(Dialect):
         from sqlalchemy import text
 
         return str(connection.execute(text(_PG_DIGEST)).scalar_one())
+
+    def prepared_schema_digest(self, connection: Connection) -> Callable[[], str]:
+        """:meth:`schema_digest` prepared once on ``connection`` (a session of abmigrate's
+        own: the prepared statement lives as long as it), as a function taking each digest.
+        The query's plan is made once instead of at every digest (about half of its time)."""
+        connection.exec_driver_sql(f"PREPARE {_PG_DIGEST_STATEMENT} AS {_PG_DIGEST}")
+
+        def digest() -> str:
+            return str(connection.exec_driver_sql(f"EXECUTE {_PG_DIGEST_STATEMENT}").scalar_one())
+
+        return digest
 
     rows_touched_by_transaction = True
 
@@ -780,6 +795,10 @@ def _on_pool_connect(dbapi_connection: Any, record: Any) -> None:
 # One query, a few milliseconds: a digest of everything a fingerprint describes (and a little
 # more), used only to tell "unchanged" from "changed". Column order and object ids are left
 # out, as the fingerprint leaves them out; a changed digest leads to a full fingerprint diff.
+# The lines are sorted bytewise (COLLATE "C"): a database's own collation may sort them
+# several times slower, and the order only has to be the same from one digest to the next.
+# The name of the digest prepared on a connection of abmigrate's own (prepared_schema_digest).
+_PG_DIGEST_STATEMENT = "abmigrate_schema_digest"
 _PG_DIGEST = """
 WITH rel AS (
     SELECT c.oid, c.relname, c.relkind FROM pg_class c
@@ -790,7 +809,7 @@ WITH rel AS (
     SELECT d.objoid, d.objsubid, d.description FROM pg_description d
     JOIN rel ON rel.oid = d.objoid WHERE d.classoid = 'pg_class'::regclass
 )
-SELECT md5(coalesce(string_agg(line, ' | ' ORDER BY line), '')) FROM (
+SELECT md5(coalesce(string_agg(line, ' | ' ORDER BY line COLLATE "C"), '')) FROM (
     SELECT 'r ' || relname || ' ' || relkind::text || ' ' || coalesce((SELECT description FROM descr WHERE objoid = rel.oid AND objsubid = 0), '')
         AS line FROM rel WHERE relkind <> 'i' AND relkind <> 'I'
     UNION ALL
