@@ -27,15 +27,21 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DEFAULT_URL, INI, generate  # noqa: E402
+from run import DEFAULT_URL, INI, generate
 
 KINDS = (
     ("CREATE/ALTER/DROP DATABASE", re.compile(r"^\s*(CREATE|ALTER|DROP) DATABASE", re.I)),
     ("schema digest", re.compile(r"^\s*(WITH rel AS|EXECUTE abmigrate_schema_digest)", re.I)),
     ("alembic_version", re.compile(r"alembic_version", re.I)),
     ("enum look-ups (pg_type)", re.compile(r"FROM pg_type t", re.I)),
-    ("settings / identity", re.compile(r"set_config|^\s*(SET|SHOW|select pg_catalog\.version|"
-                                       r"select current_schema|show standard)", re.I)),
+    (
+        "settings / identity",
+        re.compile(
+            r"set_config|^\s*(SET|SHOW|select pg_catalog\.version|"
+            r"select current_schema|show standard)",
+            re.I,
+        ),
+    ),
     ("the revisions' DDL", re.compile(r"^\s*(CREATE|ALTER|DROP|COMMENT)\b", re.I)),
 )
 
@@ -113,16 +119,22 @@ def main() -> None:
             profiler.dump_stats(args.cprofile)
         wall, cpu = time.perf_counter() - begun, time.process_time() - cpu
         assert report.passed, report.to_record()
-        print(f"{args.revisions} revisions: {wall:.2f}s wall, {cpu:.2f}s CPU in-process;"
-              f" load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
+        print(
+            f"{args.revisions} revisions: {wall:.2f}s wall, {cpu:.2f}s CPU in-process;"
+            f" load average {load:.2f} before, {os.getloadavg()[0]:.2f} after"
+        )
         for name, (count, seconds) in sorted(totals.items(), key=lambda item: -item[1][1]):
             print(f"  {name:<58} {count:5d} {seconds:7.3f}s")
-        print(f"  {'all of the above':<58} {sum(c for c, _ in totals.values()):5d}"
-              f" {sum(s for _, s in totals.values()):7.3f}s")
+        print(
+            f"  {'all of the above':<58} {sum(c for c, _ in totals.values()):5d}"
+            f" {sum(s for _, s in totals.values()):7.3f}s"
+        )
         digests = series["schema digest"]
         if digests:
-            print("  schema digests in walk order, ms (every 20th):",
-                  " ".join(f"{d * 1000:.1f}" for d in digests[::20]))
+            print(
+                "  schema digests in walk order, ms (every 20th):",
+                " ".join(f"{d * 1000:.1f}" for d in digests[::20]),
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

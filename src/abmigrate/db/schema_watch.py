@@ -46,10 +46,9 @@ def schema_watcher(url: str, like: Connection) -> Iterator[Callable[[], str] | N
         yield None
         return
     from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
 
     from abmigrate.db.database import make_engine
-
-    from sqlalchemy.exc import DBAPIError
 
     user, search_path, schema = like.execute(text(_SESSION)).one()
     engine = make_engine(url)
