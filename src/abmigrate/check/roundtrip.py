@@ -131,10 +131,10 @@ def walk_round_trip(
             ) -> Iterator[RevisionStep]:
                 connection = context.connection
                 assert connection is not None
+                state = _state_key(connection, fingerprint, context, scratch.url, watching)
                 # A walk resumed on a rebuilt database continues the history as one run
                 # would: the types the history created so far count as created by it.
                 remember_existing_types(context)
-                state = _state_key(connection, fingerprint, context, scratch.url, watching)
                 # Each look at the schema comes right before an upgrade, after what prepares
                 # that upgrade (between_steps, which ends any transaction of its own). A
                 # look on env.py's connection (no watcher) then begins the transaction
