@@ -801,8 +801,9 @@ def _on_pool_connect(dbapi_connection: Any, record: Any) -> None:
 _PG_DIGEST_STATEMENT = "abmigrate_schema_digest"
 _PG_DIGEST = """
 WITH rel AS (
-    SELECT c.oid, c.relname, c.relkind FROM pg_class c
-    WHERE c.relnamespace = current_schema()::regnamespace
+    -- The schema looked up once (a sub-select), not once per row of pg_class.
+    SELECT c.oid, c.relname, c.relkind, c.relam FROM pg_class c
+    WHERE c.relnamespace = (SELECT current_schema()::regnamespace)
 ), descr AS (
     -- Comments joined once: obj_description()/col_description() per row searched
     -- pg_description for every relation and column (a third of the query's time).
@@ -836,7 +837,8 @@ SELECT md5(coalesce(string_agg(line, ' | ' ORDER BY line COLLATE "C"), '')) FROM
         || coalesce(pg_get_expr(i.indexprs, i.indrelid), '') || ' '
         || coalesce(pg_get_expr(i.indpred, i.indrelid), '')
     FROM pg_index i JOIN rel ON rel.oid = i.indrelid
-    JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+    -- An index is always in its table's schema: rel has it.
+    JOIN rel ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
     UNION ALL
     SELECT 'v ' || relname || ' ' || pg_get_viewdef(oid) FROM rel WHERE relkind IN ('v', 'm')
     UNION ALL
