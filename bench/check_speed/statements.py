@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import DEFAULT_URL, INI, generate
@@ -46,7 +44,6 @@ KINDS = (
 )
 
 totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
-started_at: dict[int, float] = {}
 series: dict[str, list[float]] = collections.defaultdict(list)
 
 
@@ -55,21 +52,6 @@ def kind_of(statement: str) -> str:
         if pattern.search(statement):
             return name
     return "other: " + " ".join(statement.split())[:60]
-
-
-@event.listens_for(Engine, "before_cursor_execute")
-def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-    started_at[id(cursor)] = time.perf_counter()
-
-
-@event.listens_for(Engine, "after_cursor_execute")
-def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-    elapsed = time.perf_counter() - started_at.pop(id(cursor), time.perf_counter())
-    kind = kind_of(statement)
-    entry = totals[kind]
-    entry[0] += 1
-    entry[1] += elapsed
-    series[kind].append(elapsed)
 
 
 def _timed(name: str, original: Any) -> Any:
@@ -85,6 +67,24 @@ def _timed(name: str, original: Any) -> Any:
     return wrapper
 
 
+def _execute(original: Any) -> Any:
+    def wrapper(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        begun = time.perf_counter()
+        try:
+            return original(self, query, *args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - begun
+            kind = kind_of(query if isinstance(query, str) else str(query))
+            entry = totals[kind]
+            entry[0] += 1
+            entry[1] += elapsed
+            series[kind].append(elapsed)
+
+    return wrapper
+
+
+# Every statement goes through psycopg's cursor (SQLAlchemy's and the schema watcher's).
+psycopg.Cursor.execute = _execute(psycopg.Cursor.execute)  # type: ignore[method-assign]
 psycopg.Connection.commit = _timed("COMMIT", psycopg.Connection.commit)  # type: ignore[method-assign]
 psycopg.Connection.rollback = _timed("ROLLBACK", psycopg.Connection.rollback)  # type: ignore[method-assign]
 psycopg.Connection.connect = classmethod(  # type: ignore[method-assign,assignment]
