@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from abmigrate.check.roundtrip import schema_digest
-from abmigrate.db.schema_watch import schema_watcher
+from abmigrate.db.schema_watch import WATCHER_APPLICATION_NAME, schema_watcher
 
 
 @pytest.fixture
@@ -79,3 +79,27 @@ def test_no_watcher_for_another_user_or_a_dialect_without_a_digest(
             assert watch is None
     finally:
         engine.dispose()
+
+
+def test_looks_go_on_on_the_connection_itself_when_the_watcher_is_gone(
+    pg_url: str, like: sa.Connection
+) -> None:
+    with schema_watcher(pg_url, like) as watch:
+        assert watch is not None
+        like.commit()
+        empty = watch()
+        ended = like.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = :name AND datname = current_database()"
+            ),
+            {"name": WATCHER_APPLICATION_NAME},
+        ).scalar_one()
+        assert ended == 1
+        like.exec_driver_sql("CREATE TABLE parts (id integer)")
+        like.commit()
+        created = watch()  # on `like` now, in a transaction of its own the caller ends
+        like.commit()
+        assert created != empty
+        assert created == schema_digest(like)
+        like.commit()

@@ -25,9 +25,12 @@ from abmigrate.db.dialects import dialect_for
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-__all__ = ["schema_watcher"]
+__all__ = ["WATCHER_APPLICATION_NAME", "schema_watcher"]
 
 _SESSION = "SELECT current_user, current_setting('search_path'), current_schema()"
+
+
+WATCHER_APPLICATION_NAME = "abmigrate schema watcher"
 
 
 @contextlib.contextmanager
@@ -36,7 +39,9 @@ def schema_watcher(url: str, like: Connection) -> Iterator[Callable[[], str] | N
     connection of its own to ``url`` (the database ``like`` is connected to), open for the
     block. None where the dialect has no digest, or where that connection would not see
     the same schema as ``like`` (another user: ``"$user"`` in the search path names
-    another schema): look on ``like`` itself then.
+    another schema): look on ``like`` itself then. Should the watcher's session fail
+    later (ended by someone, its prepared digest gone behind a pooler), the function goes
+    on looking on ``like``.
 
     Querying ``like`` begins a transaction on it, which the caller ends as it ends its own
     looks' (it is one read).
@@ -55,16 +60,39 @@ def schema_watcher(url: str, like: Connection) -> Iterator[Callable[[], str] | N
     with contextlib.ExitStack() as stack:
         stack.callback(engine.dispose)
         try:
-            watcher = stack.enter_context(
-                engine.execution_options(isolation_level="AUTOCOMMIT").connect()
-            )
+            watcher = engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+            stack.callback(_close, watcher)
             watcher.execute(
-                text("SELECT set_config('search_path', :path, false)"), {"path": search_path}
+                text(
+                    "SELECT set_config('search_path', :path, false),"
+                    " set_config('application_name', :name, false)"
+                ),
+                {"path": search_path, "name": WATCHER_APPLICATION_NAME},
             )
             same = tuple(watcher.execute(text(_SESSION)).one()) == (user, search_path, schema)
-            digest = dialect.prepared_schema_digest(watcher) if same else None
+            prepared = dialect.prepared_schema_digest(watcher) if same else None
         except DBAPIError:  # no second connection (the server's limit, say): look on `like`
-            digest = None
-        if digest is None:
+            prepared = None
+        if prepared is None:
             stack.close()
+            yield None
+            return
+        watching = [prepared]
+
+        def digest() -> str:
+            if watching:
+                try:
+                    return watching[0]()
+                except Exception:  # the driver's own error: its cursor is used directly
+                    watching.clear()
+                    with contextlib.suppress(Exception):
+                        watcher.invalidate()  # not to be reset on close: it is broken
+            return dialect.schema_digest(like)
+
         yield digest
+
+
+def _close(watcher: Connection) -> None:
+    # A read-only session of our own: closing it may fail only if it is already gone.
+    with contextlib.suppress(Exception):
+        watcher.close()
