@@ -4,6 +4,7 @@ and against pytest-alembic's `test_up_down_consistency` — all measured in this
 
     python bench/check_speed/run.py [--revisions 100] [--repeat 3] [--url SERVER_URL]
                                     [--no-postgres | --no-sqlite] [--no-pytest-alembic]
+                                    [--compare-src OTHER_CHECKOUT/src]
 
 Both PostgreSQL and SQLite are measured (the same project: constraints go through
 batch_alter_table, plain ALTERs on PostgreSQL and SQLite's copy-and-move). SERVER_URL is a
@@ -219,7 +220,10 @@ def bench_alembic(project: Path, server: Server | SQLiteFiles, python: str) -> t
         server.drop(name)
 
 
-def bench_check(project: Path, server: Server | SQLiteFiles, python: str) -> tuple[float, float]:
+def bench_check(
+    project: Path, server: Server | SQLiteFiles, python: str, source: str | None = None
+) -> tuple[float, float]:
+    """One run of check; ``source``: another tree's ``src`` to run instead of this one."""
     (project / "alembic.ini").write_text(INI.format(url=""))
     return timed(
         [
@@ -235,6 +239,7 @@ def bench_check(project: Path, server: Server | SQLiteFiles, python: str) -> tup
             server.url.render_as_string(hide_password=False),
         ],
         project,
+        env={"PYTHONPATH": source} if source else None,
     )
 
 
@@ -314,18 +319,36 @@ def bench_scratch(server: Server) -> float:
 
 
 def measure(
-    label: str, project: Path, target: Server | SQLiteFiles, repeat: int, other: str | None
+    label: str,
+    project: Path,
+    target: Server | SQLiteFiles,
+    repeat: int,
+    other: str | None,
+    compare: str | None = None,
 ) -> None:
-    """Interleaved runs of alembic and check on ``target``; the medians and their ratios."""
-    wall: dict[str, list[float]] = {"alembic": [], "check": [], "pytest-alembic": [], "scratch": []}
-    cpu: dict[str, list[float]] = {"alembic": [], "check": []}
+    """Interleaved runs of alembic and check on ``target``; the medians and their ratios.
+    ``compare``: the ``src`` folder of another tree whose check runs interleaved too."""
+    wall: dict[str, list[float]] = {
+        "alembic": [],
+        "check": [],
+        "compare": [],
+        "pytest-alembic": [],
+        "scratch": [],
+    }
+    cpu: dict[str, list[float]] = {"alembic": [], "check": [], "compare": []}
     for _ in range(repeat):
         if isinstance(target, Server):
             wall["scratch"].append(bench_scratch(target))
-        for key, bench in (("alembic", bench_alembic), ("check", bench_check)):
-            elapsed, used = bench(project, target, sys.executable)
-            wall[key].append(elapsed)
-            cpu[key].append(used)
+        elapsed, used = bench_alembic(project, target, sys.executable)
+        wall["alembic"].append(elapsed)
+        cpu["alembic"].append(used)
+        elapsed, used = bench_check(project, target, sys.executable)
+        wall["check"].append(elapsed)
+        cpu["check"].append(used)
+        if compare:
+            elapsed, used = bench_check(project, target, sys.executable, compare)
+            wall["compare"].append(elapsed)
+            cpu["compare"].append(used)
         if other and isinstance(target, Server):
             wall["pytest-alembic"].append(bench_pytest_alembic(project, target, other))
     median = {key: statistics.median(values) for key, values in wall.items() if values}
@@ -340,6 +363,13 @@ def measure(
         f"  ratio {median['check'] / median['alembic']:.2f}x"
         f"  (CPU {check_cpu:.2f}s, ratio {check_cpu / alembic_cpu:.2f}x)"
     )
+    if "compare" in median:
+        compare_cpu = statistics.median(cpu["compare"])
+        print(
+            f"  the same check from {compare}:"
+            f" {median['compare']:.2f}s  ratio {median['compare'] / median['alembic']:.2f}x"
+            f"  (CPU {compare_cpu:.2f}s, ratio {compare_cpu / alembic_cpu:.2f}x)"
+        )
     if "scratch" in median:
         print(
             f"    of which creating + dropping an empty scratch database {median['scratch']:.2f}s;"
@@ -361,6 +391,11 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--no-pytest-alembic", action="store_true")
+    parser.add_argument(
+        "--compare-src",
+        metavar="SRC",
+        help="also time check from this source folder (another checkout's src), interleaved",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="abm_bench_"))
@@ -370,9 +405,11 @@ def main() -> None:
         print(f"{args.revisions} revisions; load average {os.getloadavg()[0]:.2f} at the start")
         if not args.no_postgres:
             other = None if args.no_pytest_alembic else pytest_alembic_python()
-            measure("PostgreSQL", project, Server(args.url), args.repeat, other)
+            measure("PostgreSQL", project, Server(args.url), args.repeat, other, args.compare_src)
         if not args.no_sqlite:
-            measure("SQLite", project, SQLiteFiles(work / "sqlite"), args.repeat, None)
+            measure(
+                "SQLite", project, SQLiteFiles(work / "sqlite"), args.repeat, None, args.compare_src
+            )
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         shutil.rmtree(work, ignore_errors=True)

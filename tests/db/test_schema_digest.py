@@ -37,3 +37,28 @@ def test_digest_sees_columns_defaults_and_comments(pg_url: str) -> None:
         == base
     )
     assert _digest_after(pg_url, "ALTER TABLE parts ALTER COLUMN name SET DEFAULT 'y'") != base
+
+
+def test_digest_sees_each_index_its_kind_columns_and_predicate(pg_url: str) -> None:
+    base = _digest_after(pg_url, "CREATE TABLE parts (id integer PRIMARY KEY, name text, n int)")
+    seen = {base}
+    for index in (
+        "CREATE INDEX ix_parts ON parts (name)",
+        "CREATE UNIQUE INDEX ix_parts ON parts (name)",
+        "CREATE INDEX ix_parts ON parts USING hash (name)",
+        "CREATE INDEX ix_parts ON parts (n)",
+        "CREATE INDEX ix_parts ON parts (name) WHERE n > 0",
+        "CREATE INDEX ix_parts ON parts (lower(name))",
+    ):
+        digest = _digest_after(pg_url, index)
+        assert digest not in seen, index
+        seen.add(digest)
+        assert _digest_after(pg_url, "DROP INDEX ix_parts") == base
+    # An index in another schema is not this schema's difference.
+    other = _digest_after(
+        pg_url,
+        "CREATE SCHEMA other",
+        "CREATE TABLE other.parts (id integer, name text)",
+        "CREATE INDEX ix_other ON other.parts (name)",
+    )
+    assert other == base

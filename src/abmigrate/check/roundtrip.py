@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from abmigrate.bridge.project import between_steps, remember_existing_types
 from abmigrate.db.database import scrub
 from abmigrate.db.dialects import dialect_for
+from abmigrate.db.schema_watch import schema_watcher
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -117,19 +118,31 @@ def walk_round_trip(
         while position < len(order):
             cursor = _Cursor()
             remaining = order[position:]
+            # What a run opens besides env.py's connection (see _state_key); closed when the
+            # run ends, before a rebuild drops the database.
+            watching = contextlib.ExitStack()
 
             def stepper(
                 heads: Sequence[str],
                 context: MigrationContext,
                 remaining: list[str] = remaining,
                 cursor: _Cursor = cursor,
+                watching: contextlib.ExitStack = watching,
             ) -> Iterator[RevisionStep]:
                 connection = context.connection
                 assert connection is not None
+                state = _state_key(connection, fingerprint, context, scratch.url, watching)
                 # A walk resumed on a rebuilt database continues the history as one run
                 # would: the types the history created so far count as created by it.
                 remember_existing_types(context)
-                state = _state_key(connection, fingerprint)
+                # Each look at the schema comes right before an upgrade, after what prepares
+                # that upgrade (between_steps, which ends any transaction of its own). A
+                # look on env.py's connection (no watcher) then begins the transaction
+                # Alembic's per-migration one takes over (it begins on the connection's
+                # transaction when there is one), and the step's commit ends both: a look
+                # of its own would cost a BEGIN and a COMMIT more, twice per revision. The
+                # step still commits on its own; a failing one rolls back a read besides.
+                between_steps(context)
                 before = state(connection)
                 for revision in remaining:
                     if revision in blocked or any(p in blocked for p in parents[revision]):
@@ -138,26 +151,27 @@ def walk_round_trip(
                         continue
                     cursor.revision = revision
                     cursor.stage = "upgrade"
-                    between_steps(context)
                     yield project.revision_step(revision, upgrade=True)
                     applied.append(revision)
                     cursor.stage = "downgrade"
                     between_steps(context, upgrade=False)
                     yield project.revision_step(revision, upgrade=False)
                     cursor.stage = "compare"
+                    between_steps(context)
                     if state(connection) != before:
                         # Describe the state left behind now; the state before the upgrade
                         # is rebuilt and described after this run.
                         cursor.suspect = fingerprint(connection)
                         return
                     cursor.stage = "upgrade again"
-                    between_steps(context)
                     yield project.revision_step(revision, upgrade=True)
+                    between_steps(context)
                     before = state(connection)
                     report.checked.append(revision)
                     cursor.revision = None
 
-            error = _run(project, scratch.url, stepper, scratch=True)
+            with watching:
+                error = _run(project, scratch.url, stepper, scratch=True)
             failure: RevisionFailure | None = None
             if error is not None:
                 if cursor.revision is None:
@@ -211,11 +225,23 @@ def walk_round_trip(
 
 
 def _state_key(
-    connection: Connection, fingerprint: Callable[[Connection], Any]
+    connection: Connection,
+    fingerprint: Callable[[Connection], Any],
+    context: MigrationContext,
+    url: str,
+    watching: contextlib.ExitStack,
 ) -> Callable[[Connection], Any]:
-    """How to tell two schema states apart cheaply on this dialect."""
+    """How to tell two schema states apart cheaply on this dialect: a digest where it has
+    one, taken on a connection of abmigrate's own (:mod:`abmigrate.db.schema_watch`) while
+    Alembic commits every step; else on env.py's connection."""
     dialect = dialect_for(connection)
-    return dialect.schema_digest if dialect.has_schema_digest else fingerprint
+    if not dialect.has_schema_digest:
+        return fingerprint
+    if not context._in_external_transaction:
+        watch = watching.enter_context(schema_watcher(url, connection))
+        if watch is not None:
+            return lambda _connection: watch()
+    return dialect.schema_digest
 
 
 def schema_digest(connection: Connection) -> str:

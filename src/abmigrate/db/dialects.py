@@ -168,6 +168,10 @@ class Dialect:
         """One query's digest of the schema the connection sees (see ``has_schema_digest``)."""
         raise NotImplementedError(f"no schema digest on {self.name}")
 
+    def prepared_schema_digest(self, connection: Connection) -> Callable[[], str]:
+        """:meth:`schema_digest` made ready once on ``connection``, taken by calling the result."""
+        raise NotImplementedError(f"no schema digest on {self.name}")
+
     def scratch_engine(self, engine: Engine) -> Engine:
         """``engine`` (to a scratch database) made not to wait for durability where that is
         a per-connection setting: nothing in a scratch database needs to survive a crash."""
@@ -343,6 +347,23 @@ class PostgreSQL(Dialect):
         from sqlalchemy import text
 
         return str(connection.execute(text(_PG_DIGEST)).scalar_one())
+
+    def prepared_schema_digest(self, connection: Connection) -> Callable[[], str]:
+        """:meth:`schema_digest` prepared once on ``connection`` (a session of abmigrate's
+        own: the prepared statement lives as long as it), as a function taking each digest.
+        The query's plan is made once instead of at every digest (about half of its time)."""
+        connection.exec_driver_sql(f"PREPARE {_PG_DIGEST_STATEMENT} AS {_PG_DIGEST}")
+        # On the driver's own cursor: SQLAlchemy's result machinery costs more client time
+        # than the round trip of so small a result (two looks per revision).
+        cursor = connection.connection.cursor()
+
+        def digest() -> str:
+            cursor.execute(f"EXECUTE {_PG_DIGEST_STATEMENT}")
+            row = cursor.fetchone()
+            assert row is not None
+            return str(row[0])
+
+        return digest
 
     rows_touched_by_transaction = True
 
@@ -780,17 +801,22 @@ def _on_pool_connect(dbapi_connection: Any, record: Any) -> None:
 # One query, a few milliseconds: a digest of everything a fingerprint describes (and a little
 # more), used only to tell "unchanged" from "changed". Column order and object ids are left
 # out, as the fingerprint leaves them out; a changed digest leads to a full fingerprint diff.
+# The lines are sorted bytewise (COLLATE "C"): a database's own collation may sort them
+# several times slower, and the order only has to be the same from one digest to the next.
+# The name of the digest prepared on a connection of abmigrate's own (prepared_schema_digest).
+_PG_DIGEST_STATEMENT = "abmigrate_schema_digest"
 _PG_DIGEST = """
 WITH rel AS (
-    SELECT c.oid, c.relname, c.relkind FROM pg_class c
-    WHERE c.relnamespace = current_schema()::regnamespace
+    -- The schema looked up once (a sub-select), not once per row of pg_class.
+    SELECT c.oid, c.relname, c.relkind, c.relam FROM pg_class c
+    WHERE c.relnamespace = (SELECT current_schema()::regnamespace)
 ), descr AS (
     -- Comments joined once: obj_description()/col_description() per row searched
     -- pg_description for every relation and column (a third of the query's time).
     SELECT d.objoid, d.objsubid, d.description FROM pg_description d
     JOIN rel ON rel.oid = d.objoid WHERE d.classoid = 'pg_class'::regclass
 )
-SELECT md5(coalesce(string_agg(line, ' | ' ORDER BY line), '')) FROM (
+SELECT md5(coalesce(string_agg(line, ' | ' ORDER BY line COLLATE "C"), '')) FROM (
     SELECT 'r ' || relname || ' ' || relkind::text || ' ' || coalesce((SELECT description FROM descr WHERE objoid = rel.oid AND objsubid = 0), '')
         AS line FROM rel WHERE relkind <> 'i' AND relkind <> 'I'
     UNION ALL
@@ -817,7 +843,8 @@ SELECT md5(coalesce(string_agg(line, ' | ' ORDER BY line), '')) FROM (
         || coalesce(pg_get_expr(i.indexprs, i.indrelid), '') || ' '
         || coalesce(pg_get_expr(i.indpred, i.indrelid), '')
     FROM pg_index i JOIN rel ON rel.oid = i.indrelid
-    JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+    -- An index is always in its table's schema: rel has it.
+    JOIN rel ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
     UNION ALL
     SELECT 'v ' || relname || ' ' || pg_get_viewdef(oid) FROM rel WHERE relkind IN ('v', 'm')
     UNION ALL
