@@ -244,6 +244,10 @@ class PostgresBackend:
             tables=tables,
             checksum_method=CHECKSUM_METHOD,
             tools={"pg_dump": pg_dump_version, compressor.name: tool_version(compressor.path)},
+            tested={
+                f"{ARCHIVE_DIR}/{name}": figures
+                for name, figures in (job.follower.tested if job.follower else {}).items()
+            },
         )
 
     def check_archive(self, folder: Path, files: Sequence[str], compressor: Compressor) -> str:
