@@ -189,10 +189,13 @@ def test_a_table_loaded_in_blocks_by_several_connections_restores_exactly(  # ty
     project: Path, run_cli, pg_url: str, empty_database: str, monkeypatch
 ) -> None:
     # Blocks of 64 KiB: 300000 more orders (about 12 MiB of COPY text) go to the restore's
-    # connections in some 200 blocks, as the rows of a large table do.
+    # connections in some 200 blocks, as the rows of a large table do; a note longer than a
+    # block is loaded whole.
     monkeypatch.setattr(copyload, "BLOCK", 64 << 10)
     execute(
         pg_url,
+        "INSERT INTO notes SELECT 100000, string_agg(md5(g::text), E'\\n') || '\\.',"
+        " ARRAY['long'] FROM generate_series(1, 6000) g",
         "INSERT INTO orders (customer_id, part_id, quantity, ordered_at)"
         " SELECT 1 + g % 3000, 1 + g % 500, g % 9, '2025-01-01'::timestamptz + g * interval '1 s'"
         " FROM generate_series(1, 300000) g",

@@ -35,7 +35,6 @@ __all__ = ["TableData", "copy_statements", "load_tables", "table_data_entries"]
 BLOCK = 4 << 20
 # Blocks read ahead of the connections, per connection: enough to keep each one fed.
 _AHEAD = 3
-_READ = 1 << 20
 _END_OF_DATA = b"\\.\n"
 # A data entry of `pg_restore -l`: "3362; 0 40228 TABLE DATA public customers postgres".
 _TABLE_DATA = re.compile(r"^(\d+); \d+ \d+ TABLE DATA ")
@@ -121,7 +120,7 @@ def copy_statements(
 @dataclass
 class _Block:
     table: TableData
-    rows: bytes
+    rows: memoryview
 
 
 class _Stop(Exception):
@@ -256,7 +255,7 @@ def _blocks_of(
     compressor: Compressor,
     processes: list[subprocess.Popen[bytes]],
     stop: threading.Event,
-) -> Iterator[bytes]:
+) -> Iterator[memoryview]:
     """The table's rows, decompressed as a stream, in blocks of whole lines, up to the
     end-of-data line."""
     packed = table.file.name.endswith(compressor.extension)
@@ -291,37 +290,36 @@ def _blocks_of(
             )
 
 
-def _whole_lines(stream: IO[bytes]) -> Iterator[bytes]:
-    pending = bytearray()
+def _whole_lines(stream: IO[bytes]) -> Iterator[memoryview]:
+    """Blocks of whole lines read from ``stream``, up to the end-of-data line. Each block is a
+    buffer of its own, read into once and handed on as it is (the rows are copied only into
+    the connection's buffer): a few copies of every byte is most of this loader's own CPU."""
+    carry = b""  # the start of a line cut off at the end of the previous block
     while True:
-        chunk = stream.read(_READ)
-        if chunk:
-            pending += chunk
-            if len(pending) < BLOCK:
-                continue
-            cut = pending.rfind(b"\n") + 1
-            if cut == 0:
-                continue  # one row longer than a block: read on
-        else:
-            if pending and not pending.endswith(b"\n"):
-                pending += b"\n"
-            cut = len(pending)
-        rows = bytes(pending[:cut])
-        del pending[:cut]
-        end = _end_of_data(rows)
+        buffer = bytearray(len(carry) + BLOCK)
+        buffer[: len(carry)] = carry
+        got = stream.readinto(memoryview(buffer)[len(carry) :])  # type: ignore[attr-defined]
+        filled = len(carry) + got
+        cut = buffer.rfind(b"\n", 0, filled) + 1 if got else filled
+        if got and cut == 0:  # one line longer than a block: read on
+            carry = bytes(buffer[:filled])
+            continue
+        carry = bytes(buffer[cut:filled])
+        end = _end_of_data(buffer, cut)
         if end >= 0:
             if end:
-                yield rows[:end]
+                yield memoryview(buffer)[:end]
             return
-        if rows:
-            yield rows
-        if not chunk:
+        if cut:
+            yield memoryview(buffer)[:cut]
+        if not got:
             return
 
 
-def _end_of_data(rows: bytes) -> int:
-    """Where the line ``\\.`` starts in a block of whole lines, or -1."""
-    if rows.startswith(_END_OF_DATA):
+def _end_of_data(rows: bytearray, size: int) -> int:
+    """Where the line ``\\.`` starts in the first ``size`` bytes of ``rows`` (whole lines),
+    or -1."""
+    if rows.startswith(_END_OF_DATA, 0, size):
         return 0
-    found = rows.find(b"\n" + _END_OF_DATA)
+    found = rows.find(b"\n" + _END_OF_DATA, 0, size)
     return found + 1 if found >= 0 else -1
