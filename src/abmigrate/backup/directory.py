@@ -159,13 +159,13 @@ class CompressWhileWritten:
             try:
                 while not self._aborted.is_set():
                     complete = self._complete(name)  # before the read: then EOF is the end
-                    chunk = plain.read(_CHUNK)
-                    if chunk:
-                        process.stdin.write(chunk)
-                    elif complete:
+                    # From the page cache to the compressor's pipe in the kernel (the bytes
+                    # never pass through this process): 0 is the end of what is written.
+                    if os.sendfile(process.stdin.fileno(), plain.fileno(), None, _CHUNK):
+                        continue
+                    if complete:
                         break
-                    else:
-                        self._aborted.wait(_POLL_S)
+                    self._aborted.wait(_POLL_S)
             except BrokenPipeError:
                 pass  # the compressor failed (or the writer stopped it): said below
             finally:
