@@ -117,10 +117,14 @@ def copy_statements(
     ]
 
 
-@dataclass
-class _Block:
-    table: TableData
-    rows: memoryview
+class _Feed:
+    """One table's rows as they are read: blocks for whichever connections load the table,
+    then ``None`` (put back by each connection that takes it, so all of them see it)."""
+
+    def __init__(self, table: TableData, jobs: int) -> None:
+        self.table = table
+        self.blocks: queue.Queue[memoryview | None] = queue.Queue(maxsize=_AHEAD * jobs)
+        self.drained = False
 
 
 class _Stop(Exception):
@@ -134,16 +138,23 @@ def load_tables(
     settings: Sequence[str],
 ) -> None:
     """Load every table's rows through ``connections`` (psycopg connections to the target,
-    each committing its own COPYs). Largest files first, so the big tables are shared by all
-    connections and the small ones fill the gaps at the end. Raises the first failure as a
-    BackupError naming the table."""
+    each committing its own COPYs); raises the first failure as a BackupError naming the
+    table.
+
+    A connection takes the largest table nobody loads yet; once every table is taken, it
+    joins a table still being loaded, so the last (largest) tables are shared and every
+    connection works to the end. Concurrent COPYs into one table contend for extending it
+    (PostgreSQL 15), so a table is shared only when nothing else is left to load.
+    """
     for connection in connections:
         with connection.cursor() as cursor:
             for statement in settings:
                 cursor.execute(statement)
         connection.commit()
-    ordered = sorted(tables, key=lambda table: table.file.stat().st_size, reverse=True)
-    blocks: queue.Queue[_Block | None] = queue.Queue(maxsize=_AHEAD * len(connections))
+    waiting = sorted(tables, key=lambda table: table.file.stat().st_size, reverse=True)
+    loading: list[_Feed] = []
+    readers: list[threading.Thread] = []
+    lock = threading.Lock()
     stop = threading.Event()
     failures: list[BaseException] = []
     processes: list[subprocess.Popen[bytes]] = []
@@ -155,92 +166,97 @@ def load_tables(
         for process in list(processes):
             kill_quietly(process)
 
-    def put(block: _Block | None) -> None:
+    def put(feed: _Feed, block: memoryview | None) -> None:
         while not stop.is_set():
             with contextlib.suppress(queue.Full):
-                blocks.put(block, timeout=0.1)
+                feed.blocks.put(block, timeout=0.1)
                 return
         raise _Stop
 
-    def read() -> None:
+    def read(feed: _Feed) -> None:
         try:
-            for table in ordered:
-                for rows in _blocks_of(table, compressor, processes, stop):
-                    put(_Block(table, rows))
+            for rows in _blocks_of(feed.table, compressor, processes, stop):
+                put(feed, rows)
+            put(feed, None)
         except BaseException as exc:
             fail(exc)
-        finally:
-            for _ in connections:
-                with contextlib.suppress(_Stop):
-                    put(None)
+
+    def pick() -> _Feed | None:
+        with lock:
+            if stop.is_set():
+                raise _Stop
+            if waiting:
+                feed = _Feed(waiting.pop(0), len(connections))
+                loading.append(feed)
+                reader = threading.Thread(target=read, args=(feed,), name="abmigrate-read")
+                readers.append(reader)
+                reader.start()
+                return feed
+            loading[:] = [feed for feed in loading if not feed.drained]
+            return loading[0] if loading else None
 
     def write(connection: Any) -> None:
         try:
-            _copy_blocks(connection, blocks, stop)
+            while (feed := pick()) is not None:
+                _copy_feed(connection, feed, stop)
         except BaseException as exc:
             fail(exc)
 
-    threads = [threading.Thread(target=read, name="abmigrate-read")] + [
+    writers = [
         threading.Thread(target=write, args=(connection,), name="abmigrate-copy")
         for connection in connections
     ]
-    for thread in threads:
+    for thread in writers:
         thread.start()
     try:
-        for thread in threads:
+        for thread in writers:
             while thread.is_alive():
                 thread.join(0.2)  # short waits: a signal still reaches this thread
     except BaseException:
         fail(_Stop())
-        for thread in threads:
-            thread.join()
         raise
+    finally:
+        for thread in writers:
+            thread.join()
+        with lock:
+            started = list(readers)
+        for thread in started:
+            thread.join()
     if failures:
         raise failures[0]
 
 
-def _copy_blocks(
-    connection: Any, blocks: queue.Queue[_Block | None], stop: threading.Event
-) -> None:
-    """Take blocks until the end; keep one COPY open per table and commit it when the next
-    block is another table's (or at the end)."""
+def _copy_feed(connection: Any, feed: _Feed, stop: threading.Event) -> None:
+    """Load blocks of one table until its end, in one COPY (opened at the first block: a
+    connection that joins late may find none left), committed at the end."""
     with contextlib.ExitStack() as current:
-        table: TableData | None = None
         copy: Any = None
         while True:
             try:
-                block = blocks.get(timeout=0.1)
+                rows = feed.blocks.get(timeout=0.1)
             except queue.Empty:
                 if stop.is_set():
                     raise _Stop from None
                 continue
             if stop.is_set():
                 raise _Stop
-            if block is None or block.table is not table:
-                if copy is not None:
-                    _finish(current, connection, table)
-                    copy = None
-                if block is None:
-                    return
-                table = block.table
-                cursor = current.enter_context(connection.cursor())
-                try:
-                    copy = current.enter_context(cursor.copy(table.copy))
-                except Exception as exc:
-                    raise _copy_error(exc, table) from None
+            if rows is None:
+                feed.drained = True
+                feed.blocks.put_nowait(None)  # for the other connections on this table
+                break
             try:
-                copy.write(block.rows)
+                if copy is None:
+                    cursor = current.enter_context(connection.cursor())
+                    copy = current.enter_context(cursor.copy(feed.table.copy))
+                copy.write(rows)
             except Exception as exc:
-                raise _copy_error(exc, block.table) from None
-
-
-def _finish(current: contextlib.ExitStack, connection: Any, table: TableData | None) -> None:
-    assert table is not None
-    try:
-        current.close()  # ends the COPY (the server checks the last rows now)
-        connection.commit()
-    except Exception as exc:
-        raise _copy_error(exc, table) from None
+                raise _copy_error(exc, feed.table) from None
+        if copy is not None:
+            try:
+                current.close()  # ends the COPY (the server checks the last rows now)
+                connection.commit()
+            except Exception as exc:
+                raise _copy_error(exc, feed.table) from None
 
 
 def _copy_error(exc: Exception, table: TableData) -> BackupError:
