@@ -1,13 +1,15 @@
 """Loading the table data of a pg_dump directory archive with concurrent COPYs.
 
-Why not ``pg_restore -j``: it loads each table through one COPY on one connection, so a table
-holding most of the rows keeps one core busy while the other waits; and pg_restore 15 reads
-neither zstd nor a pipe, so it needs a decompressed copy of the archive first. Here each
-table's file is decompressed as a stream (``zstd -dc``), cut into blocks of whole rows, and the
-blocks go to ``jobs`` connections, each running ``COPY ... FROM STDIN`` (pg_dump's own
-statement, psycopg's copy API): a large table is loaded by every connection at once, small
-ones one each. The rows of a table end up in another physical order; their content, count and
-figures are the same.
+Why not ``pg_restore -j``: pg_restore 15 reads neither zstd nor a pipe, so it needs a
+decompressed copy of the archive first (ten times its size on disk), and it loads each table
+through one COPY, so a table holding most of the rows is one core's work. Here each table's
+file is decompressed as a stream (``zstd -dc``), cut into blocks of whole rows, and loaded by
+``COPY ... FROM STDIN`` (pg_dump's own statement, psycopg's copy API) on N connections: each
+takes the largest table nobody loads yet and, when none is left, joins a table still loading,
+so the largest table is shared at the end. The rows of a shared table end up in another
+physical order; their content, count and figures are the same. Measured on two cores
+(docs/backups.md, "Speed"): the whole restore about as fast as ``pg_restore -j`` from a
+decompressed copy, without the copy; both are bound by the server's CPU.
 
 Text COPY data has one row per line (newlines inside values are escaped as ``\\n``), so a
 block cut after a newline holds whole rows, and the line ``\\.`` marks the end of the data.

@@ -1,10 +1,14 @@
-"""PostgreSQL backups: ``pg_dump -Fc -Z0`` piped through zstd, restored with pg_restore + psql.
+"""PostgreSQL backups: ``pg_dump -Fd -j`` with a zstd file per table (single-file backups
+from before, ``pg_dump -Fc -Z0 | zstd``, still read); restored by pg_restore and concurrent
+COPYs (:mod:`abmigrate.backup.copyload`), or pg_restore + psql in one transaction over a
+non-empty database.
 
 Why this shape (measured, see docs/backups.md): pg_dump 15 compresses only with gzip, on one
-core; ``-Z0`` hands the stream to ``zstd -T0 -1`` in a separate process, which runs alongside
-the dump and both compresses better than gzip -6 and keeps pace with the server's COPY. The
-custom format keeps a table of contents, so ``pg_restore -l`` checks an archive without a
-database.
+core; with ``-Z0`` each table's plain file goes through a ``zstd -1`` of its own beside the dump
+(:class:`~abmigrate.backup.directory.CompressWhileWritten`, which also hashes and tests the
+compressed stream as it is written), smaller than gzip -6 and keeping pace with the server's
+COPY. The archive keeps a table of contents (``toc.dat``), so ``pg_restore -l`` checks it
+without a database.
 
 Per-table figures are taken inside the very snapshot pg_dump reads (``pg_export_snapshot`` +
 ``pg_dump --snapshot``), so they describe exactly the data in the archive, even while the
