@@ -10,7 +10,8 @@ does after the dump (sha256 of the table of contents, pg_restore -l), for refere
 read-back `verify-backup` does (sha256 and zstd -t of every file), and the restore into an
 empty database step by step (definitions, rows by concurrent COPYs, sequences, indexes and
 constraints). Prints each phase's seconds, the CPU seconds of this process and its children
-(zstd, pg_restore; not the server's), and the machine's load. Nothing here is a test.
+(zstd, pg_restore; not the server's), those of the whole machine (the server included, and
+anything else that runs), and the machine's load. Nothing here is a test.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
+
+from restores import busy_cpu_seconds  # noqa: E402
 
 from abmigrate.backup import postgres  # noqa: E402
 from abmigrate.backup.base import choose_compressor  # noqa: E402
@@ -60,11 +63,11 @@ def main() -> int:
             )
 
         def timed(name: str, action):  # type: ignore[no-untyped-def]
-            started, used = time.perf_counter(), cpu()
+            started, used, busy = time.perf_counter(), cpu(), busy_cpu_seconds()
             result = action()
             print(
                 f"{name:60} {time.perf_counter() - started:7.2f} s"
-                f"  (client CPU {cpu() - used:5.2f} s)",
+                f"  (client CPU {cpu() - used:5.2f} s, machine {busy_cpu_seconds() - busy:5.1f} s)",
                 flush=True,
             )
             return result

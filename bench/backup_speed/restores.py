@@ -6,7 +6,10 @@
 On a shared machine whose load swings, one timing of each method says little: this takes the
 guide's file (`pg_dump | gzip`) and an abmigrate backup of the same database once, then
 restores each into a fresh empty database, the three methods one after the other, for
-``--rounds`` rounds, and prints every time, the load, and each round's ratio to the guide:
+``--rounds`` rounds, and prints every time, the load, each round's ratio to the guide, and the
+CPU seconds the whole machine spent meanwhile (from /proc/stat: the server's processes
+included, and whatever else runs — meaningful when little else does; 2 cores give at most
+2 CPU seconds per second):
 
 - guide:  `gunzip -c f.sql.gz | psql` (one connection, indexes built one after the other)
 - before: the archive decompressed beside the backup, then `pg_restore -j N` (one COPY per
@@ -37,6 +40,13 @@ sys.path.insert(0, str(REPO / "src"))
 from abmigrate.backup import postgres  # noqa: E402
 from abmigrate.backup.base import choose_compressor, dump_jobs  # noqa: E402
 from abmigrate.backup.directory import decompressed_copy  # noqa: E402
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time the machine has spent busy (not idle, not waiting for I/O) since boot."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -117,17 +127,18 @@ def main() -> int:
 
         methods = {"guide": guide, "before": before, "now": now}
         times: dict[str, list[float]] = {name: [] for name in methods}
-        print(f"{'round':>5} {'method':8} {'seconds':>8} {'vs guide':>9}   load")
+        print(f"{'round':>5} {'method':8} {'seconds':>8} {'vs guide':>9} {'CPU s':>7}   load")
         for number in range(1, args.rounds + 1):
             for name, method in methods.items():
                 load = os.getloadavg()[0]
-                started = time.perf_counter()
+                started, used = time.perf_counter(), busy_cpu_seconds()
                 method()
                 seconds = time.perf_counter() - started
+                cpu = busy_cpu_seconds() - used
                 times[name].append(seconds)
                 print(
                     f"{number:5} {name:8} {seconds:8.2f} {times['guide'][-1] / seconds:8.2f}x"
-                    f"   {load:.2f}",
+                    f" {cpu:7.1f}   {load:.2f}",
                     flush=True,
                 )
         print("\nmedian of the rounds:")
