@@ -10,7 +10,7 @@ about 620 MB per unit of --scale), then times in one run:
 - the guide: `pg_dump > f.sql && gzip f.sql`  and its restore `gunzip -c f.sql.gz | psql`
 - `pg_dump -Fc > f.dump`                      and `pg_restore -d`
 - `abmigrate backup`                          and `abmigrate restore --target-url` (empty target:
-                                              pg_restore -j from the directory archive)
+                                              concurrent COPYs, then pg_restore -j for indexes)
 - `abmigrate verify-backup --restore-test`    (restore into a scratch database + compare)
 - with the options table on: the pg_dump 15 / compressor combinations considered.
 
@@ -180,7 +180,9 @@ def main() -> int:
             print(made.stderr, file=sys.stderr)
             return 1
         record = json.loads(made.stdout)
-        rows.append(("abmigrate backup (dump + checksums + read-back)", ours, int(record["size"])))
+        rows.append(
+            ("abmigrate backup (dump + checksums + tests as written)", ours, int(record["size"]))
+        )
 
         print(f"{'backup':58} {'seconds':>8} {'size':>12} {'vs guide':>9} {'vs limit':>9}")
         for name, seconds, size in rows:

@@ -23,6 +23,10 @@ from conftest import unique_db_name
 from runner_helpers import wait_until
 from test_backup import contents, execute, write_config
 from test_backup_faults import start_backup
+from test_backup_types import rewrite_archive
+
+from abmigrate.backup import copyload
+from abmigrate.backup.base import dump_jobs
 
 TABLES = ("customers", "parts", "orders", "notes", "events")
 SCHEMA = (
@@ -142,8 +146,14 @@ def test_directory_archive_round_trip_restores_tables_in_parallel(  # type: igno
     assert verified.exit_code == 0, verified
     assert f"{len(TABLES)} of {len(TABLES)} match" in verified.stdout
     restores = [line for line in log.read_text().splitlines() if line.startswith("pg_restore -")]
-    loads = [line for line in restores if "--dbname=" in line]
-    assert len(loads) == 2 and all("--jobs=" in line for line in loads), restores
+    # Each restore (the plain one, the restore test's): definitions, then the rows (COPYs of
+    # its own), the sequences, then indexes and constraints by pg_restore -j.
+    loads = [line.split(" /")[0] for line in restores if "--dbname=" in line]
+    assert loads == 2 * [
+        "pg_restore --exit-on-error --dbname= --section=pre-data",
+        "pg_restore --exit-on-error --dbname= --section=data -L",
+        f"pg_restore --exit-on-error --dbname= --section=post-data --jobs={dump_jobs()}",
+    ], restores
     # The decompressed copy pg_restore read is gone.
     assert not list((project / "backups").rglob(".partial-*"))
 
@@ -152,15 +162,88 @@ def test_a_failed_parallel_restore_leaves_the_empty_target_empty(  # type: ignor
     project: Path, run_cli, empty_database: str, tmp_path: Path
 ) -> None:
     assert run_cli("backup", cwd=project).exit_code == 0
-    # pg_restore loads everything, then reports a failure (as a late error would).
+    # The rows are loaded; the last step (pg_restore building indexes and constraints) does
+    # its work, then reports a failure (as a late error would).
     env, _ = logged_tools(
-        tmp_path, body_after='echo "pg_restore: error: late failure" >&2; status=1'
+        tmp_path,
+        body_after='case "$*" in *--section=post-data*)'
+        ' echo "pg_restore: error: late failure" >&2; status=1;; esac',
     )
     result = run_cli("restore", "latest", "--target-url", empty_database, cwd=project, env=env)
     assert result.exit_code == 1, result
     assert "error: restore failed: pg_restore: error: late failure" in result.stderr
     assert tables_of(empty_database) == []
     assert not list((project / "backups").rglob(".partial-*"))
+
+
+def scalar(url: str, sql: str) -> Any:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text(sql)).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_table_loaded_in_blocks_by_several_connections_restores_exactly(  # type: ignore[no-untyped-def]
+    project: Path, run_cli, pg_url: str, empty_database: str, monkeypatch
+) -> None:
+    # Blocks of 64 KiB: 300000 more orders (about 12 MiB of COPY text) go to the restore's
+    # connections in some 200 blocks, as the rows of a large table do; a note longer than a
+    # block is loaded whole.
+    monkeypatch.setattr(copyload, "BLOCK", 64 << 10)
+    execute(
+        pg_url,
+        "INSERT INTO notes SELECT 100000, string_agg(md5(g::text), E'\\n') || '\\.',"
+        " ARRAY['long'] FROM generate_series(1, 6000) g",
+        "INSERT INTO orders (customer_id, part_id, quantity, ordered_at)"
+        " SELECT 1 + g % 3000, 1 + g % 500, g % 9, '2025-01-01'::timestamptz + g * interval '1 s'"
+        " FROM generate_series(1, 300000) g",
+    )
+    made = run_cli("backup", "--format", "json", cwd=project)
+    assert made.exit_code == 0, made
+    backup_id = json.loads(made.stdout)["id"]
+    restored = run_cli("restore", backup_id, "--target-url", empty_database, cwd=project)
+    assert restored.exit_code == 0, restored
+    assert contents(empty_database) == contents(pg_url)
+    # More than one COPY (transaction) wrote the orders: the table really was split.
+    assert scalar(empty_database, "SELECT count(DISTINCT xmin::text) FROM orders") > 1
+    # Sequences carry on where the source's were; indexes and keys are back.
+    for sequence in ("orders_id_seq", "customers_id_seq", "parts_id_seq"):
+        sql = f"SELECT last_value FROM {sequence}"
+        assert scalar(empty_database, sql) == scalar(pg_url, sql)
+    indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'"
+    assert scalar(empty_database, indexes) == scalar(pg_url, indexes)
+    with pytest.raises(sa.exc.IntegrityError):  # the foreign key is enforced again
+        execute(empty_database, "INSERT INTO orders (customer_id) VALUES (999999)")
+    verified = run_cli("verify-backup", backup_id, "--restore-test", cwd=project)
+    assert verified.exit_code == 0, verified
+    assert f"{len(TABLES)} of {len(TABLES)} match" in verified.stdout
+
+
+def test_a_row_that_fails_to_load_mid_restore_is_named_and_leaves_the_target_empty(  # type: ignore[no-untyped-def]
+    project: Path, run_cli, empty_database: str, monkeypatch
+) -> None:
+    monkeypatch.setattr(copyload, "BLOCK", 16 << 10)
+    made = run_cli("backup", "--format", "json", cwd=project)
+    assert made.exit_code == 0, made
+    record = json.loads(made.stdout)
+    folder = Path(record["path"])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # A damaged row in the middle of the orders (its file and the manifest agree: only the
+    # load can tell).
+    rewrite_archive(folder, manifest, b"\t2026-01-08 22:40:00+00\n", b"\tnot a time\n")
+    result = run_cli("restore", record["id"], "--target-url", empty_database, cwd=project)
+    assert result.exit_code == 1, result
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(
+        "error: restore failed: COPY public.orders: invalid input syntax for type timestamp"
+    ), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert tables_of(empty_database) == []
+    tested = run_cli("verify-backup", record["id"], "--restore-test", cwd=project)
+    assert tested.exit_code == 1, tested
+    assert "restore test: restore failed: COPY public.orders: invalid input" in tested.stderr
 
 
 def test_replacing_a_database_from_a_directory_archive(  # type: ignore[no-untyped-def]

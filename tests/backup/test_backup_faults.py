@@ -200,6 +200,26 @@ def test_truncated_backup_is_detected_even_with_a_matching_manifest(project: Pat
     assert "zstd" in err or "table of contents" in err
 
 
+def test_an_archive_failing_its_test_as_it_is_written_is_no_backup(  # type: ignore[no-untyped-def]
+    project: Path, run_cli, tmp_path: Path
+) -> None:
+    # zstd stand-in: compresses like the real one, but the test of each file's compressed
+    # stream (run while the file is written, instead of reading it back) fails.
+    shims = tmp_path / "shims"
+    shim(
+        shims,
+        "zstd",
+        'if [ "$*" = "-q -t" ]; then cat > /dev/null;'
+        " echo 'zstd: /*stdin*\\ : Read error (39) : premature end' >&2; exit 1; fi\n"
+        f'exec {real("zstd")} "$@"\n',
+    )
+    result = run_cli("backup", cwd=project, env={"PATH": f"{shims}:{os.environ['PATH']}"})
+    err = one_clear_error(result, 1)
+    assert "zstd integrity test of" in err and "premature end" in err, err
+    no_backup_left(project)
+    assert list((project / "backups").rglob(".partial-*")) == []
+
+
 def test_restore_test_reports_data_that_differs(project: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     record = _take(run_cli, project)
     manifest_path = Path(record["path"]) / "manifest.json"

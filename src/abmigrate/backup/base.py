@@ -75,6 +75,9 @@ class DumpOutcome:
     tables: dict[str, TableStats]
     checksum_method: str
     tools: dict[str, str] = field(default_factory=dict)
+    # Files whose bytes were hashed and test-decompressed as they were written (name: sha256
+    # and size): the backup need not read them back.
+    tested: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 class Backend(Protocol):
@@ -162,6 +165,11 @@ class Compressor:
     @property
     def decompress_argv(self) -> list[str]:
         return [self.path, "-q", "-d", "-c"] if self.name == "zstd" else [self.path, "-d", "-c"]
+
+    @property
+    def test_stream_argv(self) -> list[str]:
+        """Test what arrives on stdin (the archive as it is written), output nowhere."""
+        return [self.path, "-q", "-t"] if self.name == "zstd" else [self.path, "-t"]
 
     def test_argv(self, path: Path) -> list[str]:
         # Both formats carry a checksum of the content: -t catches truncation and bit flips.

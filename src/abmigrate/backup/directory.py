@@ -17,6 +17,8 @@ gzip; these helpers make that work without a second pass over the data at backup
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
 import shutil
 import subprocess
@@ -36,6 +38,7 @@ from abmigrate.backup.base import (
     pipeline_error,
     run_pipeline,
 )
+from abmigrate.errors import BackupError
 
 __all__ = ["CompressWhileWritten", "decompressed_copy"]
 
@@ -69,6 +72,8 @@ class CompressWhileWritten:
         self._aborted = threading.Event()
         self._lock = threading.Lock()
         self._processes: list[subprocess.Popen[bytes]] = []
+        # Each compressed file's sha256 and size, taken as it was written and tested.
+        self.tested: dict[str, tuple[str, int]] = {}
 
     def finished(self, name: str) -> None:
         with self._lock:
@@ -129,42 +134,129 @@ class CompressWhileWritten:
             source.open("rb", buffering=0) as plain,
             _private_output(target) as packed,
             tempfile.TemporaryFile() as errors,
+            tempfile.TemporaryFile() as test_errors,
         ):
             process = subprocess.Popen(
                 self.compressor.compress_one_argv,
                 stdin=subprocess.PIPE,
-                stdout=packed,
+                stdout=subprocess.PIPE,
                 stderr=errors,
                 env=child_env({}),
             )
+            tester = subprocess.Popen(
+                self.compressor.test_stream_argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=test_errors,
+                env=child_env({}),
+            )
             with self._lock:
-                self._processes.append(process)
-            assert process.stdin is not None
+                self._processes.extend((process, tester))
+            assert process.stdin is not None and process.stdout is not None
+            writer = _Tee(process.stdout, packed, tester, process)
+            writing = threading.Thread(target=writer.run, name="abmigrate-write")
+            writing.start()
             try:
                 while not self._aborted.is_set():
                     complete = self._complete(name)  # before the read: then EOF is the end
-                    chunk = plain.read(_CHUNK)
-                    if chunk:
-                        process.stdin.write(chunk)
-                    elif complete:
+                    # From the page cache to the compressor's pipe in the kernel (the bytes
+                    # never pass through this process): 0 is the end of what is written.
+                    if os.sendfile(process.stdin.fileno(), plain.fileno(), None, _CHUNK):
+                        continue
+                    if complete:
                         break
-                    else:
-                        self._aborted.wait(_POLL_S)
+                    self._aborted.wait(_POLL_S)
             except BrokenPipeError:
-                pass  # the compressor failed: its own message says why
+                pass  # the compressor failed (or the writer stopped it): said below
             finally:
                 # Closed on every path (a compressor that died leaves the pipe broken:
                 # flushing it then fails again), so no pipe outlives the backup.
                 with contextlib.suppress(OSError):
                     process.stdin.close()
                 process.wait()
+                writing.join()
+                tester.wait()
             if self._aborted.is_set():
                 return
+            if writer.failure is not None:
+                raise _write_error(writer.failure, target, self.what)
             if process.returncode != 0:
                 raise pipeline_error(
                     [(self.compressor.compress_one_argv, process.returncode, errors)], self.what
                 )
+            if tester.returncode != 0:
+                raise pipeline_error(
+                    [(self.compressor.test_stream_argv, tester.returncode, test_errors)],
+                    f"{self.compressor.name} integrity test of {target.name}",
+                )
+        with self._lock:
+            self.tested[target.name] = (writer.sha256.hexdigest(), writer.size)
         source.unlink()
+
+
+class _Tee:
+    """The compressor's output, written to the archive file, hashed, and fed to a tester
+    (``zstd -t``) in the same pass: the backup is verified as it is written, not read back
+    afterwards. A write that fails stops the compressor (and so the file's feeder)."""
+
+    def __init__(
+        self,
+        source: IO[bytes],
+        target: IO[bytes],
+        tester: subprocess.Popen[bytes],
+        compressor: subprocess.Popen[bytes],
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.tester = tester
+        self.compressor = compressor
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.failure: OSError | None = None
+
+    def run(self) -> None:
+        test_in = self.tester.stdin
+        assert test_in is not None
+        try:
+            with self.source:
+                while chunk := self.source.read1(_CHUNK):  # type: ignore[attr-defined]
+                    if self.failure is not None:
+                        continue  # drained, so the compressor can exit
+                    try:
+                        _write_all(self.target.fileno(), chunk)
+                    except OSError as exc:
+                        self.failure = exc
+                        kill_quietly(self.compressor)
+                        continue
+                    self.sha256.update(chunk)
+                    self.size += len(chunk)
+                    if test_in is not None:
+                        try:
+                            test_in.write(chunk)
+                        except BrokenPipeError:
+                            test_in = None  # the tester failed: its exit status says why
+        except OSError as exc:
+            self.failure = self.failure or exc
+        finally:
+            with contextlib.suppress(OSError):
+                assert self.tester.stdin is not None
+                self.tester.stdin.close()
+
+
+def _write_all(fd: int, chunk: bytes) -> None:
+    # Straight to the file (no buffer left to flush, and fail, when it is closed).
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_error(exc: OSError, target: Path, what: str) -> BackupError:
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return BackupError(
+            f"{what} failed: no space left ({target.name}: {exc.strerror})",
+            hint="free disk space where the backup is written, or set backup_dir elsewhere",
+        )
+    return BackupError(f"{what} failed: writing {target.name}: {exc.strerror}")
 
 
 @contextlib.contextmanager
