@@ -237,11 +237,11 @@ class PostgresBackend:
                 # folder would be removed under its feet.
                 try:
                     tables = _table_stats(connection)
-                    job.ended.wait()
+                    _wait_for(job.ended)
                 except BaseException:
                     # Interrupted or failed: stop the dump rather than wait for it.
                     job.stop()
-                    job.ended.wait()
+                    _wait_for(job.ended)
                     raise
                 worker.join()
                 if job.failure is not None:
@@ -439,6 +439,14 @@ def _copy_connections(url: str, count: int) -> Iterator[list[Any]]:
 
 def _is_directory(files: Sequence[str]) -> bool:
     return bool(files) and files[0].startswith(ARCHIVE_DIR + "/")
+
+
+def _wait_for(event: threading.Event) -> None:
+    """Wait in short steps: the kernel may deliver SIGTERM to any of the backup's threads,
+    and a main thread blocked on a lock for good would never run the handler that turns
+    it into KeyboardInterrupt (the backup then hung until pg_dump ended on its own)."""
+    while not event.wait(0.2):
+        pass
 
 
 class _DirectoryDump:
