@@ -45,9 +45,10 @@ def _workspace(project: Path, tmp_path: Path) -> Workspace:
 
 
 def _starts(workspace: Workspace) -> list[list[str]]:
-    """An empty database, and one at each single revision below a head."""
+    """An empty database, one at each single revision below a head, one at the head(s)."""
     history = workspace.project.history()
-    return [[], *[[one.revision] for one in history if not one.is_head][:6]]
+    below = [[one.revision] for one in history if not one.is_head][:6]
+    return [[], *below, [one.revision for one in history if one.is_head]]
 
 
 def _steps(record: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -68,8 +69,6 @@ def test_the_cached_plan_is_the_plan_alembic_builds(
         built, _ = build_plan(
             _workspace(PROJECTS[name], tmp_path), "upgrade", "heads", current=current, with_sql=True
         )
-        if not built.steps:
-            continue
         cached = plan_from_cache(
             _workspace(PROJECTS[name], tmp_path), "heads", current, with_sql=True
         )
@@ -78,8 +77,8 @@ def test_the_cached_plan_is_the_plan_alembic_builds(
         assert [step.sql for step in cached.steps] == [step.sql for step in built.steps]
         assert all(step.sql for step in cached.steps)
         assert cached.target_revisions == built.target_revisions
-        compared += 1
-    assert compared
+        compared += bool(built.steps)
+    assert compared  # and the last start, at the head(s), had nothing to do
 
 
 def test_what_the_caches_cannot_answer_is_left_to_alembic(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import RevisionStep
 
     from abmigrate.analysis_cache import AnalysisCache
+    from abmigrate.bridge.graph import RevisionGraph
     from abmigrate.bridge.project import AlembicProject, StepSQL
     from abmigrate.config.workspace import Workspace
 
@@ -214,8 +215,6 @@ def plan_from_cache(
     if target == "head" and len(graph.heads) != 1:
         return None  # Alembic words the ambiguity
     pending = [graph.revisions[revision] for revision in graph.pending(current)]
-    if not pending:
-        return None
     steps = [
         Step(
             revision=one.revision,
@@ -244,9 +243,15 @@ def plan_from_cache(
         direction="upgrade",
         current=list(current),
         target=target,
-        # Everything below the heads is applied after an upgrade to them.
-        target_revisions=sorted(graph.heads),
+        target_revisions=_heads_of(graph, graph.ancestors([*current, *graph.heads])),
         steps=steps,
+    )
+
+
+def _heads_of(graph: RevisionGraph, applied: set[str]) -> list[str]:
+    """The revisions of ``applied`` none of whose children is applied (heads_after's rule)."""
+    return sorted(
+        revision for revision in applied if not graph.revisions[revision].nextrev & applied
     )
 
 
