@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from restores import busy_cpu_seconds
+from run import libpq_env
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,15 +38,7 @@ def main() -> int:
     args = parser.parse_args()
     server = make_url(args.server)
     url = server.set(database=args.db).render_as_string(hide_password=False)
-    env = dict(os.environ)
-    env.update(
-        PGHOST=server.host or "127.0.0.1",
-        PGPORT=str(server.port or 5432),
-        PGUSER=server.username or "postgres",
-        PGDATABASE=args.db,
-    )
-    if server.password:
-        env["PGPASSWORD"] = str(server.password)
+    env = {**libpq_env(args.server), "PGDATABASE": args.db}
     project = Path(tempfile.mkdtemp(prefix="abm-backups-"))
     (project / "alembic.ini").write_text("[alembic]\nscript_location = .\n")
     (project / "abmigrate.toml").write_text(

@@ -37,6 +37,8 @@ from sqlalchemy.engine import make_url
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
+from run import libpq_env  # noqa: E402  (run.py, next to this file)
+
 from abmigrate.backup import postgres  # noqa: E402
 from abmigrate.backup.base import choose_compressor, dump_jobs  # noqa: E402
 from abmigrate.backup.directory import decompressed_copy  # noqa: E402
@@ -56,14 +58,7 @@ def main() -> int:
     parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     server = make_url(args.server)
-    env = dict(os.environ)
-    env.update(
-        PGHOST=server.host or "127.0.0.1",
-        PGPORT=str(server.port or 5432),
-        PGUSER=server.username or "postgres",
-    )
-    if server.password:
-        env["PGPASSWORD"] = str(server.password)
+    env = libpq_env(args.server)
     target = f"abm_bench_restores_{os.getpid()}"
     compressor = choose_compressor()
     jobs = dump_jobs()

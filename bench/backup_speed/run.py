@@ -67,6 +67,21 @@ VACUUM ANALYZE;
 """
 
 
+def libpq_env(server_url: str) -> dict[str, str]:
+    """This process's environment with the server's address and user for libpq's tools (the
+    password in PGPASSWORD, never on a command line)."""
+    server = make_url(server_url)
+    env = dict(os.environ)
+    env.update(
+        PGHOST=server.host or "127.0.0.1",
+        PGPORT=str(server.port or 5432),
+        PGUSER=server.username or "postgres",
+    )
+    if server.password:
+        env["PGPASSWORD"] = str(server.password)
+    return env
+
+
 def sh(command: str, env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, check=True)
@@ -92,14 +107,7 @@ def main() -> int:
     args = parser.parse_args()
 
     server = make_url(args.server)
-    env = dict(os.environ)
-    env.update(
-        PGHOST=server.host or "127.0.0.1",
-        PGPORT=str(server.port or 5432),
-        PGUSER=server.username or "postgres",
-    )
-    if server.password:
-        env["PGPASSWORD"] = str(server.password)
+    env = libpq_env(args.server)
     db_env = {**env, "PGDATABASE": DB}
     bench_url = server.set(database=DB).render_as_string(hide_password=False)
     work = Path(tempfile.mkdtemp(prefix="abm-bench-backup-"))
