@@ -38,10 +38,6 @@ from abmigrate.results import (
     Status,
 )
 
-# apply.journal.JOURNAL_TABLE, named here so a `status` without a journal does not import
-# that module (and SQLAlchemy with it); tests/bridge/test_graph_cache.py holds them equal.
-JOURNAL_TABLE = "abmigrate_journal"
-
 if TYPE_CHECKING:
     # The pipeline and the checks are imported where they run: `status`, `heads` and
     # `history` import neither (nor what they import: asyncio, SQLAlchemy).
@@ -102,9 +98,9 @@ def status(workspace: Workspace) -> Status:
     """Where the database stands: its revisions, the heads, what is pending, the state
     (uninitialized, behind, up_to_date, unknown_revision), the last run and last backup; read-only."""
     project = workspace.project
+    heads = project.heads()  # the graph first: the database may still be read ahead
     rows = workspace.recorded_revisions()
     current_revisions = rows or []
-    heads = project.heads()
     unknown = unknown_revisions(project, current_revisions)
     pending: list[PendingRevision] = []
     if unknown:
@@ -149,16 +145,15 @@ def _journal_view(
     workspace: Workspace, current: list[str], unknown: list[str]
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The last run (summary) and the journal's warnings: changed scripts, partial runs."""
-    from abmigrate.db.database import table_absent
+    from abmigrate.apply import journal_view
 
     schema = workspace.journal_schema()
-    if table_absent(workspace.url, JOURNAL_TABLE, schema):
-        # No journal (a database migrated by plain alembic so far): nothing to read, and
-        # the journal module (SQLAlchemy's table definitions) is not imported.
-        return None, []
-    from abmigrate.apply import journal as journal_module
+    # Through the driver alone where it can (no SQLAlchemy): see abmigrate.apply.journal_view.
+    runs = journal_view.peek_runs(workspace.url, schema)
+    if runs is None:
+        from abmigrate.apply import journal as journal_module
 
-    runs = journal_module.read_runs(workspace.url, schema=schema)
+        runs = journal_module.read_runs(workspace.url, schema=schema)
     last = next((run for run in runs if run.is_migration), None)
     last_run = None
     if last is not None:
@@ -180,10 +175,10 @@ def _journal_view(
         f" {recorded[:12]}, file {(now or 'missing')[:12]}); review it, then"
         " `abmigrate journal --acknowledge-checksums --reason ...`"
         for revision, (recorded, now) in sorted(
-            journal_module.checksum_mismatches(workspace, runs, applied).items()
+            journal_view.checksum_mismatches(workspace, runs, applied).items()
         )
     ]
-    partial = journal_module.interrupted_or_partial(runs, workspace.environment.dialect, applied)
+    partial = journal_view.interrupted_or_partial(runs, workspace.environment.dialect, applied)
     if partial:
         warnings.append(partial)
     return last_run, warnings
@@ -193,6 +188,7 @@ def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResul
     """Every revision, newest first (`alembic history`), marked applied or not when
     ``with_database``; read-only."""
     project = workspace.project
+    scripts = project.history()  # the graph first: the database may still be read ahead
     applied: set[str] | None = None
     if with_database:
         rows = read_version_rows(workspace.url, workspace.project.version_table) or []
@@ -208,7 +204,7 @@ def history(workspace: Workspace, *, with_database: bool = True) -> HistoryResul
             applied=None if applied is None else script.revision in applied,
             path=script.path,
         )
-        for script in project.history()
+        for script in scripts
     ]
     return HistoryResult(
         environment=workspace.environment.name if with_database else None,
@@ -429,7 +425,7 @@ def journal_run(workspace: Workspace, run_id: str, *, local: bool = False) -> Jo
 def acknowledge_checksums(workspace: Workspace, reason: str) -> JournalResult:
     """Accept the current scripts of applied revisions whose checksum changed (recorded)."""
     from abmigrate.apply import journal as journal_module
-    from abmigrate.apply.runner import script_sha256
+    from abmigrate.apply.journal_view import script_sha256
 
     if not reason.strip():
         raise GuardRefused("acknowledging changed scripts needs a reason", reasons=[])

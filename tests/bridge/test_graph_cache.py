@@ -248,13 +248,6 @@ def test_a_status_imports_neither_alembic_nor_a_revision(
     assert log.exists() is False  # no revision was imported, cold or warm
 
 
-def test_status_names_the_journal_table_the_journal_writes() -> None:
-    from abmigrate import api
-    from abmigrate.apply import journal
-
-    assert api.JOURNAL_TABLE == journal.JOURNAL_TABLE
-
-
 @pytest.mark.parametrize(
     "url",
     [

@@ -16,7 +16,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Column, MetaData, String, Table, Text, bindparam, inspect, select
 from sqlalchemy.dialects.mysql import LONGTEXT
 
-from abmigrate.db.database import connect, sqlite_path
+from abmigrate.apply.journal_view import (
+    checksum_mismatches,
+    interrupted_or_partial,
+    record_of,
+    recorded_checksums,
+)
+from abmigrate.db.database import JOURNAL_TABLE, connect, sqlite_path
 from abmigrate.db.dialects import dialect_for
 from abmigrate.results import RunRecord
 
@@ -47,7 +53,6 @@ __all__ = [
     "recorded_checksums",
 ]
 
-JOURNAL_TABLE = "abmigrate_journal"
 _RUN_ID_CHARACTERS = re.compile(r"[0-9A-Za-z-]+")
 
 _metadata = MetaData()
@@ -329,20 +334,10 @@ def _select_runs(url: str, schema: str | None, query: Any) -> list[RunRecord]:
     with _connect(url, schema) as connection:
         if not _has_table(connection):
             return []
-        records = (_record_of(row) for row in connection.execute(query))
+        records = (
+            record_of(row.record, row.outcome, row.in_flight) for row in connection.execute(query)
+        )
         return [record for record in records if record is not None]
-
-
-def _record_of(row: Any) -> RunRecord | None:
-    try:
-        record = json.loads(row.record)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    record["outcome"] = row.outcome
-    record["in_flight"] = row.in_flight
-    return RunRecord.from_record(record)
 
 
 def read_local_log(path: Path, *, limit: int | None = None) -> list[RunRecord]:
@@ -362,67 +357,3 @@ def read_local_log(path: Path, *, limit: int | None = None) -> list[RunRecord]:
         reverse=True,
     )
     return runs[:limit] if limit is not None else runs
-
-
-def recorded_checksums(runs: Iterable[RunRecord]) -> dict[str, str]:
-    """revision -> the sha256 its script had when it was last applied (or acknowledged)."""
-    recorded: dict[str, str] = {}
-    for run in sorted(runs, key=lambda run: run.started_at):
-        if run.direction == "acknowledge":
-            for revision, digest in (run.checksums or {}).items():
-                if digest:
-                    recorded[revision] = digest
-            continue
-        if run.direction != "upgrade":
-            continue
-        for step in run.applied:
-            if step.script_sha256:
-                recorded[step.revision] = step.script_sha256
-    return recorded
-
-
-def checksum_mismatches(
-    workspace: Workspace, runs: Sequence[RunRecord], applied: Iterable[str]
-) -> dict[str, tuple[str, str | None]]:
-    """Applied revisions whose script changed since: revision -> (recorded, now)."""
-    from abmigrate.apply.runner import script_sha256
-
-    recorded = recorded_checksums(runs)
-    changed: dict[str, tuple[str, str | None]] = {}
-    for revision in applied:
-        if revision not in recorded or not workspace.project.known(revision):
-            continue
-        now = script_sha256(workspace.project.describe(revision).path)
-        if now != recorded[revision]:
-            changed[revision] = (recorded[revision], now)
-    return changed
-
-
-def interrupted_or_partial(
-    runs: Sequence[RunRecord], dialect: str, applied: Iterable[str]
-) -> str | None:
-    """A warning when the last run stopped inside a revision, or None.
-
-    On PostgreSQL and SQLite the revision's transaction was rolled back; on MySQL/MariaDB
-    its DDL committed statement by statement, so part of it may be in the database.
-    """
-    last = next((run for run in runs if run.is_migration), None)
-    if last is None or last.outcome not in ("running", "failed"):
-        return None
-    revision = last.in_flight
-    if not revision:
-        return None
-    applied_set = set(applied)
-    if (revision in applied_set) == (last.direction == "upgrade"):
-        return None  # the revision got through after all
-    how = "is still running or was interrupted" if last.outcome == "running" else "failed"
-    if not dialect_for(dialect).transactional_ddl:
-        return (
-            f"run {last.run_id} {how} during {last.direction} of {revision}:"
-            f" {dialect} cannot roll back DDL, so {revision} may be partially applied"
-            " (run `abmigrate diagnose`, repair, then re-run)"
-        )
-    return (
-        f"run {last.run_id} {how} during {last.direction} of {revision};"
-        f" its transaction was rolled back (the database is at the last good revision)"
-    )

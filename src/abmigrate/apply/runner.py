@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.apply.journal_view import script_sha256
 from abmigrate.db.database import connect, read_version_rows, scrub
 from abmigrate.db.dialects import MIGRATION_APPLICATION_NAME, dialect_for
 from abmigrate.errors import AbmigrateError, MigrationFailed
@@ -62,16 +63,6 @@ QUERY_CANCELED = "57014"
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 30.0
 _POLL_S = 0.1
-
-
-def script_sha256(path: str | None) -> str | None:
-    """sha256 of a revision file (read once per process: the analysis read it already)."""
-    from abmigrate.analysis_cache import file_digest
-
-    if not path:
-        return None
-    digest = file_digest(path)
-    return None if digest == "missing" else digest
 
 
 def _sqlstate(exc: BaseException) -> str | None:

@@ -143,6 +143,16 @@ def open_workspace(state: CliState, *, require_url: bool = True) -> Any:
     )
 
 
+def read_ahead(workspace: Any, *, journal: bool = False) -> None:
+    """Start reading the database ahead for a read-only command, and load the renderer
+    meanwhile (emit imports it at the end anyway): see :mod:`abmigrate.db.prefetch`."""
+    workspace.read_ahead(journal=journal)
+    import rich.console
+    import rich.text  # noqa: F401
+
+    import abmigrate.render.records  # noqa: F401
+
+
 def emit(state: CliState, result: Any) -> None:
     """Print a result record in the chosen format on standard output."""
     from abmigrate.render.records import console, render, render_json
@@ -305,9 +315,11 @@ def _library_output(*, verbose: bool) -> Iterator[None]:
 @pass_state
 def current(state: CliState) -> None:
     """Show the revision(s) the database records (alembic current)."""
+    workspace = open_workspace(state)
+    read_ahead(workspace)
     from abmigrate import api
 
-    emit(state, api.current(open_workspace(state)))
+    emit(state, api.current(workspace))
 
 
 @cli.command()
@@ -315,9 +327,11 @@ def current(state: CliState) -> None:
 @pass_state
 def status(state: CliState) -> None:
     """Current, heads, pending revisions and the database's state."""
+    workspace = open_workspace(state)
+    read_ahead(workspace, journal=True)
     from abmigrate import api
 
-    emit(state, api.status(open_workspace(state)))
+    emit(state, api.status(workspace))
 
 
 @cli.command()
@@ -326,9 +340,12 @@ def status(state: CliState) -> None:
 @pass_state
 def history(state: CliState, no_db: bool) -> None:
     """Every revision, newest first, with applied markers for the environment."""
+    workspace = open_workspace(state)
+    if not no_db:
+        read_ahead(workspace)
     from abmigrate import api
 
-    emit(state, api.history(open_workspace(state), with_database=not no_db))
+    emit(state, api.history(workspace, with_database=not no_db))
 
 
 @cli.command()
@@ -567,4 +584,7 @@ def run() -> None:
     # cyclic collector runs thousands of times on them during start-up. A short-lived
     # command is better served collecting the young generation less often.
     gc.set_threshold(20_000, 10, 10)
+    from abmigrate.db import prefetch
+
+    prefetch.allow()  # a process of its own: read-only commands may read the database ahead
     sys.exit(main())

@@ -56,6 +56,19 @@ class Workspace:
     def url(self) -> str:
         return self.environment.url
 
+    def read_ahead(self, *, journal: bool = False) -> None:
+        """Start reading the version table (and, ``journal``, the journal's rows) while the
+        command loads the rest: for the console's read-only commands, see
+        :mod:`abmigrate.db.prefetch`."""
+        from abmigrate.db import prefetch
+        from abmigrate.db.database import journal_question, version_rows_question
+
+        table = self.project.version_table
+        questions: list[tuple[str, str | None]] = [version_rows_question(table)]
+        if journal:
+            questions.append(journal_question(table.schema))
+        prefetch.start(self.url, questions)
+
     def journal_schema(self) -> str | None:
         """The schema of the journal table: the version table's (learned as
         :meth:`recorded_revisions` does)."""

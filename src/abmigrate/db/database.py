@@ -7,11 +7,11 @@ created, and the version table is queried, never created.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from abmigrate.db.dialects import dialect_for
 from abmigrate.db.url import mask_url
@@ -26,22 +26,33 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_VERSION_TABLE",
+    "JOURNAL_TABLE",
+    "NOT_READ",
+    "READ_AHEAD",
     "VERSION_TABLE",
     "DatabaseIdentity",
     "VersionTable",
     "connect",
     "database_identity",
+    "journal_question",
     "make_engine",
     "parse_url",
+    "peek_postgresql_many",
+    "peek_rows",
+    "presence_question",
     "read_version_rows",
     "scrub",
     "sqlite_path",
     "sync_url",
     "table_absent",
     "version_rows_on",
+    "version_rows_question",
 ]
 
 VERSION_TABLE = "alembic_version"
+# abmigrate's journal of runs (abmigrate.apply.journal), named here so that a `status` can
+# ask whether it exists without importing the journal module (and SQLAlchemy with it).
+JOURNAL_TABLE = "abmigrate_journal"
 
 # abmigrate's own connections (lock, journal, fingerprints, backups, the migration run itself)
 # are synchronous; a project whose URL names an async driver gets the matching sync one.
@@ -230,8 +241,7 @@ def _peek_rows(url: str, table: VersionTable) -> list[str] | None:
     of what a `status` costs otherwise): a plain SQLite file through sqlite3, PostgreSQL
     through psycopg; ``_CANNOT`` for any other URL or anything unexpected (SQLAlchemy then
     reads, and reports)."""
-    quoted = _quoted(table.name, table.schema)
-    sql = f"SELECT version_num FROM {quoted}"
+    quoted, sql = version_rows_question(table)
     if url.startswith("sqlite"):
         rows = _CANNOT if table.schema else _peek_sqlite(url, table.name, sql)
     else:
@@ -241,13 +251,44 @@ def _peek_rows(url: str, table: VersionTable) -> list[str] | None:
     return sorted(str(row[0]) for row in rows)
 
 
+def version_rows_question(table: VersionTable) -> tuple[str, str]:
+    """The relation to look for and the query that reads the revisions ``table`` records."""
+    quoted = _quoted(table.name, table.schema)
+    return quoted, f"SELECT version_num FROM {quoted}"
+
+
+def journal_question(schema: str | None) -> tuple[str, str]:
+    """The relation and the query that read every journal row (record, outcome, in_flight),
+    newest first."""
+    quoted = _quoted(JOURNAL_TABLE, schema)
+    return quoted, f"SELECT record, outcome, in_flight FROM {quoted} ORDER BY started_at DESC"
+
+
+def peek_rows(
+    url: str, name: str, schema: str | None, question: tuple[str, str]
+) -> list[Any] | Literal[False] | None:
+    """``question``'s rows (see :func:`journal_question`) through the driver alone: None
+    when the table ``name`` is not there, False when only SQLAlchemy can tell."""
+    quoted, sql = question
+    if url.startswith("sqlite"):
+        rows = _CANNOT if schema else _peek_sqlite(url, name, sql)
+    else:
+        rows = _peek_postgresql(url, quoted, sql)
+    return False if rows is _CANNOT else rows
+
+
+def presence_question(name: str, schema: str | None = None) -> tuple[str, None]:
+    """The question :func:`table_absent` asks: is the relation there."""
+    return _quoted(name, schema), None
+
+
 def table_absent(url: str, name: str, schema: str | None = None) -> bool:
     """True when the database has no table ``name`` (or, for SQLite, no file yet), known
     through the driver alone (see :func:`_peek_rows`); False when it has it, or when only
     SQLAlchemy can tell."""
     if url.startswith("sqlite"):
         return schema is None and _peek_sqlite(url, name, None) is None
-    return _peek_postgresql(url, _quoted(name, schema), None) is None
+    return _peek_postgresql(url, *presence_question(name, schema)) is None
 
 
 def _quoted(name: str, schema: str | None) -> str:
@@ -262,27 +303,29 @@ _PSYCOPG_URL = re.compile(r"^postgresql\+(?:psycopg|psycopg_async|asyncpg)://")
 def _peek_postgresql(url: str, quoted: str, sql: str | None) -> list[Any] | None:
     """``sql``'s rows through psycopg alone, None when the relation ``quoted`` does not
     exist, ``_CANNOT`` when psycopg alone cannot tell. A connection failure is reported
-    as :func:`connect` reports it."""
-    from urllib.parse import parse_qsl, unquote, urlsplit
+    as :func:`connect` reports it. The answer a CLI command had read ahead
+    (:mod:`abmigrate.db.prefetch`) is used when there is one."""
+    answer: list[Any] | None
+    for read_ahead in READ_AHEAD:
+        answer = read_ahead(url, quoted, sql)
+        if answer is not NOT_READ:
+            return answer
+    answer = peek_postgresql_many(url, [(quoted, sql)])[0]
+    return answer
 
-    if not _PSYCOPG_URL.match(url):
-        return _CANNOT
-    try:
-        parts = urlsplit(url)
-        options: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
-        port = parts.port
-    except ValueError:
-        return _CANNOT
-    if parts.hostname and "host" not in options:
-        options["host"] = unquote(parts.hostname)
-    if port is not None:
-        options["port"] = port
-    if parts.username is not None:
-        options["user"] = unquote(parts.username)
-    if parts.password is not None:
-        options["password"] = unquote(parts.password)
-    if parts.path.strip("/"):
-        options["dbname"] = unquote(parts.path.lstrip("/"))
+
+# What answers a question before it is asked of the database: abmigrate.db.prefetch adds
+# itself here when a command reads ahead. Each returns the rows, None, or NOT_READ.
+READ_AHEAD: list[Callable[[str, str, str | None], Any]] = []
+NOT_READ: Any = object()
+
+
+def peek_postgresql_many(url: str, questions: Sequence[tuple[str, str | None]]) -> list[Any]:
+    """:func:`_peek_postgresql`'s answer to each ``(quoted, sql)`` question, on one
+    connection: rows, None (no such relation) or ``_CANNOT``."""
+    options = _psycopg_options(url)
+    if options is None:
+        return [_CANNOT for _ in questions]
     import psycopg
 
     try:
@@ -294,7 +337,41 @@ def _peek_postgresql(url: str, quoted: str, sql: str | None) -> list[Any] | None
             hint="check the host, port, user and password, and that the server is running",
         ) from None
     except psycopg.Error:
-        return _CANNOT
+        return [_CANNOT for _ in questions]
+    try:
+        return [_peek_on(connection, quoted, sql) for quoted, sql in questions]
+    finally:
+        connection.close()
+
+
+def _psycopg_options(url: str) -> dict[str, Any] | None:
+    """psycopg's connection arguments for ``url``; None when psycopg alone cannot connect."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    if not _PSYCOPG_URL.match(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        options: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.hostname and "host" not in options:
+        options["host"] = unquote(parts.hostname)
+    if port is not None:
+        options["port"] = port
+    if parts.username is not None:
+        options["user"] = unquote(parts.username)
+    if parts.password is not None:
+        options["password"] = unquote(parts.password)
+    if parts.path.strip("/"):
+        options["dbname"] = unquote(parts.path.lstrip("/"))
+    return options
+
+
+def _peek_on(connection: Any, quoted: str, sql: str | None) -> list[Any] | None:
+    import psycopg
+
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (quoted,))
@@ -307,8 +384,6 @@ def _peek_postgresql(url: str, quoted: str, sql: str | None) -> list[Any] | None
             return list(cursor.fetchall())
     except psycopg.Error:
         return _CANNOT
-    finally:
-        connection.close()
 
 
 def _peek_sqlite(url: str, table: str, sql: str | None) -> list[Any] | None:
