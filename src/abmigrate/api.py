@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     # The pipeline and the checks are imported where they run: `status`, `heads` and
     # `history` import neither (nor what they import: asyncio, SQLAlchemy).
     from abmigrate.apply.pipeline import ConfirmCallback, RunOptions
-    from abmigrate.backup import RestoreConfirm
+    from abmigrate.backup.operations import RestoreConfirm
     from abmigrate.check.checks import CheckContext, CheckReport
     from abmigrate.events import Observer
     from abmigrate.lint import LintResult
@@ -136,9 +136,9 @@ def status(workspace: Workspace) -> Status:
 def _last_backup(workspace: Workspace) -> dict[str, object] | None:
     if not workspace.settings.backup_dir.absolute().is_dir():
         return None  # no backup yet; the backup package (and SQLAlchemy) stays unimported
-    from abmigrate.backup import last_backup
+    from abmigrate.backup.manifest import last_backup
 
-    return last_backup(workspace.settings, workspace.environment.name)
+    return last_backup(workspace.settings.backup_dir, workspace.environment.name)
 
 
 def _journal_view(
@@ -528,7 +528,7 @@ def check(
 
 def backup(workspace: Workspace) -> BackupRecord:
     """A verified backup of the environment's database (see abmigrate.backup)."""
-    from abmigrate.backup import take_backup
+    from abmigrate.backup.operations import take_backup
 
     return take_backup(workspace)
 
@@ -536,7 +536,7 @@ def backup(workspace: Workspace) -> BackupRecord:
 def backups(workspace: Workspace) -> BackupList:
     """The environment's backups, newest first. Needs no database: open the workspace with
     ``require_url=False`` to list them where the database is out of reach."""
-    from abmigrate.backup import list_backups
+    from abmigrate.backup.operations import list_backups
 
     return list_backups(workspace.settings, workspace.environment.name)
 
@@ -551,7 +551,7 @@ def verify_backup(
     """Check a backup's checksums and archive; with ``restore_test``, restore it into a
     scratch database on ``scratch_url``'s server (default: the environment's server, or a
     temporary file for SQLite) and compare per-table figures. Needs no database otherwise."""
-    from abmigrate.backup import verify_backup as verify
+    from abmigrate.backup.operations import verify_backup as verify
 
     restore_url = (scratch_url or workspace.url or None) if restore_test else None
     return verify(
@@ -572,7 +572,7 @@ def restore(
 ) -> RestoreResult:
     """Restore a backup into the environment's database (or ``target_url``); a database
     that is not empty is replaced only when ``confirm`` says so."""
-    from abmigrate.backup import restore as restore_backup
+    from abmigrate.backup.operations import restore as restore_backup
 
     return restore_backup(workspace, reference, target_url=target_url, confirm=confirm)
 

@@ -669,7 +669,7 @@ def _revision_in_traceback(
 
 
 def _backup(workspace: Workspace, direction: Direction) -> dict[str, Any]:
-    from abmigrate.backup import backup_for_pipeline
+    from abmigrate.backup.operations import backup_for_pipeline
 
     # A backup that cannot be taken or does not verify raises BackupError: nothing changed.
     return backup_for_pipeline(workspace, reason=f"pre-{direction}").to_record()

@@ -35,6 +35,7 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "find_backup",
+    "last_backup",
     "list_manifests",
     "make_private_dir",
     "new_backup_id",
@@ -298,3 +299,20 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def last_backup(backup_dir: Path, environment: str) -> dict[str, object] | None:
+    """The newest backup's short record for `status`, or None. Reads files only."""
+    manifests = list_manifests(backup_dir.absolute(), environment)
+    if not manifests:
+        return None
+    newest = manifests[0]
+    return {
+        "id": newest.id,
+        "created_at": newest.created_at,
+        "age_s": newest.summary()["age_s"],
+        "revisions": ", ".join(newest.revisions) or "(none)",
+        "size": newest.size,
+        "verified": newest.verified,
+        "restore_tested": newest.restore_tested,
+    }

@@ -57,7 +57,6 @@ __all__ = [
     "backend_for",
     "backup_for_pipeline",
     "copy_database",
-    "last_backup",
     "list_backups",
     "restore",
     "take_backup",
@@ -263,23 +262,6 @@ def list_backups(settings: Settings, environment: str) -> BackupList:
         backup_dir=str(backup_dir),
         backups=[_record(manifest) for manifest in manifests],
     )
-
-
-def last_backup(settings: Settings, environment: str) -> dict[str, object] | None:
-    """The newest backup's short record for `status`, or None. Reads files only."""
-    manifests = list_manifests(settings.backup_dir.absolute(), environment)
-    if not manifests:
-        return None
-    newest = manifests[0]
-    return {
-        "id": newest.id,
-        "created_at": newest.created_at,
-        "age_s": newest.summary()["age_s"],
-        "revisions": ", ".join(newest.revisions) or "(none)",
-        "size": newest.size,
-        "verified": newest.verified,
-        "restore_tested": newest.restore_tested,
-    }
 
 
 # --------------------------------------------------------------------------- verify
