@@ -154,6 +154,7 @@ _NULL_STANDS_FOR = {
     2950: "'00000000-0000-0000-0000-000000000000'",
 }
 _NULL_MARK = -7046029254386353131  # 0x9E3779B97F4A7C15: any constant other than 0 would do
+_INT8_NULL_MARK = 1 << 40  # outside int4's range: never the high half of an int8
 # The parser nests at most a few thousand calls: a chain is cut into groups of this many
 # columns, each its own chain from seed 0, and the groups' hashes (as text: a group's
 # expression appears once) are chained in turn.
@@ -738,6 +739,12 @@ def _chain_step(column: _Column, seed: str) -> str:
         form, value, stands_for = _CHAIN_OTHER, f"{value}::text", "''"
     else:
         stands_for = _NULL_STANDS_FOR[type_oid]
+    if type_oid == 20 and not not_null:
+        # NULL xor-s into the seed, in place of the high half, a value no high half takes.
+        return (
+            f"hashint8extended(coalesce({value}, '0'),"
+            f" {seed} # coalesce({value} >> 32, {_INT8_NULL_MARK}))"
+        )
     if not not_null:  # a NOT NULL column skips work that would change nothing
         seed = f"({seed} # CASE WHEN {value} IS NULL THEN {_NULL_MARK} ELSE 0 END)"
         value = f"coalesce({value}, {stands_for})"
