@@ -13,7 +13,7 @@ without a database.
 Per-table figures are taken inside the very snapshot pg_dump reads (``pg_export_snapshot`` +
 ``pg_dump --snapshot``), so they describe exactly the data in the archive, even while the
 application writes. They depend on the data alone, never on OIDs (which a restore changes):
-see :func:`_row_expression`.
+see :func:`_chain_expression`.
 
 Credentials reach the tools through the child's environment (PGPASSWORD and friends), never
 its arguments.
@@ -70,8 +70,7 @@ CHECKSUM_METHOD = (
     " with each type's own 64-bit hash where it is a full-entropy function of the value (bool,"
     " int2, int4, int8 with its high half in the seed, date, uuid, numeric with its scale,"
     ' text, varchar COLLATE "C"), time, timestamp[tz] and bytea as the hex of their binary'
-    " form, any other"
-    ' type as ::text COLLATE "C"; NULL marks the seed) (PostgreSQL 14+)'
+    ' form, any other type as ::text COLLATE "C"; NULL marks the seed) (PostgreSQL 14+)'
     " or sum(hashtextextended(row::text,0))/v4"
 )
 # The v3 figures ("c:"), still computed for backups that recorded them. How each column
@@ -98,8 +97,8 @@ _COLUMN_FORMS = {
 _OTHER_FORM = '{}::text COLLATE "C"'
 # The v4 figures ("h:"): each column's value hashed with the previous column's hash as the
 # seed, so the row's hash is a non-linear function of every column (a sum over rows sees
-# values swapped between rows) without building a record or hashing a hash's text: about a
-# third of v3's server CPU on the bench tables (docs/backups.md, "Speed"). Each step is
+# values swapped between rows) without building a record or hashing a hash's text: about
+# half of v3's server CPU on the bench tables (docs/backups.md, "Speed"). Each step is
 # (value, seed) -> 64-bit hash, a function of the data alone:
 # - the type's own extended hash where it is a full-entropy function of the value: bool (as
 #   int4), int2, int4, uuid, text and varchar under "C" (a nondeterministic collation would
@@ -775,12 +774,12 @@ def _chain_expression(columns: Sequence[_Column]) -> str:
 
 def _one_table(connection: Any, qualified: str, method: str, row: str) -> TableStats:
     # One pass: count, and a sum of 64-bit row hashes, which needs no sort and does not
-    # depend on row order. The method is part of the figure ("c:", or the v2 "r:"/"t:"), so
-    # a restore test compares like with like. "h:" (PostgreSQL 14+) is _chain_expression,
-    # already a 64-bit hash. "c:" (v3) hashes the record of _row_expression, then hashes that
-    # hash's text: a record hash is a linear combination of its columns' hashes, so their sum
-    # over rows would not see values swapped between rows. "t:" (older servers) hashes the
-    # whole row's text, about twice as slow as "c:".
+    # depend on row order. The method is part of the figure ("h:", the v3 "c:", the v2
+    # "r:"/"t:"), so a restore test compares like with like. "h:" (PostgreSQL 14+) is
+    # _chain_expression, already a 64-bit hash. "c:" (v3) hashes the record of
+    # _row_expression, then hashes that hash's text: a record hash is a linear combination of
+    # its columns' hashes, so their sum over rows would not see values swapped between rows.
+    # "t:" (older servers) hashes the whole row's text, about twice as slow as "c:".
     if method == "h:":
         hashed = row
     elif method == "c:":
