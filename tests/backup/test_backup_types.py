@@ -316,6 +316,40 @@ def test_a_backup_taken_with_the_v2_checksums_can_still_be_restore_tested(  # ty
     assert "public.t_plain: same row count, different data (checksum differs)" in damaged.stderr
 
 
+V3_METHOD = (
+    "postgresql:sum(hashtextextended(hash_record_extended(ROW(columns by name: bool, int2,"
+    ' int4, date, uuid, bytea as they are; text, varchar COLLATE "C"; int8, time, timestamp[tz]'
+    ' as their binary send form; any other type as ::text COLLATE "C"),0)::text,0))'
+    " (PostgreSQL 14+) or sum(hashtextextended(row::text,0))/v3"
+)
+
+
+def test_a_backup_taken_with_the_v3_checksums_can_still_be_restore_tested(  # type: ignore[no-untyped-def]
+    pg_project: Path, run_cli, pg_url: str
+) -> None:
+    from abmigrate.backup.postgres import PostgresBackend
+
+    manifest = backup(run_cli, pg_project)
+    assert all(fig["checksum"].startswith("h:") for fig in figures(manifest).values())
+    folder = pg_project / "backups/production" / manifest["id"]
+    # The figures v3 recorded (their values are pinned in test_backup_checksums.py).
+    v3 = PostgresBackend().table_stats(pg_url, {name: "c:" for name in manifest["tables"]})
+    manifest["tables"] = {name: stats.to_record() for name, stats in v3.items()}
+    assert all(fig["checksum"].startswith("c:") for fig in manifest["tables"].values())
+    manifest["checksum_method"] = V3_METHOD
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    verified = run_cli("verify-backup", manifest["id"], "--restore-test", cwd=pg_project)
+    assert verified.exit_code == 0, verified
+    assert "8 of 8 match" in verified.stdout
+    assert "row count only" not in verified.stdout
+
+    rewrite_archive(folder, manifest, b"7\tready\ttamper-me\n", b"7\tfinal\ttamper-me\n")
+    damaged = run_cli("verify-backup", manifest["id"], "--restore-test", cwd=pg_project)
+    assert damaged.exit_code == 1, damaged
+    assert "public.t_enum: same row count, different data (checksum differs)" in damaged.stderr
+
+
 # --------------------------------------------------------------------------- MariaDB
 
 MARIADB_SCHEMA = (

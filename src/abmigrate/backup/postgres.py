@@ -13,7 +13,7 @@ without a database.
 Per-table figures are taken inside the very snapshot pg_dump reads (``pg_export_snapshot`` +
 ``pg_dump --snapshot``), so they describe exactly the data in the archive, even while the
 application writes. They depend on the data alone, never on OIDs (which a restore changes):
-see :func:`_row_expression`.
+see :func:`_chain_expression`.
 
 Credentials reach the tools through the child's environment (PGPASSWORD and friends), never
 its arguments.
@@ -66,17 +66,20 @@ _INFO = re.compile(rb"^pg_dump: (?!error:|warning:|detail:|hint:)")
 _INDEX_MEMORY_KB = 512 * 1024
 INSTALL_HINT = "install the PostgreSQL client tools (apt install postgresql-client-{major})"
 CHECKSUM_METHOD = (
-    "postgresql:sum(hashtextextended(hash_record_extended(ROW(columns by name: bool, int2,"
-    ' int4, date, uuid, bytea as they are; text, varchar COLLATE "C"; int8, time, timestamp[tz]'
-    ' as their binary send form; any other type as ::text COLLATE "C"),0)::text,0))'
-    " (PostgreSQL 14+) or sum(hashtextextended(row::text,0))/v3"
+    "postgresql:sum(row hash chained column by column, by name: h = hashXextended(column, h)"
+    " with each type's own 64-bit hash where it is a full-entropy function of the value (bool,"
+    " int2, int4, int8 with its high half in the seed, date, uuid, numeric with its scale,"
+    ' text, varchar COLLATE "C"), time, timestamp[tz] and bytea as the hex of their binary'
+    ' form, any other type as ::text COLLATE "C"; NULL marks the seed) (PostgreSQL 14+)'
+    " or sum(hashtextextended(row::text,0))/v4"
 )
-# How each column enters the hashed row: types whose hash is a full-entropy function of the
-# value (so of its text form) as they are; text under the deterministic "C" collation; int8
-# and the 64-bit time types through their binary form, because their own hash folds 64 bits
-# into 32 (0 and 4294967297 hash alike). Every other type goes through its text: enums (whose
-# hash is the label's OID), arrays, composites, ranges and domains of anything, numeric (1.0
-# and 1.00 hash alike), interval ('1 day' and '24 hours'), float (0 and -0), json (no hash).
+# The v3 figures ("c:"), still computed for backups that recorded them. How each column
+# enters the hashed row: types whose hash is a full-entropy function of the value (so of its
+# text form) as they are; text under the deterministic "C" collation; int8 and the 64-bit
+# time types through their binary form, because their own hash folds 64 bits into 32 (0 and
+# 4294967297 hash alike). Every other type goes through its text: enums (whose hash is the
+# label's OID), arrays, composites, ranges and domains of anything, numeric (1.0 and 1.00
+# hash alike), interval ('1 day' and '24 hours'), float (0 and -0), json (no hash).
 _COLUMN_FORMS = {
     16: "{}",  # bool
     17: "{}",  # bytea
@@ -92,9 +95,72 @@ _COLUMN_FORMS = {
     1184: "timestamptz_send({})",  # timestamptz
 }
 _OTHER_FORM = '{}::text COLLATE "C"'
+# The v4 figures ("h:"): each column's value hashed with the previous column's hash as the
+# seed, so the row's hash is a non-linear function of every column (a sum over rows sees
+# values swapped between rows) without building a record or hashing a hash's text: about
+# half of v3's server CPU on the bench tables (docs/backups.md, "Speed"). Each step is
+# (value, seed) -> 64-bit hash, a function of the data alone:
+# - the type's own extended hash where it is a full-entropy function of the value: bool (as
+#   int4), int2, int4, uuid, text and varchar under "C" (a nondeterministic collation would
+#   hash a sort key);
+# - int8 hashes through a 32-bit fold (0 and 4294967297 alike): its high half is xor-ed into
+#   the seed, and the fold with the high half gives back the value;
+# - date as its day number (the value its own hash uses; the infinities as INT32_MIN/MAX,
+#   which is what they are inside);
+# - numeric's hash ignores the scale (1.0 and 1.00 alike) and returns the seed as it is for
+#   NaN and the infinities: the scale, or which special value it is, goes into the seed;
+# - time, timestamp, timestamptz (their hash folds 64 bits too) and bytea (no SQL-callable
+#   hash) as the hex of their binary form; everything else as its text, as in v3.
+# {v} is the value (NULL replaced by a value of the type, see _chain_step), {s} the seed.
+_CHAIN_FORMS = {
+    16: "hashint4extended({v}::int4, {s})",  # bool
+    21: "hashint2extended({v}, {s})",  # int2
+    23: "hashint4extended({v}, {s})",  # int4
+    20: "hashint8extended({v}, {s} # ({v} >> 32))",  # int8
+    1082: (  # date
+        "hashint4extended(CASE WHEN isfinite({v}) THEN {v} - DATE '2000-01-01'"
+        " WHEN {v} > DATE '2000-01-01' THEN 2147483647 ELSE -2147483648 END, {s})"
+    ),
+    2950: "uuid_hash_extended({v}, {s})",  # uuid
+    25: 'hashtextextended({v} COLLATE "C", {s})',  # text
+    1043: 'hashtextextended({v} COLLATE "C", {s})',  # varchar
+    1700: (  # numeric
+        "hash_numeric_extended({v}, hashint4extended(coalesce(scale({v}), CASE WHEN {v} = 'NaN'"
+        " THEN -1 WHEN {v} > 0 THEN -2 ELSE -3 END), {s}))"
+    ),
+    17: "hashtextextended(encode({v}, 'hex'), {s})",  # bytea
+    1083: "hashtextextended(encode(time_send({v}), 'hex'), {s})",  # time
+    1114: "hashtextextended(encode(timestamp_send({v}), 'hex'), {s})",  # timestamp
+    1184: "hashtextextended(encode(timestamptz_send({v}), 'hex'), {s})",  # timestamptz
+}
+_CHAIN_OTHER = 'hashtextextended({v} COLLATE "C", {s})'  # {v}: the column's ::text
+# A NULL stands for this value of the column's type, with the seed xor-ed with _NULL_MARK:
+# a NULL and that value then hash differently (a strict hash function would turn the whole
+# row's hash into NULL).
+_NULL_STANDS_FOR = {
+    16: "false",
+    17: "''",
+    20: "'0'",  # quoted: the literal takes the column's type (a bare 0 would make int2 int4)
+    21: "'0'",
+    23: "'0'",
+    25: "''",
+    1043: "''",
+    1082: "'2000-01-01'",
+    1083: "'00:00'",
+    1114: "'2000-01-01'",
+    1184: "'2000-01-01 00:00+00'",
+    1700: "'0'",
+    2950: "'00000000-0000-0000-0000-000000000000'",
+}
+_NULL_MARK = -7046029254386353131  # 0x9E3779B97F4A7C15: any constant other than 0 would do
+_INT8_NULL_MARK = 1 << 40  # outside int4's range: never the high half of an int8
+# The parser nests at most a few thousand calls: a chain is cut into groups of this many
+# columns, each its own chain from seed 0, and the groups' hashes (as text: a group's
+# expression appears once) are chained in turn.
+_CHAIN_GROUP = 100
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema')"
 _USER_TABLES = f"""
-    SELECT n.nspname, c.relname, a.attname, a.atttypid::bigint
+    SELECT n.nspname, c.relname, a.attname, a.atttypid::bigint, a.attnotnull
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
     WHERE c.relkind = 'r'
@@ -596,6 +662,10 @@ def _revisions(connection: Any) -> list[str]:
     return sorted(str(row) for row in rows)
 
 
+# A column: its name, its type's OID, and whether it is NOT NULL.
+_Column = tuple[str, int, bool]
+
+
 def _table_stats(
     connection: Any, recorded: Mapping[str, str] | None = None
 ) -> dict[str, TableStats]:
@@ -605,14 +675,14 @@ def _table_stats(
     for statement in _STABLE_TEXT:
         connection.exec_driver_sql(statement)
     record_hash = int(str(connection.exec_driver_sql("SHOW server_version_num").scalar())) >= 140000
-    columns: dict[str, list[tuple[str, int]]] = {}
+    columns: dict[str, list[_Column]] = {}
     quoted: dict[str, str] = {}
-    for schema, table, column, type_oid in connection.exec_driver_sql(_USER_TABLES).all():
+    for schema, table, column, type_oid, not_null in connection.exec_driver_sql(_USER_TABLES).all():
         name = f"{schema}.{table}"
         quoted[name] = f"{_quote(schema)}.{_quote(table)}"
         found = columns.setdefault(name, [])
         if column is not None:
-            found.append((str(column), int(type_oid)))
+            found.append((str(column), int(type_oid), bool(not_null)))
     recorded = recorded or {}
     legacy_record = [name for name in columns if recorded.get(name, "").startswith("r:")]
     oid_hashed: set[str] = set()
@@ -633,13 +703,17 @@ def _table_stats(
                 stats[name] = _one_table(connection, quoted[name], "r:", "abm_row__")
         elif method == "t:" or not record_hash:
             stats[name] = _one_table(connection, quoted[name], "t:", "abm_row__::text")
-        else:
+        elif method == "c:":
             stats[name] = _one_table(connection, quoted[name], "c:", _row_expression(table_columns))
+        else:
+            stats[name] = _one_table(
+                connection, quoted[name], "h:", _chain_expression(table_columns)
+            )
     return stats
 
 
-def _row_expression(columns: Sequence[tuple[str, int]]) -> str:
-    """The row to hash, built so that its hash depends on the data alone.
+def _row_expression(columns: Sequence[_Column]) -> str:
+    """The row to hash for a v3 figure, built so that its hash depends on the data alone.
 
     A record hash applies each column type's own hash function, and some of those do not
     hash the data: an enum value hashes as its label's OID, which differs in every restored
@@ -650,19 +724,65 @@ def _row_expression(columns: Sequence[tuple[str, int]]) -> str:
     """
     parts = [
         _COLUMN_FORMS.get(type_oid, _OTHER_FORM).format(f"abm_row__.{_quote(column)}")
-        for column, type_oid in sorted(columns)
+        for column, type_oid, _ in sorted(columns)
     ]
     return f"ROW({', '.join(parts)})"
 
 
+def _chain_step(column: _Column, seed: str) -> str:
+    """The hash of one column's value with ``seed`` as the seed (see _CHAIN_FORMS)."""
+    name, type_oid, not_null = column
+    value = f"abm_row__.{_quote(name)}"
+    form = _CHAIN_FORMS.get(type_oid)
+    if form is None:
+        form, value, stands_for = _CHAIN_OTHER, f"{value}::text", "''"
+    else:
+        stands_for = _NULL_STANDS_FOR[type_oid]
+    if type_oid == 20 and not not_null:
+        # NULL xor-s into the seed, in place of the high half, a value no high half takes.
+        return (
+            f"hashint8extended(coalesce({value}, '0'),"
+            f" {seed} # coalesce({value} >> 32, {_INT8_NULL_MARK}))"
+        )
+    if not not_null:  # a NOT NULL column skips work that would change nothing
+        seed = f"({seed} # CASE WHEN {value} IS NULL THEN {_NULL_MARK} ELSE 0 END)"
+        value = f"coalesce({value}, {stands_for})"
+    return form.format(v=value, s=seed)
+
+
+def _chain_expression(columns: Sequence[_Column]) -> str:
+    """The v4 hash of a row: its columns, by name, each hashed into the next one's seed.
+
+    Columns go by name, so a restore that reorders them (inheritance, partitions) leaves the
+    figure alone. A table wider than _CHAIN_GROUP columns is hashed in groups (one chain
+    each, from seed 0), whose hashes' text is then chained.
+    """
+    ordered = sorted(columns)
+    groups = []
+    for start in range(0, len(ordered), _CHAIN_GROUP):
+        chain = "0"
+        for column in ordered[start : start + _CHAIN_GROUP]:
+            chain = _chain_step(column, chain)
+        groups.append(chain)
+    if len(groups) == 1:
+        return groups[0]
+    chain = "0"
+    for group in groups:
+        chain = f"hashtextextended(({group})::text, {chain})"
+    return chain
+
+
 def _one_table(connection: Any, qualified: str, method: str, row: str) -> TableStats:
     # One pass: count, and a sum of 64-bit row hashes, which needs no sort and does not
-    # depend on row order. The method is part of the figure ("c:", or the v2 "r:"/"t:"), so
-    # a restore test compares like with like. "c:" (PostgreSQL 14+) hashes the record of
+    # depend on row order. The method is part of the figure ("h:", the v3 "c:", the v2
+    # "r:"/"t:"), so a restore test compares like with like. "h:" (PostgreSQL 14+) is
+    # _chain_expression, already a 64-bit hash. "c:" (v3) hashes the record of
     # _row_expression, then hashes that hash's text: a record hash is a linear combination of
     # its columns' hashes, so their sum over rows would not see values swapped between rows.
-    # "t:" (older servers) hashes the whole row's text, about twice as slow.
-    if method == "c:":
+    # "t:" (older servers) hashes the whole row's text, about twice as slow as "c:".
+    if method == "h:":
+        hashed = row
+    elif method == "c:":
         hashed = f"hashtextextended(hash_record_extended({row}, 0)::text, 0)"
     elif method == "t:":
         hashed = f"hashtextextended({row}, 0)"
