@@ -159,6 +159,10 @@ class AnalysisCache:
         stats[f"{kind}.{'miss' if record is None else 'hit'}"] += 1
         return record
 
+    def has(self, kind: str, key: str) -> bool:
+        """Whether a record is kept under ``key`` (not counted in ``stats``)."""
+        return self.folder is not None and _store(self.folder, kind).get(key) is not None
+
     def put(self, kind: str, key: str, record: Any) -> None:
         """Keep ``record`` (written to disk by :meth:`flush`, or when the process ends)."""
         if self.folder is None:
