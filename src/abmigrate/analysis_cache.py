@@ -68,6 +68,7 @@ __all__ = [
     "flush",
     "folder_for",
     "forget",
+    "remember_digest",
     "stats",
 ]
 
@@ -334,6 +335,12 @@ def _digest(*parts: str) -> str:
 
 
 _files: dict[tuple[str, int, int], str] = {}
+
+
+def remember_digest(path: str, size: int, mtime_ns: int, digest: str) -> None:
+    """What :func:`file_digest` would compute for ``path`` at this size and modification
+    time, computed by a caller that read the file anyway (the revision graph)."""
+    _files[(path, size, mtime_ns)] = digest
 
 
 def file_digest(path: str) -> str:

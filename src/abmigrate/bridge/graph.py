@@ -539,9 +539,10 @@ def _read(path: str) -> _Source:
             content = file.read()
     except OSError:
         return _Source(path, "missing")
-    return _Source(
-        path, hashlib.sha256(content).hexdigest(), status.st_size, status.st_mtime_ns, content
-    )
+    digest = hashlib.sha256(content).hexdigest()
+    # the analysis cache keys each revision by its file's digest too: not read again
+    analysis_cache.remember_digest(path, status.st_size, status.st_mtime_ns, digest)
+    return _Source(path, digest, status.st_size, status.st_mtime_ns, content)
 
 
 def _ini_key(alembic_ini: Path) -> str | None:

@@ -291,8 +291,7 @@ class _Walker:
         import pglast  # noqa: F401
 
         import abmigrate.bridge.plan
-        import abmigrate.lint.judge
-        import abmigrate.ops  # noqa: F401
+        import abmigrate.lint.judge  # noqa: F401
 
         self.project.script  # noqa: B018  (Alembic's ScriptDirectory, shared)
 
