@@ -567,4 +567,10 @@ def run() -> None:
     # cyclic collector runs thousands of times on them during start-up. A short-lived
     # command is better served collecting the young generation less often.
     gc.set_threshold(20_000, 10, 10)
-    sys.exit(main())
+    code = main()
+    # The interpreter's last collections at exit would traverse every object the command
+    # left (0.08 s of CPU after a cold lint of 300 revisions, more than its rules): all of
+    # it is freed with the process. Frozen, they are skipped; objects without cycles are
+    # still freed (and files closed) as the modules are cleared.
+    gc.freeze()
+    sys.exit(code)

@@ -17,6 +17,7 @@ process when the results are merged, so it comes out in the serial walk's order.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import os
 import pickle
@@ -64,6 +65,7 @@ class Tail:
             data = pipe.read()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+        gc.unfreeze()
         if state is None or not data:
             return None
         try:
@@ -85,9 +87,13 @@ def fork_tail(work: Callable[[Callable[[], Any]], Any]) -> Tail | None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()  # else the child's copy of the buffers could be written twice
+    # What is imported is shared with the child until written to; the cyclic collector
+    # would write to every object it traverses (copying their pages in both processes).
+    gc.freeze()
     try:
         pid = os.fork()
     except OSError:
+        gc.unfreeze()
         for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
             os.close(fd)
         return None
