@@ -80,11 +80,11 @@ def lint_project(
 
     ``parallel`` (the ``lint`` command's own walk, after which nothing needs Alembic's
     revision map): each revision file is imported alone when it must be captured (each
-    process imports only its half; the map would import all of them), and a long walk
+    process imports only its part; the map would import all of them), and a long walk
     that starts uncached is split in two on a machine with a second core
-    (:mod:`abmigrate.lint.fork`): a forked process renders and lints the second half while
+    (:mod:`abmigrate.lint.fork`): a forked process renders and lints the second part while
     this one does the first; its results are used only where the serial walk would have
-    come to the same (else this process walks the second half itself). The second half's
+    come to the same (else this process walks the second part itself). The second part's
     revisions then have facts, not ``units``.
     """
     config = config or LintConfig()
@@ -120,7 +120,7 @@ def lint_project(
                 tail.finish(None)  # the forked process stops; this one raises
                 raise
             # The tail began from a fresh offline context and an empty memo: its results
-            # are the serial walk's only when this half ended there (and rendered cleanly).
+            # are the serial walk's only when this part ended there (and rendered cleanly).
             agreed = walker.memo == {} and not walker.failed
             analysed: list[_Analysed] | None = tail.finish(walker.state if agreed else None)
             if analysed is not None and len(analysed) == len(walk) - split:
@@ -282,7 +282,7 @@ class _Walker:
         ]
         return _suppress(unit, hits, self.config, self.known)
 
-    # -- the forked half ---------------------------------------------------------------
+    # -- the forked part ---------------------------------------------------------------
 
     def prepare_fork(self) -> None:
         """Import, once for both processes, what rendering and linting a revision imports
@@ -299,8 +299,8 @@ class _Walker:
         self, tail: Sequence[Script | CachedRevision], receive: Any
     ) -> list[_Analysed] | None:
         """In the forked process: render ``tail`` from a fresh offline context (the memo
-        empty), then, given the schema state the first half left (``receive()``; None when
-        the halves do not join), lint each revision as the serial walk would."""
+        empty), then, given the schema state the first part left (``receive()``; None when
+        the parts do not join), lint each revision as the serial walk would."""
         offline = OfflineContext()
         captured = []
         for script in tail:

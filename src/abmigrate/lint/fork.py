@@ -1,14 +1,14 @@
-"""Half of a cold lint in a forked process, on the machine's second core.
+"""Part of a cold lint in a forked process, on the machine's second core.
 
 A cold lint renders and lints every revision; the work of one revision depends on the
 ones before it only through the schema state and Alembic's DDL memo (the analysis cache
 keys each revision by exactly these). So the walk can be split in two: a forked process
 (which shares everything already imported: Alembic, SQLAlchemy, pglast, the rules) renders
-the second half from a fresh offline context while this process walks the first half,
-then receives the schema state the first half left and lints its revisions against it.
-Its results come back pickled; the caller uses them only when the first half ended where
-the forked one began (:func:`abmigrate.lint.engine.lint_project`), and walks the second
-half itself when anything went wrong here (no fork, the child died, a short answer).
+the second part from a fresh offline context while this process walks the first, then
+receives the schema state the first part left and lints its revisions against it. Its
+results come back pickled; the caller uses them only when the first part ended where the
+forked one began (:func:`abmigrate.lint.engine.lint_project`), and walks the second part
+itself when anything went wrong here (no fork, the child died, a short answer).
 
 What a revision prints while it renders is collected in the child and written by this
 process when the results are merged, so it comes out in the serial walk's order.
@@ -29,8 +29,8 @@ from typing import Any
 
 __all__ = ["Tail", "can_fork", "fork_tail", "stats"]
 
-# Revisions of the second half "merged" (the forked process's results used) and "walked
-# again" (by this process), in this process.
+# Revisions of the forked process's part of the walk "merged" (its results used) and
+# "walked again" (by this process), in this process.
 stats: Counter[str] = Counter()
 
 
@@ -46,7 +46,7 @@ def can_fork() -> bool:
 
 
 class Tail:
-    """The forked process's half, seen from this process."""
+    """The forked process's part of the walk, seen from this process."""
 
     def __init__(self, pid: int, to_child: int, from_child: int) -> None:
         self.pid = pid
@@ -54,7 +54,7 @@ class Tail:
         self.from_child = from_child
 
     def finish(self, state: Any) -> Any | None:
-        """Send ``state`` (None: the halves do not join, the child stops), then the
+        """Send ``state`` (None: the parts do not join, the child stops), then return the
         child's results; None when there are none."""
         try:
             with open(self.to_child, "wb") as pipe:
@@ -115,7 +115,7 @@ def fork_tail(work: Callable[[Callable[[], Any]], Any]) -> Tail | None:
                 pipe.write(data)
             status = 0
         except BaseException:
-            pass  # any failure: the parent walks this half itself
+            pass  # any failure: the parent walks this part itself
         finally:
             # Not sys.exit: the parent's atexit handlers (the analysis cache's flush) and
             # buffered output must not run again here.
