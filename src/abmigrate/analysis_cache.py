@@ -68,6 +68,7 @@ __all__ = [
     "flush",
     "folder_for",
     "forget",
+    "remember_digest",
     "stats",
 ]
 
@@ -158,6 +159,10 @@ class AnalysisCache:
         record = _store(self.folder, kind).get(key)
         stats[f"{kind}.{'miss' if record is None else 'hit'}"] += 1
         return record
+
+    def has(self, kind: str, key: str) -> bool:
+        """Whether a record is kept under ``key`` (not counted in ``stats``)."""
+        return self.folder is not None and _store(self.folder, kind).get(key) is not None
 
     def put(self, kind: str, key: str, record: Any) -> None:
         """Keep ``record`` (written to disk by :meth:`flush`, or when the process ends)."""
@@ -330,6 +335,12 @@ def _digest(*parts: str) -> str:
 
 
 _files: dict[tuple[str, int, int], str] = {}
+
+
+def remember_digest(path: str, size: int, mtime_ns: int, digest: str) -> None:
+    """What :func:`file_digest` would compute for ``path`` at this size and modification
+    time, computed by a caller that read the file anyway (the revision graph)."""
+    _files[(path, size, mtime_ns)] = digest
 
 
 def file_digest(path: str) -> str:

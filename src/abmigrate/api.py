@@ -293,7 +293,9 @@ def lint(
     selected = select_revisions(
         workspace.project, revisions, since=since, changed_from=changed_from
     )
-    return lint_workspace(workspace, selected, graph=True)
+    # The command's own lint (what it returns has no parse trees to keep): the one a cold
+    # checkout waits for, so a long walk may use a second core.
+    return lint_workspace(workspace, selected, graph=True, parallel=True)
 
 
 def upgrade(

@@ -214,10 +214,18 @@ def declared_in(source: bytes) -> dict[str, Any] | None:
     except (SyntaxError, ValueError):
         return None
     values: dict[str, Any] = {}
+    # Statements that bind at most one plain name to a constant (most of a revision file)
+    # are read without walking their subtrees: nothing under them can bind or name more.
+    walked: list[ast.stmt] = []
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names):
             return None
-        for bound in _bound_names(node):
+        simple = _simple_binding(node)
+        if simple is None:
+            walked.append(node)
+        elif isinstance(node, ast.Assign) and simple[0] in _INDIRECT:
+            return None  # as the walk below: `vars = "..."` shadows what it looks for
+        for bound in _bound_names(node) if simple is None else simple:
             if bound in _NAMES and (bound in values or not _literal_assignment(node)):
                 return None
         if isinstance(node, ast.Assign | ast.AnnAssign) and _literal_assignment(node):
@@ -235,7 +243,7 @@ def declared_in(source: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(values["revision"], str):
         return None
-    for found in ast.walk(ast.Module(body=_module_level(tree), type_ignores=[])):
+    for found in ast.walk(ast.Module(body=_module_level(walked), type_ignores=[])):
         if isinstance(found, ast.Name) and found.id in _INDIRECT:
             return None
         if isinstance(found, ast.Attribute) and found.attr in _INDIRECT:
@@ -246,11 +254,30 @@ def declared_in(source: bytes) -> dict[str, Any] | None:
     return values
 
 
-def _module_level(tree: ast.Module) -> list[ast.stmt]:
+def _simple_binding(node: ast.stmt) -> tuple[str, ...] | None:
+    """The names a statement binds when it is a docstring, an import, or one plain name
+    bound to a constant (or a tuple or list of constants); None for anything else."""
+    if isinstance(node, ast.Expr):
+        return () if isinstance(node.value, ast.Constant) else None
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return tuple((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target, value = node.targets[0], node.value
+        if not isinstance(target, ast.Name):
+            return None
+        if isinstance(value, ast.Constant) or (
+            isinstance(value, ast.Tuple | ast.List)
+            and all(isinstance(item, ast.Constant) for item in value.elts)
+        ):
+            return (target.id,)
+    return None
+
+
+def _module_level(body: list[ast.stmt]) -> list[ast.stmt]:
     """The module's statements without function and class bodies (which do not run on
     import, so cannot rebind the four names)."""
     kept: list[ast.stmt] = []
-    for node in tree.body:
+    for node in body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             if node.name in _INDIRECT:
                 kept.append(node)
@@ -512,9 +539,10 @@ def _read(path: str) -> _Source:
             content = file.read()
     except OSError:
         return _Source(path, "missing")
-    return _Source(
-        path, hashlib.sha256(content).hexdigest(), status.st_size, status.st_mtime_ns, content
-    )
+    digest = hashlib.sha256(content).hexdigest()
+    # the analysis cache keys each revision by its file's digest too: not read again
+    analysis_cache.remember_digest(path, status.st_size, status.st_mtime_ns, digest)
+    return _Source(path, digest, status.st_size, status.st_mtime_ns, content)
 
 
 def _ini_key(alembic_ini: Path) -> str | None:

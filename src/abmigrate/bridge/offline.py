@@ -7,6 +7,7 @@ machinery it needs stays here. Alembic and SQLAlchemy are imported on first use.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ def _observers() -> list[Callable[[Any], None]]:
 
 
 def _wrap_invoke() -> None:
+    _import_alembic_operations()
     from alembic.operations.base import AbstractOperations
 
     with _wrap_lock:
@@ -58,6 +60,31 @@ def _wrap_invoke() -> None:
 
         invoke._abmigrate_observed = True  # type: ignore[attr-defined]
         AbstractOperations.invoke = invoke  # type: ignore[method-assign]
+
+
+def _import_alembic_operations() -> None:
+    """Import Alembic's operations without Pygments where nothing has imported Mako yet.
+
+    Alembic imports ``mako.exceptions``, which imports Pygments' lexers (a tenth of
+    Alembic's import time) for highlighting the HTML page of a template error; Alembic
+    neither renders that page nor does anything that runs here use Mako. Mako falls back
+    to plain text when its Pygments plugin does not import. Only while this process has a
+    single thread: another thread could be importing the plugin for real."""
+    plugin = "mako.ext.pygmentplugin"
+    if (
+        "alembic.operations.base" in sys.modules
+        or "mako.exceptions" in sys.modules
+        or plugin in sys.modules
+        or threading.active_count() != 1
+    ):
+        return
+    # A None entry makes the import raise ImportError.
+    sys.modules[plugin] = None  # type: ignore[assignment]
+    try:
+        import alembic.operations.base  # noqa: F401
+    finally:
+        if plugin in sys.modules and sys.modules[plugin] is None:
+            del sys.modules[plugin]
 
 
 def offline_postgresql_context(output_buffer: Any) -> MigrationContext:

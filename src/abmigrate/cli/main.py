@@ -587,4 +587,10 @@ def run() -> None:
     from abmigrate.db import prefetch
 
     prefetch.allow()  # a process of its own: read-only commands may read the database ahead
-    sys.exit(main())
+    code = main()
+    # The interpreter's last collections at exit would traverse every object the command
+    # left (0.08 s of CPU after a cold lint of 300 revisions, more than its rules): all of
+    # it is freed with the process. Frozen, they are skipped; objects without cycles are
+    # still freed (and files closed) as the modules are cleared.
+    gc.freeze()
+    sys.exit(code)

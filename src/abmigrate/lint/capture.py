@@ -66,8 +66,9 @@ class _Recorder:
     def safe_op(self) -> str | None:
         """The :mod:`abmigrate.ops` function the revision called that is rendering now
         (the outermost one: ``set_not_null``, not the ``add_check`` it calls)."""
-        from abmigrate import ops
-
+        ops = sys.modules.get("abmigrate.ops")
+        if ops is None:
+            return None  # not imported (by any revision): none of its frames can be running
         found = None
         frame = sys._getframe(1)
         while frame is not None and frame.f_code.co_filename != self.path:

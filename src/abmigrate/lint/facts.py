@@ -49,7 +49,14 @@ class RevisionFacts:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not asdict: its deep copy of every list cost a cold lint more than the rules;
+        # the record shares this object's lists (the cache copies what it keeps).
+        return {
+            "effects": self.effects,
+            "checks": self.checks,
+            "table_events": self.table_events,
+            "memo": self.memo,
+        }
 
     @classmethod
     def from_json(cls, record: Any) -> RevisionFacts | None:

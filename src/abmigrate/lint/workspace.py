@@ -30,8 +30,14 @@ def _runner_sets_lock_timeout(workspace: Workspace) -> bool:
 
 
 def lint_workspace(
-    workspace: Workspace, revisions: Collection[str] | None = None, *, graph: bool = True
+    workspace: Workspace,
+    revisions: Collection[str] | None = None,
+    *,
+    graph: bool = True,
+    parallel: bool = False,
 ) -> LintResult:
+    """``parallel``: a long cold walk may be split over two processes
+    (:func:`abmigrate.lint.engine.lint_project`)."""
     from abmigrate.analysis_cache import AnalysisCache
 
     return lint_project(
@@ -41,6 +47,7 @@ def lint_workspace(
         assume_lock_timeout=_runner_sets_lock_timeout(workspace),
         graph=graph,
         cache=AnalysisCache.for_workspace(workspace),
+        parallel=parallel,
     )
 
 
