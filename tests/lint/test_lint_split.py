@@ -9,6 +9,7 @@ process. Whether the forked half was used is told by the fork's counters.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,42 @@ def test_a_forked_half_that_fails_is_walked_again(
 
 def _fail(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("called although it should not be")
+
+
+def test_every_revision_file_is_imported_before_any_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As Alembic imports every file of its map before running any: a revision may reach a
+    # module only a later revision file imports (prefect's do). Importing each file just
+    # before rendering it left 35 of prefect's revisions unrendered.
+    root = _project(tmp_path / "project", ['op.execute("SELECT 1")', 'op.execute("SELECT 2")'])
+    package = f"helpers_{tmp_path.name.replace('-', '_')}"
+    (root / package).mkdir()
+    (root / package / "__init__.py").write_text("")
+    (root / package / "sql.py").write_text('STATEMENT = "UPDATE t SET x = 1"\n')
+    first = root / "migrations" / "versions" / "a0000000.py"
+    first.write_text(
+        first.read_text()
+        .replace("import sqlalchemy as sa\n", f"import sqlalchemy as sa\nimport {package}\n")
+        .replace('op.execute("SELECT 1")', f"op.execute({package}.sql.STATEMENT)")
+    )
+    second = root / "migrations" / "versions" / "a0000001.py"
+    second.write_text(
+        second.read_text().replace(
+            "import sqlalchemy as sa\n", f"import sqlalchemy as sa\nimport {package}.sql\n"
+        )
+    )
+    (root / "alembic.ini").write_text(
+        "[alembic]\nscript_location = %(here)s/migrations\npath_separator = os\n"
+        "prepend_sys_path = %(here)s\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    try:
+        for split in (False, True):
+            record = _lint(root, split=split, monkeypatch=monkeypatch)["record"]
+            codes = {finding["code"] for finding in record["findings"]}
+            assert "AM605" not in codes, record["findings"]
+            assert any("UPDATE t SET x = 1" in (f.get("sql") or "") for f in record["findings"])
+    finally:
+        for name in [name for name in sys.modules if name.startswith(package)]:
+            del sys.modules[name]

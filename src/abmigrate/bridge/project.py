@@ -271,13 +271,6 @@ class AlembicProject:
             raise RevisionError(f"unknown revision {revision!r}")
         return script
 
-    def script_at(self, path: str) -> Script | None:
-        """The revision file at ``path`` imported alone, as Alembic's map imports each of
-        its files (the map imports all of them); None when Alembic would not read it."""
-        from alembic.script import Script as AlembicScript
-
-        return AlembicScript._from_path(self.script, path)
-
     def known(self, revision: str) -> bool:
         graph = self.graph
         if graph is not None and _is_ident(revision):

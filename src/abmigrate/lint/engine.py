@@ -96,8 +96,6 @@ def lint_project(
         else assume_lock_timeout
     )
     walker = _Walker(project, config, rules, known, revisions, assume, cache)
-    if parallel:
-        walker.load = _loaded_alone
     walk = _in_history_order(project)
     with contextlib.ExitStack() as stack:
         walker.stack = stack
@@ -194,7 +192,6 @@ class _Walker:
         self.failed = False  # a render raised
         self.result = LintResult([], [])
         self.stack = contextlib.ExitStack()
-        self.load = _loaded
 
     def linted(self, script: Script | CachedRevision) -> tuple[bool, bool]:
         wanted = self.revisions is None or script.revision in self.revisions
@@ -262,7 +259,7 @@ class _Walker:
         offline = self.start_recording()
         if self.memo is not None:
             offline.memo = self.memo
-        loaded = self.load(self.project, script)
+        loaded = _loaded(self.project, script)
         capture = capture_revision(loaded, offline)
         unit = _unit(loaded, capture, self.state.copy(), self.assume)
         facts = RevisionFacts.from_capture(capture.statements, offline.memo)
@@ -304,7 +301,7 @@ class _Walker:
         offline = OfflineContext()
         captured = []
         for script in tail:
-            loaded = self.load(self.project, script)
+            loaded = _loaded(self.project, script)
             capture = capture_revision(loaded, offline)
             facts = RevisionFacts.from_capture(capture.statements, offline.memo)
             captured.append((script, loaded, capture, facts))
@@ -476,18 +473,6 @@ def _loaded(project: AlembicProject, script: Script | CachedRevision) -> Script:
             warnings.simplefilter("ignore")  # as _in_history_order: Alembic's own warnings
             return project.get(script.revision)
     return script
-
-
-def _loaded_alone(project: AlembicProject, script: Script | CachedRevision) -> Script:
-    """As :func:`_loaded`, importing only this revision's file (as Alembic's map imports
-    each), where the graph names its file; else through Alembic's map."""
-    if isinstance(script, CachedRevision) and script.path:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # as _loaded: Alembic's own warnings
-            loaded = project.script_at(script.path)
-        if loaded is not None and loaded.revision == script.revision:
-            return loaded
-    return _loaded(project, script)
 
 
 def _parents(script: Script) -> tuple[str, ...]:
