@@ -97,12 +97,14 @@ class _Reply:
     def answers(self) -> dict[_Key, Any]:
         if self._answers is None:
             self._answers = {}
-            chunks = []
             with os.fdopen(self.read_end, "rb") as pipe:
-                chunks.append(pipe.read())
+                reply = pipe.read()
             _, status = os.waitpid(self.pid, 0)
-            if status == 0:
-                decoded = json.loads(b"".join(chunks))
+            try:
+                decoded = json.loads(reply) if status == 0 else []
+            except ValueError:
+                decoded = []  # a reply cut short: every question is asked again here
+            if len(decoded) == len(self.keys):
                 for key, answer in zip(self.keys, decoded, strict=True):
                     if answer is not None:
                         self._answers[key] = None if answer == "absent" else answer
