@@ -198,6 +198,8 @@ class Case:
         self.server = server
         self.workdir = workdir
         self.log = log
+        for name, text in project.files.items():
+            (workdir / name).write_text(text)
         self.a = server.new(dialect, f"{project.name}_{dialect[:2]}_a")
         self.b = server.new(dialect, f"{project.name}_{dialect[:2]}_b")
         self.ini = {

@@ -34,6 +34,7 @@ _KEYS = {
     "version_locations",
     "ini_url",
     "env",
+    "files",
     "prepare",
     "baseline",
     "notes",
@@ -58,6 +59,10 @@ class Project:
     version_locations: dict[str, str] = field(default_factory=dict)
     ini_url: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    # Files written into the commands' working directory before anything runs (name ->
+    # text): a module there is importable by `prepare` and by abmigrate's `baseline`, as a
+    # user's own module in the folder they run abmigrate from would be.
+    files: dict[str, str] = field(default_factory=dict)
     prepare: str | None = None
     # abmigrate's `baseline` for this project ($ABMIGRATE_BASELINE of abmigrate's commands):
     # how an empty database reaches the history's first revision, when `prepare` does that.
@@ -97,6 +102,11 @@ def load_project(path: Path) -> Project:
     bad = [dialect for dialect in data["dialects"] if dialect not in DIALECTS]
     if bad:
         raise ProjectError(f"{path}: unknown dialect(s) {bad} (known: {', '.join(DIALECTS)})")
+    for name in data.get("files", {}):
+        if Path(name).name != name or name.startswith("alembic-"):
+            raise ProjectError(
+                f"{path}: files: {name!r} is not a plain name (nor may it be alembic-*)"
+            )
     for finding in data.get("known_findings", []):
         if set(finding) - {"check", "revision", "why", "dialects"} or "why" not in finding:
             raise ProjectError(f"{path}: a known finding needs check, revision, why: {finding}")
