@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -128,3 +129,20 @@ def test_abparts_models_from_env_py_and_from_settings(tmp_path: Path) -> None:
     assert configured is not None
     assert configured.origin == "models = 'app.models:Base.metadata'"
     assert set(configured.metadata[0].tables) == set(source.metadata[0].tables)
+
+
+def test_an_env_py_that_cannot_run_offline_is_not_said_to_set_no_models(
+    copy_scenario: Any, run_cli: Any, sqlite_url: str
+) -> None:
+    # env.py sets a target_metadata but raises without a connection in config.attributes
+    # (dagster's): abmigrate's offline look at it fails, and the message says so.
+    project = copy_scenario("handed_connection_env")
+    args = ("--alembic-ini", project / "alembic.ini", "--url", sqlite_url)
+    assert run_cli(*args, "upgrade", cwd=project).exit_code == 0
+    result = run_cli(*args, "drift", cwd=project)
+    assert result.exit_code == 2, result
+    assert "sets no target_metadata" not in result.stderr
+    assert (
+        "env.py could not be run offline to read its target_metadata (Exception: No connection"
+        " set in alembic config: read the README.)"
+    ) in " ".join(result.stderr.split())

@@ -504,3 +504,23 @@ def test_replays_never_reach_a_database_url_env_py_prefers(
     finally:
         engine.dispose()
     assert "email" not in columns
+
+
+def test_an_empty_database_is_uninitialized_when_the_first_revision_changes_nothing(
+    copy_scenario: Any, run_cli: Any, db_url: str
+) -> None:
+    # The first revision only adapts a table when there is one (dagster's history starts so):
+    # an empty database has the schema of the base and of that revision alike. It is still
+    # an empty database to upgrade, not one to stamp: a stamp would skip what the revision
+    # does besides the schema.
+    cli = make_cli(copy_scenario, run_cli, db_url, project=copy_scenario("guarded_start"))
+    code, report = diagnosis(cli)
+    assert (code, report["state"]) == (0, "uninitialized"), report["recommendation"]
+    assert report["recommendation"]["commands"] == ["abmigrate upgrade"]
+    assert report["exact_matches"] == ["base", "6a0000000001"]
+
+    assert cli("upgrade").exit_code == 0
+    execute(db_url, ["DROP TABLE alembic_version"])
+    code, report = diagnosis(cli)
+    assert report["state"] == "unstamped"
+    assert report["recommendation"]["commands"] == ["abmigrate stamp 6a0000000002"]

@@ -79,7 +79,7 @@ def predict_models(workspace: Workspace, plan: Plan, *, replay: bool) -> dict[st
 
 
 def _load_and_predict(workspace: Workspace, target: list[str], *, replay: bool) -> dict[str, Any]:
-    from abmigrate.bridge.models import load_models
+    from abmigrate.bridge.models import load_models, why_no_models
 
     try:
         source = load_models(workspace)
@@ -89,8 +89,7 @@ def _load_and_predict(workspace: Workspace, target: list[str], *, replay: bool) 
         return _record(
             "no_models",
             target,
-            reason="no models declared (env.py sets no target_metadata and no `models` is"
-            " configured)",
+            reason=f"no models declared ({why_no_models(workspace)} and no `models` is configured)",
         )
     try:
         return _predict(workspace, target, source, replay=replay)

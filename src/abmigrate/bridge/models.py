@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 
     from abmigrate.config.workspace import Workspace
 
-__all__ = ["ModelSource", "import_attribute", "load_models", "metadata_from_env_py"]
+__all__ = [
+    "ModelSource",
+    "import_attribute",
+    "load_models",
+    "metadata_from_env_py",
+    "why_no_models",
+]
 
 
 @dataclass
@@ -114,6 +120,24 @@ def _quiet_env_capture(workspace: Workspace) -> ModelSource | None:
         # An env.py that cannot run offline just gives no metadata; `models` in the
         # configuration is the documented way out.
         return None
+
+
+def why_no_models(workspace: Workspace) -> str:
+    """Why env.py gave no models, for a message that also says no `models` is configured.
+
+    An env.py that runs only on a connection handed over in ``config.attributes`` (dagster's
+    raises without one) does set a target_metadata: saying it sets none would send its
+    user looking in the wrong place. Called only when :func:`load_models` found nothing.
+    """
+    try:
+        metadata_from_env_py(workspace)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        return (
+            "env.py could not be run offline to read its target_metadata"
+            f" ({type(exc).__name__}: {first})"
+        )
+    return "env.py sets no target_metadata"
 
 
 def metadata_from_env_py(workspace: Workspace) -> ModelSource | None:

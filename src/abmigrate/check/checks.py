@@ -444,7 +444,7 @@ def models_match_head(context: CheckContext) -> Outcome:
     ``revision --autogenerate`` would sweep it into an unrelated change), or a revision did
     something the models do not say.
     """
-    from abmigrate.bridge.models import load_models
+    from abmigrate.bridge.models import load_models, why_no_models
     from abmigrate.check.roundtrip import topological_order
     from abmigrate.isolation import run_scratch_job
     from abmigrate.state.drift import compare_url_to_models
@@ -454,7 +454,7 @@ def models_match_head(context: CheckContext) -> Outcome:
         source = load_models(workspace)
         if source is None:
             return Outcome(
-                skipped="no models: env.py sets no target_metadata and no `models` is"
+                skipped=f"no models: {why_no_models(workspace)} and no `models` is"
                 " configured (e.g. models = 'app.models:Base.metadata')"
             )
         project = workspace.project

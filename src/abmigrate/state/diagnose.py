@@ -353,7 +353,10 @@ def _classify(
 
     if not rows:
         baseline = workspace.settings.baseline
-        if match in (None, BASE) and not live.objects:
+        # An empty database is one to upgrade, even when the newest revision sharing its
+        # schema is not the base (first revisions that change nothing on an empty database,
+        # guarded by a look at the tables): a stamp would skip whatever else they do.
+        if not live.objects and (match in (None, BASE) or BASE in exact):
             result.state = "uninitialized"
             summary = "the database is empty and records no revision: apply the migrations"
             if baseline is not None:

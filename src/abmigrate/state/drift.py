@@ -146,14 +146,14 @@ def compare_to_revision(workspace: Workspace, revision: str) -> list[Difference]
 
 def drift_report(workspace: Workspace, against: str = "models") -> DriftReport:
     """``against`` is ``models`` (the project's model metadata), ``head``, or a revision."""
-    from abmigrate.bridge.models import load_models
+    from abmigrate.bridge.models import load_models, why_no_models
     from abmigrate.errors import ConfigError
 
     if against == "models":
         source = load_models(workspace)
         if source is None:
             raise ConfigError(
-                "no models to compare with: env.py sets no target_metadata and the"
+                f"no models to compare with: {why_no_models(workspace)} and the"
                 " configuration has no 'models'",
                 hint="set models = 'app.models:Base.metadata', or use --against head",
             )
