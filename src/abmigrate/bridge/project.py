@@ -28,6 +28,7 @@ from abmigrate.bridge.graph import (
     load_graph,
     shape_problems,
 )
+from abmigrate.bridge.stdout import project_stdout_to_stderr
 from abmigrate.db.dialects import dialect_for
 from abmigrate.errors import ConfigError, GraphError, RevisionError
 
@@ -681,7 +682,8 @@ def _quiet_alembic() -> Iterator[None]:
     ):
         logging.disable(logging.INFO)
     try:
-        yield
+        with project_stdout_to_stderr():
+            yield
     finally:
         logging.disable(previous)
 

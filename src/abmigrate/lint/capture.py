@@ -31,6 +31,7 @@ from abmigrate.bridge.offline import (
     offline_postgresql_context,
     operations_on,
 )
+from abmigrate.bridge.stdout import project_stdout_to_stderr
 from abmigrate.lint.model import CapturedOp, Statement
 from abmigrate.lint.sql import parse_statements
 
@@ -150,7 +151,7 @@ def capture_revision(
     context = offline.context
     _capturing.recorder = recorder
     try:
-        with warnings.catch_warnings(), operations_on(context):
+        with warnings.catch_warnings(), operations_on(context), project_stdout_to_stderr():
             # SQLAlchemy/Alembic warnings while rendering are not the user's problem here.
             warnings.simplefilter("ignore")
             getattr(script.module, direction)()
