@@ -46,7 +46,9 @@ class Server:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def new(self, dialect: str, label: str) -> Database:
+    def new(self, dialect: str, label: str, driver: str | None = None) -> Database:
+        """A new empty database; ``driver`` names the sync driver of its ``url`` (PostgreSQL:
+        psycopg unless told)."""
         safe = re.sub(r"[^a-z0-9_]", "_", label.lower())
         if dialect == "sqlite":
             path = self.workdir / f"{safe}.db"
@@ -69,7 +71,9 @@ class Server:
         return Database(
             dialect="postgresql",
             name=name,
-            url=base.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
+            url=base.set(drivername=f"postgresql+{driver or 'psycopg'}").render_as_string(
+                hide_password=False
+            ),
             async_url=base.set(drivername="postgresql+asyncpg").render_as_string(
                 hide_password=False
             ),

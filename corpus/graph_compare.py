@@ -115,9 +115,18 @@ def compare_corpus(names: Sequence[str], *, cache: Path, install: bool, log: Any
                 ini = write_alembic_ini(
                     project, venv, dialect, "sqlite://", Path(work) / dialect / "alembic.ini"
                 )
+                # No database is opened, but the project's settings may parse the URL its
+                # `env` names at import (airflow's revisions import airflow's settings).
+                url = f"sqlite:///{Path(work) / dialect / 'unused.db'}"
+                values = {
+                    "url": url,
+                    "async_url": url.replace("sqlite:", "sqlite+aiosqlite:", 1),
+                    "plain_url": url,
+                    "workdir": str(Path(work) / dialect),
+                }
                 env = {
                     **os.environ,
-                    **project.env,
+                    **{key: value.format(**values) for key, value in project.env.items()},
                     "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
                 }
                 done = subprocess.run(

@@ -200,8 +200,9 @@ class Case:
         self.log = log
         for name, text in project.files.items():
             (workdir / name).write_text(text)
-        self.a = server.new(dialect, f"{project.name}_{dialect[:2]}_a")
-        self.b = server.new(dialect, f"{project.name}_{dialect[:2]}_b")
+        driver = project.drivers.get(dialect)
+        self.a = server.new(dialect, f"{project.name}_{dialect[:2]}_a", driver)
+        self.b = server.new(dialect, f"{project.name}_{dialect[:2]}_b", driver)
         self.ini = {
             db.name: write_alembic_ini(
                 project, venv, dialect, db.url, workdir / f"alembic-{role}.ini"

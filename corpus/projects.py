@@ -32,6 +32,7 @@ _KEYS = {
     "alembic_ini",
     "script_location",
     "version_locations",
+    "drivers",
     "ini_url",
     "env",
     "files",
@@ -57,6 +58,9 @@ class Project:
     homepage: str = ""
     script_location: str | None = None
     version_locations: dict[str, str] = field(default_factory=dict)
+    # The sync driver of the run's PostgreSQL URL (`{url}`, the written ini, abmigrate's
+    # --url), for a project whose migrations need another than psycopg (3).
+    drivers: dict[str, str] = field(default_factory=dict)
     ini_url: bool = True
     env: dict[str, str] = field(default_factory=dict)
     # Files written into the commands' working directory before anything runs (name ->
@@ -107,6 +111,9 @@ def load_project(path: Path) -> Project:
             raise ProjectError(
                 f"{path}: files: {name!r} is not a plain name (nor may it be alembic-*)"
             )
+    bad = [dialect for dialect in data.get("drivers", {}) if dialect != "postgresql"]
+    if bad:
+        raise ProjectError(f"{path}: drivers: only postgresql's can be chosen, not {bad}")
     for finding in data.get("known_findings", []):
         if set(finding) - {"check", "revision", "why", "dialects"} or "why" not in finding:
             raise ProjectError(f"{path}: a known finding needs check, revision, why: {finding}")
