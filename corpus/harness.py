@@ -151,8 +151,9 @@ class Run:
         lines = self.error_lines()
         if not lines:
             return f"exit {self.exit_code}, no output"
-        if lines[0].startswith("Traceback"):
-            return lines[-1]
+        traceback = any(line.startswith("Traceback") for line in self.stderr.splitlines())
+        if lines[0].startswith("Traceback") or (traceback and not lines[0].startswith("error:")):
+            return lines[-1]  # the exception, below the traceback's last frames
         return lines[0]
 
 
@@ -274,6 +275,11 @@ class Case:
             argv = ["env", f"ABMIGRATE_BASELINE={self.project.baseline}", *argv]
         return self.run([*argv, *args], self.a)
 
+    @property
+    def upgrade_target(self) -> tuple[str, ...]:
+        """abmigrate upgrade's argument: none for `head` (its default), else the target."""
+        return () if self.project.target == "head" else (self.project.target,)
+
     def alembic(self, db: Database, *args: str) -> Run:
         program, *rest = self.project.alembic_command
         argv = [self.venv.bin(program), *rest, "-c", str(self.ini[db.name]), *args]
@@ -305,7 +311,8 @@ class Case:
     def rebuild(self, db: Database, *, downgrade: bool = False) -> None:
         """Bring ``db`` to head (then one step down) with plain alembic, from empty."""
         self.prepare(db)
-        for args in (("upgrade", "head"), ("downgrade", "-1"))[: 2 if downgrade else 1]:
+        steps = (("upgrade", self.project.target), ("downgrade", "-1"))
+        for args in steps[: 2 if downgrade else 1]:
             result = self.alembic(db, *args)
             if result.exit_code != 0:
                 raise StepFailed(f"alembic {' '.join(args)} failed: {result.first_error}", result)
@@ -451,7 +458,7 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
     @register("plan --sql")
     def _plan() -> StepResult:
         before = case.state(a)
-        run = case.abmigrate("plan", "--sql")
+        run = case.abmigrate("plan", *case.upgrade_target, "--sql")
         record = _json(run)
         if run.exit_code != 0:
             raise StepFailed(f"exit {run.exit_code}: {run.first_error}", run)
@@ -504,7 +511,7 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
 
     @register("alembic upgrade head")
     def _baseline() -> StepResult:
-        run = case.alembic(b, "upgrade", "head")
+        run = case.alembic(b, "upgrade", case.project.target)
         result.alembic_upgrade_s = run.seconds
         if run.exit_code != 0:
             raise StepFailed(f"exit {run.exit_code}: {run.first_error}", run)
@@ -512,7 +519,7 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
 
     @register("upgrade")
     def _upgrade() -> StepResult:
-        run = case.abmigrate("upgrade", json_output=False)
+        run = case.abmigrate("upgrade", *case.upgrade_target, json_output=False)
         result.abmigrate_upgrade_s = run.seconds
         recorded = case.server.recorded(a)
         if run.exit_code != 0:
@@ -576,7 +583,7 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
     @register("drift --against head")
     def _drift_head() -> StepResult:
         before = case.state(a)
-        run = case.abmigrate("drift", "--against", "head")
+        run = case.abmigrate("drift", "--against", case.project.target)
         record = _json(run)
         guard(run, before, "drift --against head")
         differences = record.get("differences") or []
@@ -683,12 +690,12 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
     def _upgrade_again() -> StepResult:
         if "no-downgrade" in notes:
             raise NotApplicable("no downgrade happened (plain alembic cannot downgrade -1)")
-        reference = case.alembic(b, "upgrade", "head")
+        reference = case.alembic(b, "upgrade", case.project.target)
         if reference.exit_code != 0:
             raise NotApplicable(
                 f"plain alembic cannot upgrade again: {reference.first_error}", reference
             )
-        run = case.abmigrate("upgrade", json_output=False)
+        run = case.abmigrate("upgrade", *case.upgrade_target, json_output=False)
         if run.exit_code != 0:
             raise StepFailed(f"exit {run.exit_code}: {run.first_error}", run)
         recorded = case.server.recorded(a)

@@ -11,6 +11,7 @@ import configparser
 import fcntl
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -41,6 +42,7 @@ _KEYS = {
     "notes",
     "known_findings",
     "alembic_command",
+    "target",
 }
 
 
@@ -57,7 +59,9 @@ class Project:
     alembic_ini: str
     homepage: str = ""
     script_location: str | None = None
-    version_locations: dict[str, str] = field(default_factory=dict)
+    # Per dialect: one folder, or several (keystone's, one per release and branch), inside
+    # site-packages.
+    version_locations: dict[str, str | list[str]] = field(default_factory=dict)
     # The sync driver of the run's PostgreSQL URL (`{url}`, the written ini, abmigrate's
     # --url), for a project whose migrations need another than psycopg (3).
     drivers: dict[str, str] = field(default_factory=dict)
@@ -78,6 +82,10 @@ class Project:
     # How plain alembic's CLI is started (the first item is a program of the venv); the
     # default is the venv's `alembic`. The arguments (-c INI COMMAND ...) follow.
     alembic_command: list[str] = field(default_factory=lambda: ["alembic"])
+    # What the project upgrades to: `head`, or `heads` for a history with several heads by
+    # design (keystone's expand and contract branches, as `keystone-manage db_sync` does).
+    # Plain alembic's and abmigrate's upgrades both go there.
+    target: str = "head"
 
     def expected_findings(self, dialect: str) -> dict[tuple[str, str], str]:
         return {
@@ -114,6 +122,8 @@ def load_project(path: Path) -> Project:
     bad = [dialect for dialect in data.get("drivers", {}) if dialect != "postgresql"]
     if bad:
         raise ProjectError(f"{path}: drivers: only postgresql's can be chosen, not {bad}")
+    if data.get("target", "head") not in ("head", "heads"):
+        raise ProjectError(f"{path}: target is head or heads, not {data['target']!r}")
     for finding in data.get("known_findings", []):
         if set(finding) - {"check", "revision", "why", "dialects"} or "why" not in finding:
             raise ProjectError(f"{path}: a known finding needs check, revision, why: {finding}")
@@ -190,6 +200,21 @@ def _install(project: Project, path: Path, *, reinstall: bool, log: Path) -> Non
     stamp.write_text(key)
 
 
+# Alembic's names for the separator of `version_locations` (path_separator, or the older
+# version_path_separator); with neither, Alembic splits on spaces and commas.
+_SEPARATORS = {"os": os.pathsep, "space": " ", "newline": "\n", ":": ":", ";": ";", ",": ","}
+
+
+def _path_separator(parser: configparser.RawConfigParser) -> str:
+    for option in ("path_separator", "version_path_separator"):
+        if parser.has_option("alembic", option):
+            name = parser.get("alembic", option).strip()
+            if name not in _SEPARATORS:
+                raise ProjectError(f"unknown {option} {name!r} in the shipped alembic.ini")
+            return _SEPARATORS[name]
+    return " "
+
+
 def write_alembic_ini(
     project: Project, venv: Venv, dialect: str, url: str | None, destination: Path
 ) -> Path:
@@ -214,7 +239,13 @@ def write_alembic_ini(
         parser.set("alembic", "script_location", str(venv.site_packages / project.script_location))
     location = project.version_locations.get(dialect)
     if location is not None:
-        parser.set("alembic", "version_locations", str(venv.site_packages / location))
+        folders = [location] if isinstance(location, str) else location
+        separator = _path_separator(parser)
+        parser.set(
+            "alembic",
+            "version_locations",
+            separator.join(str(venv.site_packages / folder) for folder in folders),
+        )
     if project.ini_url and url is not None:
         # Alembic's ConfigParser interpolates '%': double it.
         parser.set("alembic", "sqlalchemy.url", url.replace("%", "%%"))

@@ -67,6 +67,25 @@ def test_downgrade_raising_not_implemented_is_named_and_the_walk_goes_on(
     assert outcome(data, "round_trip")["summary"] == "1 of 3 revision(s) fail"
 
 
+def test_revision_without_a_downgrade_function_is_named_and_the_walk_goes_on(
+    run_cli: Callable[..., Any], copy_scenario: Callable[..., Path]
+) -> None:
+    # OpenStack's histories (keystone's) define no downgrade() at all: Alembic fails when it
+    # builds the step. That is the revision's round-trip failure, not the check's crash.
+    project = copy_scenario("check_not_implemented")
+    script = project / "migrations" / "versions" / "c2b0000000b2.py"
+    text = script.read_text()
+    script.write_text(text[: text.index("def downgrade()")])
+    result, data = run_check(run_cli, project, "--checks", "round_trip")
+    assert result.exit_code == 1, result
+    [failure] = outcome(data, "round_trip")["failures"]
+    assert failure["revision"] == "c2b0000000b2"
+    assert "the downgrade fails" in failure["message"]
+    assert "has no attribute 'downgrade'" in failure["detail"]
+    assert failure["sql"].startswith("-- cannot render offline: AttributeError")
+    assert outcome(data, "round_trip")["summary"] == "1 of 3 revision(s) fail"
+
+
 def test_branched_history_with_a_merge_round_trips_each_revision_once(
     run_cli: Callable[..., Any], copy_scenario: Callable[..., Path], server_args: list[str]
 ) -> None:

@@ -356,9 +356,10 @@ def attach_evidence(
     script = project.get(failure.revision)
     failure.path = script.path
     upgrade = failure.stage in ("upgrade", "upgrade again")
-    step = project.revision_step(failure.revision, upgrade=upgrade)
     current = list(parents[failure.revision]) if upgrade else [failure.revision]
     try:
+        # Building the step can fail too: a revision with no downgrade() (OpenStack's).
+        step = project.revision_step(failure.revision, upgrade=upgrade)
         rendered = project.render_sql([step], current)
     except Exception as exc:  # rendering is evidence only; never hide the failure behind it
         failure.sql = f"-- cannot render offline: {_one_line(exc)}"
