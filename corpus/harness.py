@@ -275,11 +275,6 @@ class Case:
             argv = ["env", f"ABMIGRATE_BASELINE={self.project.baseline}", *argv]
         return self.run([*argv, *args], self.a)
 
-    @property
-    def upgrade_target(self) -> tuple[str, ...]:
-        """abmigrate upgrade's argument: none for `head` (its default), else the target."""
-        return () if self.project.target == "head" else (self.project.target,)
-
     def alembic(self, db: Database, *args: str) -> Run:
         program, *rest = self.project.alembic_command
         argv = [self.venv.bin(program), *rest, "-c", str(self.ini[db.name]), *args]
@@ -458,7 +453,7 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
     @register("plan --sql")
     def _plan() -> StepResult:
         before = case.state(a)
-        run = case.abmigrate("plan", *case.upgrade_target, "--sql")
+        run = case.abmigrate("plan", "--sql")
         record = _json(run)
         if run.exit_code != 0:
             raise StepFailed(f"exit {run.exit_code}: {run.first_error}", run)
@@ -519,7 +514,7 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
 
     @register("upgrade")
     def _upgrade() -> StepResult:
-        run = case.abmigrate("upgrade", *case.upgrade_target, json_output=False)
+        run = case.abmigrate("upgrade", json_output=False)
         result.abmigrate_upgrade_s = run.seconds
         recorded = case.server.recorded(a)
         if run.exit_code != 0:
@@ -695,7 +690,7 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
             raise NotApplicable(
                 f"plain alembic cannot upgrade again: {reference.first_error}", reference
             )
-        run = case.abmigrate("upgrade", *case.upgrade_target, json_output=False)
+        run = case.abmigrate("upgrade", json_output=False)
         if run.exit_code != 0:
             raise StepFailed(f"exit {run.exit_code}: {run.first_error}", run)
         recorded = case.server.recorded(a)

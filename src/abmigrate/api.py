@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     # `history` import neither (nor what they import: asyncio, SQLAlchemy).
     from abmigrate.apply.pipeline import ConfirmCallback, RunOptions
     from abmigrate.backup.operations import RestoreConfirm
+    from abmigrate.bridge.project import AlembicProject
     from abmigrate.check.checks import CheckContext, CheckReport
     from abmigrate.events import Observer
     from abmigrate.lint import LintResult
@@ -127,6 +128,7 @@ def status(workspace: Workspace) -> Status:
         state=state,  # type: ignore[arg-type]
         unknown=unknown,
         graph_problems=[problem.to_record() for problem in project.graph_problems()],
+        branches=_branches(project),
         last_run=last_run,
         warnings=warnings,
         last_backup=_last_backup(workspace),
@@ -231,12 +233,18 @@ def graph(workspace: Workspace, *, with_database: bool = True) -> RevisionGraph:
 
 
 def heads(workspace: Workspace) -> HeadsResult:
-    """The head revisions, and whether there are several (`alembic heads`)."""
+    """The head revisions, whether there are several (`alembic heads`) and, when they are
+    several by design, each one's branch labels."""
     project = workspace.project
     revisions = [
         PendingRevision(head, message_of(project.describe(head).doc)) for head in project.heads()
     ]
-    return HeadsResult(heads=revisions, multiple=len(revisions) > 1)
+    return HeadsResult(heads=revisions, multiple=len(revisions) > 1, branches=_branches(project))
+
+
+def _branches(project: AlembicProject) -> dict[str, list[str]]:
+    """Each head's branch labels when the history has several heads by design."""
+    return {head: list(labels) for head, labels in (project.labelled_heads() or {}).items()}
 
 
 def plan(
@@ -254,7 +262,7 @@ def plan(
     if target is None:
         if direction == "downgrade":
             raise RevisionError("downgrade needs a target", hint="e.g. -1, a revision id, or base")
-        target = "head"
+        target = workspace.project.default_target()
     current = read_version_rows(workspace.url, workspace.project.version_table) or []
     cached = None
     if direction == "upgrade":
@@ -300,7 +308,7 @@ def lint(
 
 def upgrade(
     workspace: Workspace,
-    target: str = "head",
+    target: str | None = None,
     *,
     confirm: ConfirmCallback | None = None,
     observer: Observer | None = None,
@@ -309,13 +317,15 @@ def upgrade(
     no_backup: bool = False,
     lock_wait_ms: int | None = None,
 ) -> RunResult:
-    """The guarded pipeline (see abmigrate.apply.pipeline) up to ``target``."""
+    """The guarded pipeline (see abmigrate.apply.pipeline) up to ``target``; without one,
+    to the head, or to every head when the history has several by design (labelled
+    branches: ``AlembicProject.default_target``)."""
     from abmigrate.apply.pipeline import RunOptions
 
     return _migrate(
         workspace,
         "upgrade",
-        target,
+        target or workspace.project.default_target(),
         RunOptions(
             dry_run=dry_run,
             override=override,
@@ -595,21 +605,21 @@ def drift(workspace: Workspace, against: str = "models") -> DriftReport:
 
 def rehearse(
     workspace: Workspace,
-    target: str = "head",
+    target: str | None = None,
     *,
     from_backup: str | None = None,
     clone: bool = False,
     scale_rows: int | None = None,
     observer: Observer | None = None,
 ) -> Rehearsal:
-    """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade.
-    The result is kept as the environment's last rehearsal, which ``report`` shows."""
+    """Apply the pending revisions to a scratch copy, measure them, downgrade, re-upgrade
+    (``target``: as for :func:`upgrade`). The result is kept as the environment's last rehearsal, which ``report`` shows."""
     from abmigrate.rehearse.rehearsal import rehearse as run_rehearsal
     from abmigrate.rehearse.saved import save_rehearsal
 
     rehearsal = run_rehearsal(
         workspace,
-        target,
+        target or workspace.project.default_target(),
         from_backup=from_backup,
         clone=clone,
         scale_rows=scale_rows,

@@ -7,7 +7,7 @@ Exception tree::
     ├── ConnectionFailed            database unreachable, wrong password, missing driver
     ├── RevisionError               unknown revision, ambiguous prefix, bad relative target
     ├── BackupError                 a backup could not be taken, verified or restored     (exit 1)
-    ├── GraphError                  several heads, dangling parents ... (carries .heads)  (exit 1)
+    ├── GraphError                  heads to merge, dangling parents ... (carries .heads) (exit 1)
     ├── GuardRefused                a safety guard said no (carries .reasons)             (exit 1)
     ├── LintFailed                  error findings (carries .findings)                    (exit 1)
     ├── DriftDetected               schema differs (carries .diffs)                       (exit 1)

@@ -93,6 +93,8 @@ class Status(Record):
     last_run: dict[str, Any] | None = None
     last_backup: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    # each head's branch labels, when the heads are several by design (HeadsResult's)
+    branches: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,8 +124,12 @@ class HistoryResult(Record):
 
 @dataclass
 class HeadsResult(Record):
+    """The heads; ``multiple``: several of them. ``branches``: each head's branch labels
+    when the heads are several by design, one per labelled branch (empty otherwise)."""
+
     heads: list[PendingRevision]
     multiple: bool
+    branches: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

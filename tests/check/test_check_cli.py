@@ -167,6 +167,22 @@ def test_two_heads_fail_single_head_naming_both(
     assert outcome(data, "single_root")["status"] == "passed"
 
 
+def test_one_head_and_one_root_per_labelled_branch_pass(
+    run_cli: Callable[..., Any], copy_scenario: Callable[..., Path]
+) -> None:
+    # graph_shapes: `core` and `audit` each have their own root and head (Alembic's
+    # "multiple bases"); check_two_heads above keeps unlabelled heads failing.
+    project = copy_scenario("graph_shapes")
+    result, data = run_check(run_cli, project, "--checks", "single_head,single_root")
+    assert result.exit_code == 0, result
+    assert outcome(data, "single_head")["summary"] == (
+        "2 heads, one per labelled branch: core c4000000core, audit a3000000audit"
+    )
+    assert outcome(data, "single_root")["summary"] == (
+        "2 roots, one per labelled branch: core c1000000core, audit a1000000audit"
+    )
+
+
 def test_human_output_shows_revision_difference_and_sql(
     run_cli: Callable[..., Any], copy_scenario: Callable[..., Path]
 ) -> None:
@@ -228,7 +244,7 @@ def test_list_shows_every_check_with_its_rationale(
     result = run_cli("--alembic-ini", project / "alembic.ini", "check", "--list")
     assert result.exit_code == 0, result
     assert "round_trip: Every downgrade exactly undoes its upgrade." in result.stdout
-    assert "single_head: The history has exactly one head." in result.stdout
+    assert "single_head: The history has one head, or one per labelled branch." in result.stdout
 
 
 def test_abparts_history_round_trips_on_postgresql(

@@ -6,7 +6,8 @@ A case file names its rule (``code``) and lists ``[[case]]`` tables:
 - ``upgrade``: the body of the revision's ``upgrade()`` (Python, indented or not);
 - ``setup`` (optional): the body of an earlier revision, e.g. creating the tables;
 - ``downgrade``, ``message``, ``revision`` (optional): the rest of the revision file;
-- ``revisions`` (optional, instead): a full list of ``{id, down, upgrade}`` for graph cases;
+- ``revisions`` (optional, instead): a full list of ``{id, down, upgrade}`` for graph cases
+  (``labels``: the revision's ``branch_labels``);
 - ``count``: how many findings of ``code`` are expected (0 for a passing snippet).
 """
 
@@ -35,7 +36,7 @@ import sqlalchemy as sa
 
 revision = {revision!r}
 down_revision = {down!r}
-branch_labels = None
+branch_labels = {labels!r}
 depends_on = None
 
 
@@ -57,6 +58,7 @@ def write_revision(versions: Path, spec: dict[str, Any]) -> None:
         message=spec.get("message", f"revision {spec['id']}"),
         revision=spec["id"],
         down=spec.get("down"),
+        labels=tuple(spec["labels"]) if spec.get("labels") else None,
         upgrade=_body(spec.get("upgrade"), "pass"),
         downgrade=_body(spec.get("downgrade"), 'raise NotImplementedError("test")'),
     )

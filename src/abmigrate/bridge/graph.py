@@ -30,7 +30,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,9 @@ __all__ = [
     "alembic_options",
     "declared_in",
     "declared_problems",
+    "describe_branches",
     "file_problems",
+    "labelled_branches",
     "load_graph",
     "shape_problems",
 ]
@@ -619,7 +621,9 @@ def _derive(entries: list[dict[str, Any]], paths: list[str]) -> dict[str, Any]:
     problems = file_problems(
         (item["revision"], item["down"], item["path"]) for item in revisions_record
     )
-    problems += shape_problems(heads, bases)
+    problems += shape_problems(
+        heads, bases, {item["revision"]: item["labels"] for item in revisions_record}
+    )
     declared_rows = [
         (entry["revision"], list(_to_tuple(_as_written(entry["down_revision"]))), path)
         for entry, path in declared
@@ -842,10 +846,45 @@ def declared_problems(declared: Sequence[tuple[str, tuple[str, ...], str]]) -> l
     return problems + file_problems(declared)
 
 
-def shape_problems(heads: Sequence[str], bases: Sequence[str]) -> list[GraphProblem]:
-    """Several heads (``multiple_heads``), several roots (``multiple_roots``)."""
+def labelled_branches(
+    tips: Sequence[str], labels_of: Mapping[str, Sequence[str]]
+) -> dict[str, tuple[str, ...]] | None:
+    """The branch labels of each of several heads (or roots) when the branches are
+    deliberate, else None.
+
+    Several heads (roots) are deliberate when each carries a branch label, as Alembic's
+    revision map assigns them (a label declared on a revision applies to its branch), and
+    no label is on two of them: Alembic's "Working with Branches" and "multiple bases". An
+    accidental second head inside a labelled branch shares that branch's label with the
+    other head, so it is not deliberate; nor are unlabelled heads.
+    """
+    if len(tips) < 2:
+        return None
+    labels = {tip: tuple(sorted(labels_of.get(tip, ()))) for tip in tips}
+    seen: set[str] = set()
+    for tip_labels in labels.values():
+        if not tip_labels or seen & set(tip_labels):
+            return None
+        seen.update(tip_labels)
+    return labels
+
+
+def describe_branches(branches: Mapping[str, Sequence[str]]) -> str:
+    """``expand 742c857f1dfb, contract c88cdce8f248``: each labelled tip after its labels."""
+    return ", ".join(f"{'/'.join(labels)} {tip}" for tip, labels in branches.items())
+
+
+def shape_problems(
+    heads: Sequence[str],
+    bases: Sequence[str],
+    labels_of: Mapping[str, Sequence[str]] | None = None,
+) -> list[GraphProblem]:
+    """Several heads (``multiple_heads``), several roots (``multiple_roots``), unless each
+    is in its own labelled branch (:func:`labelled_branches`; ``labels_of``: each
+    revision's branch labels as Alembic's revision map assigns them)."""
+    labels = labels_of or {}
     problems: list[GraphProblem] = []
-    if len(heads) > 1:
+    if len(heads) > 1 and labelled_branches(heads, labels) is None:
         problems.append(
             GraphProblem(
                 "multiple_heads",
@@ -853,7 +892,7 @@ def shape_problems(heads: Sequence[str], bases: Sequence[str]) -> list[GraphProb
                 tuple(heads),
             )
         )
-    if len(bases) > 1:
+    if len(bases) > 1 and labelled_branches(bases, labels) is None:
         problems.append(
             GraphProblem("multiple_roots", f"{len(bases)} roots: {', '.join(bases)}", tuple(bases))
         )

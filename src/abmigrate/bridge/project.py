@@ -24,7 +24,9 @@ from abmigrate.bridge.graph import (
     GraphProblem,
     RevisionGraph,
     declared_problems,
+    describe_branches,
     file_problems,
+    labelled_branches,
     load_graph,
     shape_problems,
 )
@@ -195,12 +197,7 @@ class AlembicProject:
         except (AlembicRevisionError, CommandError) as exc:
             message = str(exc)
             if "Multiple head" in message or "multiple heads" in message.lower():
-                heads = self.heads()
-                raise GraphError(
-                    f"several head revisions: {', '.join(heads)}",
-                    hint="run `abmigrate merge` to join them, or name one head as the target",
-                    heads=heads,
-                ) from None
+                raise self.several_heads_error() from None
             raise RevisionError(
                 message, hint="see `abmigrate history` for valid revisions"
             ) from None
@@ -264,6 +261,49 @@ class AlembicProject:
             return list(graph.bases)
         with self._graph_errors():
             return list(self.script.get_bases())
+
+    def labelled_heads(self) -> dict[str, tuple[str, ...]] | None:
+        """Each head's branch labels when the history has several heads by design, each in
+        its own labelled branch (:func:`~abmigrate.bridge.graph.labelled_branches`); None
+        for one head, or for heads that are to be merged."""
+        return self._labelled(self.heads())
+
+    def labelled_roots(self) -> dict[str, tuple[str, ...]] | None:
+        """Each root's branch labels when the several roots are each in their own labelled
+        branch (Alembic's "multiple bases"); None otherwise."""
+        return self._labelled(self.bases())
+
+    def _labelled(self, tips: Sequence[str]) -> dict[str, tuple[str, ...]] | None:
+        if len(tips) < 2:
+            return None
+        return labelled_branches(tips, {tip: self.describe(tip).branch_labels for tip in tips})
+
+    def default_target(self) -> str:
+        """What an upgrade aims at when no target is given: ``heads`` when the history has
+        several heads by design (:meth:`labelled_heads`), else ``head`` (which refuses
+        several heads to merge)."""
+        return "heads" if self.labelled_heads() else "head"
+
+    def several_heads_error(self, target: str = "head") -> GraphError:
+        """``target`` (``head``) cannot name one of several heads: the error, with the way
+        out that fits the history (a branch per label, or a merge)."""
+        heads = self.heads()
+        branches = self.labelled_heads()
+        if branches:
+            labels = [labels[0] for labels in branches.values()]
+            return GraphError(
+                f"several head revisions, one per labelled branch:"
+                f" {describe_branches(branches)}; `{target}` is ambiguous",
+                hint="upgrade to `heads` for every branch (the default without a target),"
+                f" or to one branch: {', '.join(f'{label}@head' for label in labels)}",
+                heads=heads,
+            )
+        return GraphError(
+            f"several head revisions: {', '.join(heads)}; `{target}` is ambiguous",
+            hint="run `abmigrate merge` to join them, or upgrade to one head by its id"
+            " (or to `heads` for all)",
+            heads=heads,
+        )
 
     def get(self, revision: str) -> Script:
         with self._graph_errors():
@@ -370,7 +410,8 @@ class AlembicProject:
         problems = file_problems(
             (script.revision, script._normalized_down_revisions, script.path) for script in scripts
         )
-        return problems + shape_problems(self.heads(), self.bases())
+        labels = {script.revision: tuple(script.branch_labels) for script in scripts}
+        return problems + shape_problems(self.heads(), self.bases(), labels)
 
     # -- steps ------------------------------------------------------------------------
 
@@ -401,13 +442,7 @@ class AlembicProject:
     def upgrade_steps(self, target: str, current: Sequence[str]) -> list[RevisionStep]:
         target = self.resolve_target(target)
         if target == "head" and len(self.heads()) > 1:
-            heads = self.heads()
-            raise GraphError(
-                f"several head revisions: {', '.join(heads)}; `head` is ambiguous",
-                hint="run `abmigrate merge` to join them, or upgrade to one head by its id"
-                " (or to `heads` for all)",
-                heads=heads,
-            )
+            raise self.several_heads_error()
         with self._graph_errors():
             return self.script._upgrade_revs(target, tuple(current))  # type: ignore[arg-type]
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from abmigrate.bridge.graph import describe_branches
 from abmigrate.bridge.plan import message_of
 from abmigrate.bridge.project import VERSION_NUM_LENGTH, AlembicProject, GraphProblem
 from abmigrate.config.settings import Environment, Policy, Settings, mask_url
@@ -267,16 +268,23 @@ def _path(project: AlembicProject, revision: str) -> str | None:
 
 @register("single_head")
 def single_head(context: CheckContext) -> Outcome:
-    """The history has exactly one head.
+    """The history has one head, or one per labelled branch.
 
     Two heads mean two branches were developed in parallel and never merged: ``upgrade
     head`` refuses to run ("Multiple head revisions are present"), usually discovered at
-    deploy time. Merge them (``abmigrate merge``) before the code lands.
+    deploy time. Merge them (``abmigrate merge``) before the code lands. Heads each in its
+    own labelled branch (Alembic's ``branch_labels``, as expand/contract histories keep
+    them) are by design and pass; a second head inside one labelled branch does not.
     """
     project = context.project
     heads = project.heads()
     if len(heads) <= 1:
         return Outcome(summary=f"one head: {heads[0]}" if heads else "no revisions")
+    branches = project.labelled_heads()
+    if branches:
+        return Outcome(
+            summary=f"{len(heads)} heads, one per labelled branch: {describe_branches(branches)}"
+        )
     return Outcome(
         [
             CheckFailure(
@@ -295,16 +303,22 @@ def single_head(context: CheckContext) -> Outcome:
 
 @register("single_root")
 def single_root(context: CheckContext) -> Outcome:
-    """The history has exactly one root (one revision with no parent).
+    """The history has one root (a revision with no parent), or one per labelled branch.
 
     A second root usually comes from a revision whose ``down_revision`` was left ``None``
     (a copied file, a "baseline" reset): Alembic then treats it as an independent history and
-    an empty database gets both applied in an arbitrary order.
+    an empty database gets both applied in an arbitrary order. Roots each in its own labelled
+    branch (Alembic's "multiple bases", ``branch_labels``) are by design and pass.
     """
     project = context.project
     roots = project.bases()
     if len(roots) <= 1:
         return Outcome(summary=f"one root: {roots[0]}" if roots else "no revisions")
+    branches = project.labelled_roots()
+    if branches:
+        return Outcome(
+            summary=f"{len(roots)} roots, one per labelled branch: {describe_branches(branches)}"
+        )
     return Outcome(
         [
             CheckFailure(

@@ -179,17 +179,19 @@ def status(ctx: click.Context, state: CliState, /, **options: Any) -> None:
 
 
 @fleet.command()
-@click.argument("target", default="head")
+@click.argument("target", required=False)
 @_fleet_options
 @common_options()
 @pass_state
-def plan(state: CliState, /, target: str, **options: Any) -> None:
+def plan(state: CliState, /, target: str | None, **options: Any) -> None:
     """Per target: cohort, current revision, what would run.
 
     What `fleet upgrade TARGET` would do; writes nothing."""
     from abmigrate.render.fleet import render_fleet_survey
 
-    _emit(state, _survey(state, "plan", _Chosen(state, **options), target), render_fleet_survey)
+    chosen = _Chosen(state, **options)
+    target = target or chosen.base.project.default_target()
+    _emit(state, _survey(state, "plan", chosen, target), render_fleet_survey)
 
 
 @fleet.command()
@@ -206,16 +208,17 @@ def diagnose(state: CliState, /, **options: Any) -> None:
 
 
 @fleet.command()
-@click.argument("target", default="head")
+@click.argument("target", required=False)
 @_fleet_options
 @_rollout_options
 @common_options(confirm=True)
 @pass_state
 @click.pass_context
-def upgrade(ctx: click.Context, state: CliState, /, target: str, **options: Any) -> None:
+def upgrade(ctx: click.Context, state: CliState, /, target: str | None, **options: Any) -> None:
     """Upgrade every target: canaries first, then waves.
 
-    Targets already at TARGET (default head) are skipped, so a rerun after a halt or a crash
+    Targets already at TARGET (default head; every head when each is in its own labelled
+    branch) are skipped, so a rerun after a halt or a crash
     picks up where the fleet stands."""
     ctx.exit(_roll_out(state, "upgrade", target, options))
 
@@ -235,7 +238,7 @@ def downgrade(ctx: click.Context, state: CliState, /, target: str, **options: An
     ctx.exit(_roll_out(state, "downgrade", target, options))
 
 
-def _roll_out(state: CliState, direction: str, target: str, options: dict[str, Any]) -> int:
+def _roll_out(state: CliState, direction: str, target: str | None, options: dict[str, Any]) -> int:
     from abmigrate.config.settings import parse_duration_ms
     from abmigrate.fleet.rollout import RolloutOptions, check_target, roll_out
     from abmigrate.render.fleet import render_fleet_run
@@ -247,6 +250,7 @@ def _roll_out(state: CliState, direction: str, target: str, options: dict[str, A
             for key in ("fleet_name", "targets_file", "canary", "concurrency", "shard")
         },
     )
+    target = target or chosen.base.project.default_target()
     check_target(direction, target)  # type: ignore[arg-type]
     fleet_config = chosen.fleet
     lock_wait = options["lock_wait"]

@@ -425,7 +425,7 @@ def migrate_options(function: F) -> F:
 def _run_migration(
     state: CliState,
     direction: str,
-    target: str,
+    target: str | None,
     dry_run: bool,
     override: str | None,
     no_backup: bool,
@@ -436,9 +436,10 @@ def _run_migration(
 
     lock_wait_ms = None if lock_wait is None else parse_duration_ms(lock_wait, key="--lock-wait")
     function = api.upgrade if direction == "upgrade" else api.downgrade
+    workspace = open_workspace(state)
     result = function(
-        open_workspace(state),
-        target,
+        workspace,
+        target or workspace.project.default_target(),
         confirm=confirmer(state),
         observer=event_printer(state),
         dry_run=dry_run,
@@ -450,19 +451,20 @@ def _run_migration(
 
 
 @cli.command()
-@click.argument("target", default="head")
+@click.argument("target", required=False)
 @migrate_options
 @common_options(confirm=True)
 @pass_state
 def upgrade(
     state: CliState,
-    target: str,
+    target: str | None,
     dry_run: bool,
     override: str | None,
     no_backup: bool,
     lock_wait: str | None,
 ) -> None:
-    """Apply revisions up to TARGET (head, an id or prefix, +N) through the guarded pipeline."""
+    """Apply revisions up to TARGET (head, heads, label@head, an id or prefix, +N) through the
+    guarded pipeline. Default: head, or every head when each is in its own labelled branch."""
     _run_migration(state, "upgrade", target, dry_run, override, no_backup, lock_wait)
 
 

@@ -70,7 +70,7 @@ def drift(state: CliState, against: str) -> None:
 
 
 @click.command()
-@click.argument("target", default="head")
+@click.argument("target", required=False)
 @click.option(
     "--from-backup",
     "from_backup",
@@ -87,7 +87,11 @@ def drift(state: CliState, against: str) -> None:
 @common_options()
 @pass_state
 def rehearse(
-    state: CliState, target: str, from_backup: str | None, clone: bool, scale_rows: int | None
+    state: CliState,
+    target: str | None,
+    from_backup: str | None,
+    clone: bool,
+    scale_rows: int | None,
 ) -> None:
     """Apply the pending revisions to a scratch copy and measure each one.
 

@@ -103,7 +103,7 @@ def _status(result: Any, out: Console) -> None:
         ("environment", result.environment),
         ("database", f"{result.database} ({result.dialect})"),
         ("current", _revs(result.current)),
-        ("heads", _revs(result.heads)),
+        ("heads", _heads_field(result.heads, result.branches)),
         ("state", result.state),
     ]
     if result.last_run:
@@ -133,6 +133,13 @@ def _status(result: Any, out: Console) -> None:
         out.print(f"[yellow]graph: {problem['message']}[/]")
     for warning in result.warnings:
         _warning(warning, out)
+
+
+def _heads_field(heads: list[str], branches: dict[str, list[str]]) -> str:
+    """The heads, each after its branch labels when they are several by design."""
+    if not branches:
+        return _revs(heads)
+    return ", ".join(f"{'/'.join(branches[head])} {head}" for head in heads)
 
 
 def _warning(text: str, out: Console) -> None:
@@ -230,8 +237,15 @@ def _history(result: Any, out: Console) -> None:
 def _heads(result: Any, out: Console) -> None:
     assert isinstance(result, HeadsResult)
     for head in result.heads:
-        out.print(f"{head.revision} (head)  {head.message}")
-    if result.multiple:
+        labels = result.branches.get(head.revision)
+        branch = f" (head of {'/'.join(labels)})" if labels else " (head)"
+        out.print(f"{head.revision}{branch}  {head.message}", markup=False)
+    if result.branches:
+        out.print(
+            f"{len(result.heads)} heads, one per labelled branch:"
+            " `abmigrate upgrade` applies them all"
+        )
+    elif result.multiple:
         out.print(
             f'[yellow]{len(result.heads)} heads: run `abmigrate merge -m "merge heads"`'
             " to join them[/]"

@@ -43,6 +43,13 @@ def write_capture_revision(workspace: Workspace, message: str) -> RevisionCreate
     project = workspace.project
     heads = project.heads()
     if len(heads) != 1:
+        if project.labelled_heads():
+            raise GraphError(
+                f"several heads, one per labelled branch ({', '.join(heads)}): capture"
+                " writes a revision after the one head",
+                hint='write it on its branch: alembic revision --head <label>@head -m "..."',
+                heads=heads,
+            )
         raise GraphError(
             f"several heads ({', '.join(heads)}): merge them before capturing changes",
             hint="run `abmigrate merge`",

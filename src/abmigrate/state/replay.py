@@ -521,7 +521,8 @@ def resolve_revision(workspace: Workspace, revision: str) -> str:
 
             raise GraphError(
                 f"several head revisions: {', '.join(heads)}; `{revision}` is ambiguous here",
-                hint="name one head by its id",
+                hint="name one head by its id"
+                + (" or by <label>@head" if project.labelled_heads() else ""),
                 heads=heads,
             )
         return heads[0]

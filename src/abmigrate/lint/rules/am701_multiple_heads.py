@@ -10,7 +10,10 @@ from abmigrate.lint.registry import ProjectFacts, Rule, register
 class MultipleHeads(Rule):
     """
     ### What it does
-    Flags a revision graph with more than one head.
+    Flags a revision graph with more than one head, unless each head is in its own
+    labelled branch (Alembic's `branch_labels`, as expand/contract histories keep them:
+    those heads are by design and `abmigrate upgrade` applies them all). A second head
+    inside one labelled branch shares its label with the other and is flagged.
 
     ### Why is this bad?
     `alembic upgrade head` stops with "Multiple head revisions are present": the deployment

@@ -11,7 +11,8 @@ class MultipleRoots(Rule):
     """
     ### What it does
     Flags a revision graph with more than one root (several revisions with
-    `down_revision = None`).
+    `down_revision = None`), unless each root is in its own labelled branch (Alembic's
+    "multiple bases", declared with `branch_labels`).
 
     ### Why is this bad?
     Two roots usually mean someone started a second history (a copied `versions/` folder, an
