@@ -478,9 +478,12 @@ def revision(workspace: Workspace, message: str, *, autogenerate: bool = False) 
     )
 
 
-def merge(workspace: Workspace, message: str | None = None) -> RevisionCreated:
-    """A merge revision of the current heads (`alembic merge heads`)."""
-    script = workspace.project.merge_heads(message or "merge heads")
+def merge(
+    workspace: Workspace, message: str | None = None, revisions: Sequence[str] = ()
+) -> RevisionCreated:
+    """A merge revision of ``revisions``, or of the heads to merge (`alembic merge heads`,
+    but for heads in labelled branches: see ``AlembicProject.heads_to_merge``)."""
+    script = workspace.project.merge_heads(message or "merge heads", revisions)
     return RevisionCreated(
         revision=script.revision,
         message=message_of(script.doc),

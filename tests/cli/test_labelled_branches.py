@@ -165,3 +165,44 @@ def test_check_and_lint_pass_the_branches(cli: Any) -> None:
     linted = cli("lint", "--format", "json")
     assert linted.exit_code == 0, linted
     assert "AM701" not in linted.stdout
+
+
+def test_merge_leaves_deliberate_branches_apart(cli: Any, project: Path) -> None:
+    refused = cli("merge")
+    assert refused.exit_code == 1, refused
+    first, hint = refused.stderr.strip().splitlines()[-2:]
+    assert first == (
+        "error: nothing to merge: the heads are deliberate, one per labelled branch:"
+        " expand b300expand02, contract b30contract1"
+    )
+    assert hint.startswith("hint: to join branches anyway, name the revisions")
+    assert sorted(p.name for p in (project / "migrations" / "versions").glob("*.py")) == [
+        "b3000000root.py",
+        "b300expand01.py",
+        "b300expand02.py",
+        "b30contract1.py",
+    ]
+    # Named, they are merged: the user's decision.
+    merged = cli("merge", "b300expand02", "b30contract1", "--format", "json")
+    assert merged.exit_code == 0, merged
+    assert sorted(json.loads(merged.stdout)["down_revisions"]) == HEADS
+
+
+def test_merge_joins_only_the_heads_that_share_a_branch(cli: Any, project: Path) -> None:
+    _second_expand_head(project)
+    merged = cli("merge", "-m", "join expand", "--format", "json")
+    assert merged.exit_code == 0, merged
+    record = json.loads(merged.stdout)
+    assert sorted(record["down_revisions"]) == ["b300expand02", "b300expand2b"]
+    # contract stays its own branch: the history is deliberate again, and upgrades.
+    heads = json.loads(cli("heads", "--format", "json").stdout)
+    assert heads["branches"] == {record["revision"]: ["expand"], "b30contract1": ["contract"]}
+    assert cli("check", "--checks", "single_head").exit_code == 0
+    assert cli("upgrade").exit_code == 0
+
+
+def test_merge_of_one_named_revision_is_a_usage_error(cli: Any) -> None:
+    refused = cli("merge", "b300expand02")
+    assert refused.exit_code == 1, refused
+    assert "a merge joins two revisions or more; 1 named" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -284,6 +284,48 @@ class AlembicProject:
         several heads to merge)."""
         return "heads" if self.labelled_heads() else "head"
 
+    def heads_to_merge(self) -> list[str]:
+        """The heads ``abmigrate merge`` joins when given none: all of them, except where
+        heads sit in labelled branches. Heads each in its own labelled branch are
+        deliberate (expand/contract): merging them would join the branches for good, so
+        that is refused. Where all heads are labelled and only one branch has several
+        (an accidental head inside ``expand``), only that branch's heads are merged: the
+        merge must not swallow ``contract``."""
+        heads = self.heads()
+        if len(heads) < 2:
+            raise GraphError(
+                f"nothing to merge: there is a single head ({', '.join(heads) or 'none'})",
+                heads=heads,
+            )
+        branches = self.labelled_heads()
+        if branches:
+            raise GraphError(
+                "nothing to merge: the heads are deliberate, one per labelled branch:"
+                f" {describe_branches(branches)}",
+                hint="to join branches anyway, name the revisions: abmigrate merge REV REV",
+                heads=heads,
+            )
+        labels = {head: set(self.describe(head).branch_labels) for head in heads}
+        if not all(labels.values()):
+            return heads
+        groups: list[tuple[set[str], list[str]]] = []  # (labels, heads) sharing a label
+        for head in heads:
+            joined = [group for group in groups if group[0] & labels[head]]
+            merged = (set(labels[head]), [head])
+            for group in joined:
+                merged[0].update(group[0])
+                merged[1][:0] = group[1]
+                groups.remove(group)
+            groups.append(merged)
+        crowded = [members for _, members in groups if len(members) > 1]
+        if len(crowded) == 1:
+            return crowded[0]
+        raise GraphError(
+            f"several labelled branches have several heads: {'; '.join(map(', '.join, crowded))}",
+            hint="merge each branch's heads by naming them: abmigrate merge REV REV",
+            heads=heads,
+        )
+
     def several_heads_error(self, target: str = "head") -> GraphError:
         """``target`` (``head``) cannot name one of several heads: the error, with the way
         out that fits the history (a branch per label, or a merge)."""
@@ -642,17 +684,20 @@ class AlembicProject:
         scripts = created if isinstance(created, list) else [created]
         return [script for script in scripts if script is not None]
 
-    def merge_heads(self, message: str | None) -> Script:
+    def merge_heads(self, message: str | None, revisions: Sequence[str] = ()) -> Script:
+        """A merge revision of ``revisions``, or of the heads that are to be merged: every
+        head, but for labelled branches (:meth:`heads_to_merge`)."""
         from alembic import command
 
-        heads = self.heads()
-        if len(heads) < 2:
+        if revisions and len(revisions) < 2:
             raise GraphError(
-                f"nothing to merge: there is a single head ({', '.join(heads) or 'none'})",
-                heads=heads,
+                f"a merge joins two revisions or more; {len(revisions)} named",
+                hint="name them all: abmigrate merge REV REV",
+                heads=self.heads(),
             )
+        chosen = list(revisions) or self.heads_to_merge()
         with self._graph_errors(), _silenced_stdout():
-            created = command.merge(self.config, "heads", message=message)
+            created = command.merge(self.config, chosen, message=message)
         self.reload()
         if created is None:  # pragma: no cover - alembic returns the new script
             raise RevisionError("alembic did not create a merge revision")

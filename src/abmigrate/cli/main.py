@@ -498,14 +498,19 @@ def revision(state: CliState, message: str, autogenerate: bool) -> None:
 
 
 @cli.command()
+@click.argument("revisions", nargs=-1, metavar="[REVISION]...")
 @click.option("-m", "--message", default="merge heads", help="Message of the merge revision.")
 @common_options()
 @pass_state
-def merge(state: CliState, message: str) -> None:
-    """Merge all heads into one merge revision."""
+def merge(state: CliState, revisions: tuple[str, ...], message: str) -> None:
+    """Merge the heads into one merge revision (or the REVISIONs named).
+
+    Heads each in their own labelled branch (expand/contract) are left apart; where one
+    labelled branch has several heads, only those are merged.
+    """
     from abmigrate import api
 
-    emit(state, api.merge(open_workspace(state), message))
+    emit(state, api.merge(open_workspace(state), message, revisions))
 
 
 @cli.command()
