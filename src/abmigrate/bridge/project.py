@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import re
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -603,10 +604,22 @@ class AlembicProject:
         return self.run_online(nothing, connection=connection, dont_mutate=True)
 
     def revision_step(self, revision: str, *, upgrade: bool) -> RevisionStep:
-        """Alembic's step applying (or undoing) exactly ``revision``."""
+        """Alembic's step applying (or undoing) exactly ``revision``.
+
+        A step whose function already ran in this process (a round trip's second upgrade, a
+        rebuild) runs from the revision's file loaded again, as a new ``alembic`` command
+        would load it: a revision may change its own module's state when it runs (neutron's
+        c33da356b165 pops keys from a module-level list, and fails the second time).
+        """
         from alembic.runtime.migration import RevisionStep
 
-        return RevisionStep(self.script.revision_map, self.get(revision), upgrade)
+        script = self.get(revision)
+        ran = _functions_run.setdefault(script, set())
+        if upgrade in ran:
+            _load_again(script)
+            ran.clear()
+        ran.add(upgrade)
+        return RevisionStep(self.script.revision_map, script, upgrade)
 
     def run_stepper(
         self,
@@ -702,6 +715,19 @@ class AlembicProject:
         if created is None:  # pragma: no cover - alembic returns the new script
             raise RevisionError("alembic did not create a merge revision")
         return created
+
+
+# Per loaded revision (shared by the clones for_url makes): which of its functions a step
+# ran, upgrade (True) or downgrade (False), since its file was loaded.
+_functions_run: weakref.WeakKeyDictionary[Script, set[bool]] = weakref.WeakKeyDictionary()
+
+
+def _load_again(script: Script) -> None:
+    """Load the revision's file again into a new module, for a step to run from."""
+    from alembic.util import load_python_file
+
+    path = Path(script.path)
+    script.module = load_python_file(str(path.parent), path.name)
 
 
 def _is_ident(revision: str) -> bool:
