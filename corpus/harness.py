@@ -43,6 +43,7 @@ from corpus.report import render_markdown, update_doc
 DEFAULT_CACHE = ROOT / ".corpus"
 DEFAULT_DOC = ROOT / "docs" / "compatibility.md"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/"
 STEP_TIMEOUT_S = 1800.0
 
 # (name, what passing means). The order is the order they run in.
@@ -789,6 +790,7 @@ def run_corpus(
     dialects: list[str],
     *,
     pg_url: str,
+    mysql_url: str = DEFAULT_MYSQL_URL,
     cache: Path,
     reinstall: bool = False,
     keep: bool = False,
@@ -796,12 +798,17 @@ def run_corpus(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     workroot = Path(tempfile.mkdtemp(prefix="abm-corpus-"))
-    server = Server(pg_url if "postgresql" in dialects else None, workroot)
+    server = Server(
+        pg_url if "postgresql" in dialects else None,
+        workroot,
+        mysql_url if "mysql" in dialects else None,
+    )
     record: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "abmigrate": _abmigrate_revision(),
         "python": sys.version.split()[0],
         "postgresql": "",
+        "mariadb": "",
         "cpus": os.cpu_count(),
         "load": [round(x, 1) for x in os.getloadavg()],
         "projects": [],
@@ -810,6 +817,8 @@ def run_corpus(
     try:
         if "postgresql" in dialects:
             record["postgresql"] = server.server_version()
+        if "mysql" in dialects:
+            record["mariadb"] = server.mysql_version()
         with _interruptible() as stop:
             for project in projects:
                 log(f"== {project.name} {project.version}")
@@ -876,6 +885,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("ABMIGRATE_TEST_PG_URL") or DEFAULT_PG_URL,
         help="PostgreSQL server for the run's databases (default: $ABMIGRATE_TEST_PG_URL)",
     )
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get("ABMIGRATE_TEST_MYSQL_URL") or DEFAULT_MYSQL_URL,
+        help="MariaDB server for the run's databases (default: $ABMIGRATE_TEST_MYSQL_URL)",
+    )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="venvs (.corpus/)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
@@ -907,6 +921,7 @@ def main(argv: list[str] | None = None) -> int:
         projects,
         dialects,
         pg_url=args.pg_url,
+        mysql_url=args.mysql_url,
         cache=args.cache,
         reinstall=args.reinstall,
         keep=args.keep,

@@ -22,7 +22,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTS_DIR = Path(__file__).resolve().parent / "projects"
-DIALECTS = ("postgresql", "sqlite")
+# `mysql` is MariaDB (SQLAlchemy's and abmigrate's name for the dialect).
+DIALECTS = ("postgresql", "sqlite", "mysql")
 
 _KEYS = {
     "name",
@@ -62,8 +63,9 @@ class Project:
     # Per dialect: one folder, or several (keystone's, one per release and branch), inside
     # site-packages.
     version_locations: dict[str, str | list[str]] = field(default_factory=dict)
-    # The sync driver of the run's PostgreSQL URL (`{url}`, the written ini, abmigrate's
-    # --url), for a project whose migrations need another than psycopg (3).
+    # The sync driver of the run's PostgreSQL or MariaDB URL (`{url}`, the written ini,
+    # abmigrate's --url), for a project whose migrations need another than psycopg (3) or
+    # pymysql.
     drivers: dict[str, str] = field(default_factory=dict)
     ini_url: bool = True
     env: dict[str, str] = field(default_factory=dict)
@@ -119,9 +121,9 @@ def load_project(path: Path) -> Project:
             raise ProjectError(
                 f"{path}: files: {name!r} is not a plain name (nor may it be alembic-*)"
             )
-    bad = [dialect for dialect in data.get("drivers", {}) if dialect != "postgresql"]
+    bad = [dialect for dialect in data.get("drivers", {}) if dialect not in ("postgresql", "mysql")]
     if bad:
-        raise ProjectError(f"{path}: drivers: only postgresql's can be chosen, not {bad}")
+        raise ProjectError(f"{path}: drivers: only postgresql's and mysql's, not {bad}")
     if data.get("target", "head") not in ("head", "heads"):
         raise ProjectError(f"{path}: target is head or heads, not {data['target']!r}")
     for finding in data.get("known_findings", []):

@@ -186,6 +186,25 @@ def test_mariadb_checks_enums_and_hand_changes(mariadb_url: str) -> None:
     assert any(line.startswith("extra column users.nickname") for line in found)
 
 
+def test_mariadb_unnamed_checks_of_two_tables_keep_their_own_text(mariadb_url: str) -> None:
+    # MariaDB names unnamed CHECKs per table (CONSTRAINT_1 in each): one table's check must
+    # not take another's text (as with Boolean columns: SQLAlchemy's create_constraint).
+    execute(
+        mariadb_url,
+        [
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY, status VARCHAR(9),"
+            " CHECK (status IN ('RUNNING', 'FAILED')))",
+            "CREATE TABLE metrics (id INTEGER PRIMARY KEY, is_nan BOOLEAN,"
+            " CHECK (is_nan IN (0, 1)))",
+        ],
+    )
+    objects = fingerprint_url(mariadb_url).objects
+    checks = {key: value["sqltext"] for key, value in objects.items() if key.startswith("check")}
+    assert sorted(checks) == ["check metrics.CONSTRAINT_1", "check runs.CONSTRAINT_1"]
+    assert "status" in checks["check runs.CONSTRAINT_1"]
+    assert "is_nan" in checks["check metrics.CONSTRAINT_1"]
+
+
 def test_record_round_trip_keeps_digest(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     execute(url, BASE_SQLITE)

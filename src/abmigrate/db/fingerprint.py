@@ -507,6 +507,14 @@ def _mysql_checks(
     from sqlalchemy import text
 
     # SQLAlchemy's MySQL reflection misses MariaDB's CHECK constraints; the catalog has them.
+    # A CHECK's name is unique in its schema on MySQL but only in its table on MariaDB, which
+    # names unnamed ones CONSTRAINT_1, CONSTRAINT_2, ... in each table: there the catalog's
+    # CHECK_CONSTRAINTS has a TABLE_NAME to join on too.
+    same_table = (
+        "  AND cc.TABLE_NAME = tc.TABLE_NAME"
+        if getattr(connection.dialect, "is_mariadb", False)
+        else ""
+    )
     rows = connection.execute(
         text(
             "SELECT tc.TABLE_NAME, cc.CONSTRAINT_NAME, cc.CHECK_CLAUSE"
@@ -514,6 +522,7 @@ def _mysql_checks(
             " JOIN information_schema.CHECK_CONSTRAINTS cc"
             "   ON cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA"
             "  AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME"
+            f"{same_table}"
             " WHERE tc.CONSTRAINT_TYPE = 'CHECK' AND tc.TABLE_SCHEMA = DATABASE()"
         )
     )
