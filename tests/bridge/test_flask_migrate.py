@@ -11,6 +11,7 @@ must be left untouched).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,125 @@ def test_a_plain_env_py_loads_no_flask(copy_scenario: Any) -> None:
     assert not AlembicProject(ini).needs_flask_app
     flask_ini = Path(copy_scenario("flask_migrate_app")) / "migrations" / "alembic.ini"
     assert AlembicProject(flask_ini).needs_flask_app
+
+
+# -- what pgAdmin's history taught (corpus/projects/pgadmin4.toml) -----------------------
+
+THIRD = '''"""tags
+
+Revision ID: a1f0c0de0003
+Revises: a1f0c0de0002
+"""
+from alembic import op
+import sqlalchemy as sa
+
+{imports}
+
+revision = 'a1f0c0de0003'
+down_revision = 'a1f0c0de0002'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{body}
+    op.create_table('tag', sa.Column('id', sa.Integer(), nullable=False),
+                    sa.PrimaryKeyConstraint('id'))
+
+
+def downgrade():
+    op.drop_table('tag')
+'''
+
+
+def _third_revision(project: Path, *, imports: str = "", body: str = "    pass") -> None:
+    versions = project / "migrations" / "versions"
+    (versions / "a1f0c0de0003_tags.py").write_text(THIRD.format(imports=imports, body=body))
+
+
+def test_revisions_import_what_the_application_puts_on_the_path(
+    project: Path, run_cli: Any, sqlite_url: str, app_db: Path
+) -> None:
+    # pgAdmin's revisions `import config`, a module its application's folder holds: the
+    # `flask` command loads the application before any revision is imported, and so must
+    # abmigrate (else `plan` and `lint` fail with ModuleNotFoundError).
+    extra = project / "site"
+    extra.mkdir()
+    (extra / "site_settings.py").write_text("TAG_TABLE = 'tag'\n")
+    factory = project / "flaskr" / "__init__.py"
+    factory.write_text(
+        factory.read_text().replace(
+            "    app = Flask(__name__)\n",
+            "    import sys\n\n"
+            "    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'site'))\n"
+            "    app = Flask(__name__)\n",
+        )
+    )
+    _third_revision(project, imports="import site_settings  # noqa: F401")
+    args = ("--alembic-ini", project / "migrations" / "alembic.ini", "--url", sqlite_url)
+    env = _env(app_db)
+    plan = run_cli(*args, "plan", "--sql", cwd=project, env=env)
+    assert plan.exit_code == 0, plan
+    assert "CREATE TABLE tag" in plan.stdout
+    lint = run_cli(*args, "lint", cwd=project, env=env)
+    assert lint.exit_code in (0, 1), lint
+    assert "ModuleNotFoundError" not in lint.stdout + lint.stderr
+
+
+def test_an_offline_render_never_connects_through_the_application(
+    project: Path, run_cli: Any, sqlite_url: str, app_db: Path
+) -> None:
+    # pgAdmin's 09d53fca90c7 runs create_all on Flask-SQLAlchemy's engine when it cannot
+    # read its version row (offline): `plan --sql` must not write to the target through
+    # the engine abmigrate points at it, nor to the application's own database.
+    _third_revision(
+        project,
+        imports="from flaskr.models import db, Post",
+        body="    db.metadata.create_all(db.engine, tables=[Post.__table__])",
+    )
+    args = ("--alembic-ini", project / "migrations" / "alembic.ini", "--url", sqlite_url)
+    plan = run_cli(*args, "--format", "json", "plan", "--sql", cwd=project, env=_env(app_db))
+    assert plan.exit_code == 0, plan
+    assert "tag" not in _tables(sqlite_url) and "post" not in _tables(sqlite_url)
+    _app_db_untouched(app_db)
+    assert "engine was asked for a connection while abmigrate renders SQL offline" in (plan.stdout)
+    # Online, the same revision runs on the target, as `flask db upgrade` runs it.
+    upgrade = run_cli(*args, "upgrade", cwd=project, env=_env(app_db))
+    assert upgrade.exit_code == 0, upgrade
+    assert {"post", "tag"} <= _tables(sqlite_url)
+    _app_db_untouched(app_db)
+
+
+def test_models_from_flask_migrate_when_env_py_sets_none_offline(
+    project: Path, run_cli: Any, sqlite_url: str, app_db: Path
+) -> None:
+    # pgAdmin's env.py configures no target_metadata offline: the models are then
+    # Flask-Migrate's db.metadata, what its template hands autogenerate.
+    env_py = project / "migrations" / "env.py"
+    text = env_py.read_text()
+    offline = "url=url, target_metadata=get_metadata(), literal_binds=True"
+    assert offline in text
+    env_py.write_text(text.replace(offline, "url=url, literal_binds=True"))
+    args = ("--alembic-ini", project / "migrations" / "alembic.ini", "--url", sqlite_url)
+    assert run_cli(*args, "upgrade", cwd=project, env=_env(app_db)).exit_code == 0
+    drift = run_cli(*args, "drift", cwd=project, env=_env(app_db))
+    assert drift.exit_code == 0, drift
+    assert "Flask-Migrate's db.metadata" in drift.stdout
+
+
+def test_the_applications_prints_stay_off_standard_output(
+    project: Path, run_cli: Any, sqlite_url: str, app_db: Path
+) -> None:
+    # pgAdmin's create_app() prints while it migrates its own database: standard output
+    # carries abmigrate's JSON.
+    factory = project / "flaskr" / "__init__.py"
+    factory.write_text(
+        factory.read_text().replace(
+            "    return app\n", "    print('NOTE: the application is ready')\n    return app\n"
+        )
+    )
+    args = ("--alembic-ini", project / "migrations" / "alembic.ini", "--url", sqlite_url)
+    plan = run_cli(*args, "--format", "json", "plan", cwd=project, env=_env(app_db))
+    assert plan.exit_code == 0, plan
+    assert json.loads(plan.stdout)["steps"]
+    assert "NOTE: the application is ready" in plan.stderr

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +42,13 @@ from abmigrate.errors import ConfigError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-__all__ = ["flask_app_context", "load_flask_app", "needs_flask_app", "resolve_flask_app"]
+__all__ = [
+    "flask_app_context",
+    "flask_migrate_metadata",
+    "load_flask_app",
+    "needs_flask_app",
+    "resolve_flask_app",
+]
 
 # `from flask import current_app` (alone or among other names, parenthesised or not), or
 # `flask.current_app` used through the module.
@@ -57,7 +64,7 @@ _HINT = (
     " configuration, or set FLASK_APP as for `flask db upgrade`"
 )
 
-_loaded: dict[tuple[str | None, str], Any] = {}
+_loaded: dict[tuple[str | None, str], tuple[Any, Any]] = {}
 _loading = threading.Lock()
 
 
@@ -90,8 +97,11 @@ def load_flask_app(spec: str | None) -> Any:
     spec = spec or os.environ.get("FLASK_APP") or None
     key = (spec, os.getcwd())
     with _loading:
-        if key in _loaded:
-            return _loaded[key]
+        cached = _loaded.get(key)
+        # Kept while the module it came from is (a caller that unloads the project's
+        # modules, as the tests' in-process runner does, gets it loaded afresh).
+        if cached is not None and sys.modules.get(cached[0].import_name) is cached[1]:
+            return cached[0]
         try:
             from flask.cli import NoAppException, ScriptInfo
         except ImportError:
@@ -102,8 +112,13 @@ def load_flask_app(spec: str | None) -> Any:
                 " runs from",
             ) from None
         named = f" {spec!r}" if spec else ""
+        from abmigrate.bridge.stdout import project_stdout_to_stderr
+
         try:
-            app = ScriptInfo(app_import_path=spec, set_debug_flag=False).load_app()
+            # The application's own prints (pgAdmin's, while it migrates its own database)
+            # are the project's: standard output carries abmigrate's result.
+            with project_stdout_to_stderr():
+                app = ScriptInfo(app_import_path=spec, set_debug_flag=False).load_app()
         except NoAppException as exc:
             first = (str(exc).strip().splitlines() or [""])[0]
             raise ConfigError(
@@ -115,15 +130,19 @@ def load_flask_app(spec: str | None) -> Any:
                 f"the Flask application{named} failed to load: {type(exc).__name__}: {first}",
                 hint=_HINT if not spec else "run `abmigrate --debug ...` for the traceback",
             ) from exc
-        _loaded[key] = app
+        _loaded[key] = (app, sys.modules.get(app.import_name))
         return app
 
 
 @contextmanager
-def flask_app_context(spec: str | None, url: str | None) -> Iterator[None]:
+def flask_app_context(
+    spec: str | None, url: str | None, *, offline: bool = False
+) -> Iterator[None]:
     """The Flask application's context around one env.py run in this thread, the application
     pointed at ``url`` (abmigrate's database) for its duration (None: left as configured,
-    for an offline run without a database)."""
+    for an offline run without a database). ``offline``: SQL is rendered, nothing runs, and
+    the application's engine is one on ``url`` that refuses to connect (a revision that
+    reaches for it, pgAdmin's ``create_all(db.engine)``, must not write anywhere)."""
     from abmigrate.bridge.threads import environment_turns
 
     app = load_flask_app(spec)
@@ -131,12 +150,28 @@ def flask_app_context(spec: str | None, url: str | None) -> Iterator[None]:
         if url is None:
             yield
             return
-        with _pointed_at(app, url):
+        with _pointed_at(app, url, offline=offline):
             yield
 
 
+def flask_migrate_metadata(spec: str | None) -> Any | None:
+    """The metadata Flask-Migrate's env.py template hands autogenerate
+    (``current_app.extensions['migrate'].db``'s default metadata), for an env.py that
+    passes no ``target_metadata`` offline (pgAdmin's); None without Flask-Migrate."""
+    app = load_flask_app(spec)
+    with app.app_context():
+        migrate = app.extensions.get("migrate")
+        db = getattr(migrate, "db", None)
+        if db is None:
+            return None
+        metadatas = getattr(db, "metadatas", None)
+        if isinstance(metadatas, dict) and metadatas.get(None) is not None:
+            return metadatas[None]
+        return getattr(db, "metadata", None)
+
+
 @contextmanager
-def _pointed_at(app: Any, url: str) -> Iterator[None]:
+def _pointed_at(app: Any, url: str, *, offline: bool) -> Iterator[None]:
     from abmigrate.db.database import make_engine
 
     config = app.config
@@ -146,7 +181,7 @@ def _pointed_at(app: Any, url: str) -> Iterator[None]:
     swapped: list[tuple[dict[str | None, Engine], Engine, Engine]] = []
     try:
         for engines in _default_engines(app):
-            replacement = make_engine(url)
+            replacement = _unconnectable(url) if offline else make_engine(url)
             swapped.append((engines, engines[None], replacement))
             engines[None] = replacement
         yield
@@ -158,6 +193,24 @@ def _pointed_at(app: Any, url: str) -> Iterator[None]:
             config[_URI_KEY] = saved
         else:
             config.pop(_URI_KEY, None)
+
+
+def _unconnectable(url: str) -> Engine:
+    """An engine on ``url`` (its URL and dialect are what env.py renders SQL for) that
+    refuses every connection."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from abmigrate.db.database import sync_url
+    from abmigrate.db.url import mask_url
+
+    def refuse() -> Any:
+        raise RuntimeError(
+            "the Flask application's engine was asked for a connection while abmigrate"
+            f" renders SQL offline (it would reach {mask_url(url)}): nothing is run offline"
+        )
+
+    return create_engine(sync_url(url), poolclass=NullPool, creator=refuse)
 
 
 def _default_engines(app: Any) -> list[dict[str | None, Engine]]:

@@ -156,7 +156,7 @@ def metadata_from_env_py(workspace: Workspace) -> ModelSource | None:
         config.attributes["configure_logger"] = False
     try:
         with (
-            project.env_run(),
+            project.env_run(offline=True),
             EnvironmentContext(
                 config,
                 project.script,
@@ -173,12 +173,20 @@ def metadata_from_env_py(workspace: Workspace) -> ModelSource | None:
         if added_flag:
             config.attributes.pop("configure_logger", None)
     target = options.get("target_metadata")
+    origin = "env.py target_metadata"
+    if target is None and project.needs_flask_app:
+        # A Flask-Migrate env.py that configures no target_metadata offline (pgAdmin's):
+        # the models are Flask-Migrate's, what its template hands autogenerate.
+        from abmigrate.bridge.flask_app import flask_migrate_metadata
+
+        target = flask_migrate_metadata(project.flask_app)
+        origin = "Flask-Migrate's db.metadata"
     if target is None:
         return None
     metadata = [target] if isinstance(target, MetaData) else list(target)
     return ModelSource(
         metadata,
-        "env.py target_metadata",
+        origin,
         include_object=options.get("include_object"),
         include_name=options.get("include_name"),
     )

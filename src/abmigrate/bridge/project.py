@@ -156,15 +156,26 @@ class AlembicProject:
         if self._needs_flask is None:
             from abmigrate.bridge.flask_app import needs_flask_app
 
-            self._needs_flask = self.flask_app is not None or needs_flask_app(self.script_dir)
+            if self._script is not None:
+                folder = str(self._script.dir)
+            elif self.graph is not None:
+                folder = self.graph.script_dir
+            else:
+                # Not through self.script, which loads the application for such a project.
+                location = self.config.get_main_option("script_location") or ""
+                folder = str(self.script.dir) if ":" in location else location
+            self._needs_flask = self.flask_app is not None or needs_flask_app(folder)
         return self._needs_flask
 
     @contextmanager
-    def env_run(self, connection: Connection | None = None) -> Iterator[None]:
+    def env_run(
+        self, connection: Connection | None = None, *, offline: bool = False
+    ) -> Iterator[None]:
         """Around every run of env.py, in the thread that runs it: Alembic's logging kept
         quiet, the project's prints sent to standard error, and for a Flask-Migrate project
         the application's context (:mod:`abmigrate.bridge.flask_app`), pointed at the
-        database of ``connection`` (the one the run is handed), else this project's URL."""
+        database of ``connection`` (the one the run is handed), else this project's URL;
+        ``offline`` (SQL rendered, nothing run): its engine may not connect at all."""
         with _quiet_alembic():
             if not self.needs_flask_app:
                 yield
@@ -174,7 +185,7 @@ class AlembicProject:
             url = self.url
             if connection is not None:
                 url = connection.engine.url.render_as_string(hide_password=False)
-            with flask_app_context(self.flask_app, url):
+            with flask_app_context(self.flask_app, url, offline=offline):
                 yield
 
     def set_url(self, url: str) -> None:
@@ -215,11 +226,23 @@ class AlembicProject:
             from alembic.util import CommandError
 
             try:
-                self._script = ScriptDirectory.from_config(self.config)
+                script = ScriptDirectory.from_config(self.config)
             except CommandError as exc:
                 raise ConfigError(
                     f"{self.alembic_ini}: {exc}", hint="check script_location in alembic.ini"
                 ) from None
+            if self._needs_flask is None:
+                from abmigrate.bridge.flask_app import needs_flask_app
+
+                self._needs_flask = self.flask_app is not None or needs_flask_app(script.dir)
+            if self._needs_flask:
+                # As the `flask` command does before `db upgrade`: the application is loaded
+                # before any revision is imported (pgAdmin's revisions import the modules
+                # its application puts on sys.path).
+                from abmigrate.bridge.flask_app import load_flask_app
+
+                load_flask_app(self.flask_app)
+            self._script = script
         return self._script
 
     @contextmanager
@@ -590,7 +613,7 @@ class AlembicProject:
             "starting_rev": list(starting) or None,
             "destination_rev": None,
         }
-        with self.env_run(), EnvironmentContext(self.config, self.script, **options):
+        with self.env_run(offline=True), EnvironmentContext(self.config, self.script, **options):
             self.script.run_env()
 
     def run_online(
