@@ -507,8 +507,9 @@ def run_case(case: Case, result: CaseResult, stop: Callable[[], bool]) -> None:
             )
         return passed(
             run,
-            f"{total - len(missing)} of {total} steps with SQL; {len(missing)} without, as with "
-            f"plain alembic --sql (checked {_revisions(checked)}): {first[1][:200]}",
+            f"{total - len(missing) - len(known)} of {total} steps with SQL; {len(missing)}"
+            f" without, as with plain alembic --sql (checked {_revisions(checked)}):"
+            f" {first[1][:200]}{expected}",
         )
 
     @register("lint")
