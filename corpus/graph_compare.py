@@ -115,6 +115,11 @@ def compare_corpus(names: Sequence[str], *, cache: Path, install: bool, log: Any
                 ini = write_alembic_ini(
                     project, venv, dialect, "sqlite://", Path(work) / dialect / "alembic.ini"
                 )
+                # The project's files, in the folder the commands run from, as the corpus
+                # run writes them (pgAdmin's wsgi.py: the Flask application its env.py and
+                # revisions need, found there as the `flask` command finds it).
+                for name, text in project.files.items():
+                    (Path(work) / dialect / name).write_text(text, encoding="utf-8")
                 # No database is opened, but the project's settings may parse the URL its
                 # `env` names at import (airflow's revisions import airflow's settings).
                 url = f"sqlite:///{Path(work) / dialect / 'unused.db'}"
@@ -131,7 +136,7 @@ def compare_corpus(names: Sequence[str], *, cache: Path, install: bool, log: Any
                 }
                 done = subprocess.run(
                     [venv.bin("python"), "-m", "corpus.graph_compare", "--ini", str(ini)],
-                    cwd=ROOT,
+                    cwd=Path(work) / dialect,
                     env=env,
                     capture_output=True,
                     text=True,

@@ -126,6 +126,7 @@ def _in_fresh_process(
             "params": params,
             "alembic_ini": str(project.alembic_ini),
             "x_args": list(project.x_args),
+            "flask_app": project.flask_app,
             "scratch": {
                 "url": scratch.url,
                 "dialect": scratch.dialect,
@@ -273,7 +274,11 @@ def _child_main() -> int:
                 origin=declared["origin"],
                 folders=tuple(Path(folder) for folder in declared["folders"]),
             ).apply
-        project = AlembicProject(Path(request["alembic_ini"]), x_args=request["x_args"])
+        project = AlembicProject(
+            Path(request["alembic_ini"]),
+            x_args=request["x_args"],
+            flask_app=request.get("flask_app"),
+        )
         answer["result"] = _job(request["job"])(
             project, scratch, request["params"], lambda kind, data: events.append((kind, data))
         )

@@ -364,9 +364,15 @@ def alembic_options(alembic_ini: Path) -> dict[str, str] | None:
     try:
         if not parser.read([ini], encoding="locale") or not parser.has_section("alembic"):
             return None
-        return dict(parser.items("alembic"))
+        options = dict(parser.items("alembic"))
     except (configparser.Error, OSError, UnicodeDecodeError, ValueError):
         return None
+    folder = ini.absolute().parent
+    if not options.get("script_location") and (folder / "env.py").is_file():
+        # `flask db init` writes no script_location: Flask-Migrate uses the ini's folder
+        # (as AlembicProject.config does).
+        options["script_location"] = str(folder)
+    return options
 
 
 def _locations_from_ini(alembic_ini: Path) -> dict[str, Any] | None:

@@ -145,19 +145,18 @@ def metadata_from_env_py(workspace: Workspace) -> ModelSource | None:
     from alembic.runtime.environment import EnvironmentContext
     from sqlalchemy import MetaData
 
-    from abmigrate.bridge.project import _quiet_alembic
-
     project = workspace.project
     config = project.config
     saved_buffer = config.output_buffer
     config.output_buffer = io.StringIO()
     # env.py files that honour it leave logging alone (ABParts does); others re-read
-    # alembic.ini's logging, which _quiet_alembic keeps below warnings.
+    # alembic.ini's logging, which project.env_run() keeps below warnings.
     added_flag = "configure_logger" not in config.attributes
     if added_flag:
         config.attributes["configure_logger"] = False
     try:
         with (
+            project.env_run(offline=True),
             EnvironmentContext(
                 config,
                 project.script,
@@ -166,7 +165,6 @@ def metadata_from_env_py(workspace: Workspace) -> ModelSource | None:
                 starting_rev=None,
                 destination_rev=None,
             ) as environment,
-            _quiet_alembic(),
         ):
             project.script.run_env()
             options = dict(environment.context_opts)
@@ -175,12 +173,20 @@ def metadata_from_env_py(workspace: Workspace) -> ModelSource | None:
         if added_flag:
             config.attributes.pop("configure_logger", None)
     target = options.get("target_metadata")
+    origin = "env.py target_metadata"
+    if target is None and project.needs_flask_app:
+        # A Flask-Migrate env.py that configures no target_metadata offline (pgAdmin's):
+        # the models are Flask-Migrate's, what its template hands autogenerate.
+        from abmigrate.bridge.flask_app import flask_migrate_metadata
+
+        target = flask_migrate_metadata(project.flask_app)
+        origin = "Flask-Migrate's db.metadata"
     if target is None:
         return None
     metadata = [target] if isinstance(target, MetaData) else list(target)
     return ModelSource(
         metadata,
-        "env.py target_metadata",
+        origin,
         include_object=options.get("include_object"),
         include_name=options.get("include_name"),
     )

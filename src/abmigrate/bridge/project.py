@@ -93,12 +93,17 @@ class AlembicProject:
         *,
         cache_dir: Path | None = None,
         graph: bool = True,
+        flask_app: str | None = None,
     ) -> None:
         if not alembic_ini.is_file():
             raise ConfigError(f"alembic.ini not found: {alembic_ini}", hint="pass --alembic-ini")
         self.alembic_ini = alembic_ini
         self.url = url
         self.x_args = tuple(x_args)
+        # The Flask application env.py runs in (bridge.flask_app): the `flask_app`
+        # setting; None: $FLASK_APP or Flask's own discovery, when env.py needs one.
+        self.flask_app = flask_app
+        self._needs_flask: bool | None = None
         # Where the revision graph is cached (bridge.graph); None (a project made outside
         # a workspace: scratch jobs, the pytest plugin) or graph=False (to compare the
         # two): every graph question goes to Alembic.
@@ -116,7 +121,9 @@ class AlembicProject:
     def for_url(self, url: str) -> AlembicProject:
         """The same project (alembic.ini, ``-x`` arguments) pointed at another database.
         Scripts already loaded are shared: the database does not change what they say."""
-        clone = AlembicProject(self.alembic_ini, url, self.x_args, cache_dir=self.cache_dir)
+        clone = AlembicProject(
+            self.alembic_ini, url, self.x_args, cache_dir=self.cache_dir, flask_app=self.flask_app
+        )
         clone._script = self._script
         return clone
 
@@ -133,9 +140,54 @@ class AlembicProject:
             self._config = Config(
                 str(self.alembic_ini), cmd_opts=argparse.Namespace(x=list(self.x_args))
             )
+            if not self._config.get_main_option("script_location"):
+                # `flask db init` writes an alembic.ini without script_location: Flask-Migrate
+                # sets it to the folder the ini and env.py are in (`flask db --directory`).
+                folder = self.alembic_ini.absolute().parent
+                if (folder / "env.py").is_file():
+                    self._config.set_main_option("script_location", str(folder))
             if self.url is not None:
                 self._apply_url(self._config, self.url)
         return self._config
+
+    @property
+    def needs_flask_app(self) -> bool:
+        """Whether env.py runs inside a Flask application's context: the ``flask_app``
+        setting names one, or env.py reads ``flask.current_app`` (Flask-Migrate)."""
+        if self._needs_flask is None:
+            from abmigrate.bridge.flask_app import needs_flask_app
+
+            if self._script is not None:
+                folder = str(self._script.dir)
+            elif self.graph is not None:
+                folder = self.graph.script_dir
+            else:
+                # Not through self.script, which loads the application for such a project.
+                location = self.config.get_main_option("script_location") or ""
+                folder = str(self.script.dir) if ":" in location else location
+            self._needs_flask = self.flask_app is not None or needs_flask_app(folder)
+        return self._needs_flask
+
+    @contextmanager
+    def env_run(
+        self, connection: Connection | None = None, *, offline: bool = False
+    ) -> Iterator[None]:
+        """Around every run of env.py, in the thread that runs it: Alembic's logging kept
+        quiet, the project's prints sent to standard error, and for a Flask-Migrate project
+        the application's context (:mod:`abmigrate.bridge.flask_app`), pointed at the
+        database of ``connection`` (the one the run is handed), else this project's URL;
+        ``offline`` (SQL rendered, nothing run): its engine may not connect at all."""
+        with _quiet_alembic():
+            if not self.needs_flask_app:
+                yield
+                return
+            from abmigrate.bridge.flask_app import flask_app_context
+
+            url = self.url
+            if connection is not None:
+                url = connection.engine.url.render_as_string(hide_password=False)
+            with flask_app_context(self.flask_app, url, offline=offline):
+                yield
 
     def set_url(self, url: str) -> None:
         self.url = url
@@ -175,11 +227,23 @@ class AlembicProject:
             from alembic.util import CommandError
 
             try:
-                self._script = ScriptDirectory.from_config(self.config)
+                script = ScriptDirectory.from_config(self.config)
             except CommandError as exc:
                 raise ConfigError(
                     f"{self.alembic_ini}: {exc}", hint="check script_location in alembic.ini"
                 ) from None
+            if self._needs_flask is None:
+                from abmigrate.bridge.flask_app import needs_flask_app
+
+                self._needs_flask = self.flask_app is not None or needs_flask_app(script.dir)
+            if self._needs_flask:
+                # As the `flask` command does before `db upgrade`: the application is loaded
+                # before any revision is imported (pgAdmin's revisions import the modules
+                # its application puts on sys.path).
+                from abmigrate.bridge.flask_app import load_flask_app
+
+                load_flask_app(self.flask_app)
+            self._script = script
         return self._script
 
     @contextmanager
@@ -550,7 +614,7 @@ class AlembicProject:
             "starting_rev": list(starting) or None,
             "destination_rev": None,
         }
-        with EnvironmentContext(self.config, self.script, **options), _quiet_alembic():
+        with self.env_run(offline=True), EnvironmentContext(self.config, self.script, **options):
             self.script.run_env()
 
     def run_online(
@@ -574,7 +638,7 @@ class AlembicProject:
             # Known before the first step: code between steps reads this version table.
             self.facts, self.version_table = facts, facts.version_table
 
-        with _quiet_alembic():
+        with self.env_run(connection):
             facts = run_env_online(
                 self.config,
                 self.script,
@@ -641,6 +705,8 @@ class AlembicProject:
             return []
         try:
             text = self._offline(steps, current)
+        except ConfigError:
+            raise  # env.py cannot run at all (a Flask application not found): not one step's
         except Exception:
             # One failing revision (e.g. SQLite batch mode offline) must not hide the others.
             return self._render_one_by_one(steps)
@@ -662,6 +728,8 @@ class AlembicProject:
             start = list(step.from_revisions) if step.is_upgrade else [step.revision.revision]
             try:
                 text = self._offline([step], start)
+            except ConfigError:
+                raise
             except Exception as exc:
                 rendered.append(StepSQL(step.revision.revision, None, _one_line(exc)))
             else:

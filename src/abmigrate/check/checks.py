@@ -79,7 +79,11 @@ class CheckContext:
     @property
     def project(self) -> AlembicProject:
         if self._project is None:
-            self._project = AlembicProject(self.alembic_ini)
+            flask_app = None
+            if self.settings is not None:
+                name = self.environment.name if self.environment is not None else None
+                flask_app = self.settings.flask_app_for(name)
+            self._project = AlembicProject(self.alembic_ini, flask_app=flask_app)
         return self._project
 
     @property

@@ -53,7 +53,7 @@ POLICY_KEYS = frozenset(
 )
 VERIFY_MODELS = ("off", "warn", "fail")
 VERIFY_SCHEMA = ("off", "replay")
-ENVIRONMENT_KEYS = frozenset({"url", "url_env"}) | POLICY_KEYS
+ENVIRONMENT_KEYS = frozenset({"url", "url_env", "flask_app"}) | POLICY_KEYS
 TOP_LEVEL_KEYS = frozenset(
     {
         "alembic_ini",
@@ -64,6 +64,7 @@ TOP_LEVEL_KEYS = frozenset(
         "journal_log",
         "models",
         "baseline",
+        "flask_app",
         "lint",
         "environments",
         "fleets",
@@ -184,6 +185,9 @@ class Settings:
     models: str | None = None
     # How an empty database reaches the history's starting point (None: it is empty).
     baseline: Baseline | None = None
+    # The Flask application a Flask-Migrate env.py runs in (FLASK_APP's syntax); an
+    # environment's own `flask_app` wins (see flask_app_for).
+    flask_app: str | None = None
     lint: Mapping[str, Any] = field(default_factory=dict)
     environments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Fleets of targets (abmigrate.fleet.inventory reads and checks their tables).
@@ -228,6 +232,21 @@ class Settings:
         table = self.environments[chosen]
         url = self.url_override or _environment_url(chosen, table)
         return Environment(chosen, self._anchor_sqlite(url), _policy(chosen, table))
+
+    def flask_app_for(self, environment: str | None = None) -> str | None:
+        """The ``flask_app`` of ``environment`` (else the top-level one), its path taken
+        from the configuration file's folder; None: env.py's Flask application, if it needs
+        one, is found as the ``flask`` command finds it ($FLASK_APP, wsgi.py, app.py)."""
+        spec: Any = self.flask_app
+        if environment is not None and environment in self.environments:
+            spec = self.environments[environment].get("flask_app", spec)
+        if not spec:
+            return None
+        if self.config_path is None:
+            return str(spec)
+        from abmigrate.bridge.flask_app import resolve_flask_app
+
+        return resolve_flask_app(str(spec), self.base_dir)
 
     def _anchor_sqlite(self, url: str) -> str:
         # A relative SQLite path is taken from the configuration file's folder, so the same
@@ -357,6 +376,13 @@ def _validate(path: Path, data: Mapping[str, Any]) -> None:
                 )
         # Validate durations and booleans now, so a typo fails before any connection.
         _policy(env_name, table)
+    for where, table in [("", data), *((f"environments.{n}.", t) for n, t in environments.items())]:
+        spec = table.get("flask_app")
+        if spec is not None and (not isinstance(spec, str) or not spec.strip()):
+            raise ConfigError(
+                f"{path}: {where}flask_app must name a Flask application, got {spec!r}",
+                hint='flask_app = "module:create_app()" (the syntax of FLASK_APP)',
+            )
     fleets = data.get("fleets", {})
     if not isinstance(fleets, dict) or not all(isinstance(t, dict) for t in fleets.values()):
         raise ConfigError(f"{path}: 'fleets' must be a table of tables ([fleets.NAME])")
@@ -431,6 +457,7 @@ def load_settings(
         journal_log=base / str(data.get("journal_log", ".abmigrate/journal.jsonl")),
         models=data.get("models"),
         baseline=_baseline(path, data, ini.resolve()),
+        flask_app=data.get("flask_app"),
         lint=data.get("lint", {}),
         environments=data.get("environments", {}),
         fleets=data.get("fleets", {}),

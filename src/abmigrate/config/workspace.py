@@ -49,6 +49,7 @@ class Workspace:
             environment.url or None,
             x_args,
             cache_dir=folder_for(settings.config_path or settings.alembic_ini),
+            flask_app=settings.flask_app_for(environment.name),
         )
         return cls(settings, environment, project)
 

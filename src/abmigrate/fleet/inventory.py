@@ -110,7 +110,9 @@ def target_workspace(base: Workspace, fleet: Fleet, target: Target) -> Workspace
     if target.schema is not None:
         x_args = (*x_args, f"{fleet.schema_arg}={target.schema}")
     return Workspace(
-        settings, environment, AlembicProject(settings.alembic_ini, target.url, x_args)
+        settings,
+        environment,
+        AlembicProject(settings.alembic_ini, target.url, x_args, flask_app=base.project.flask_app),
     )
 
 
