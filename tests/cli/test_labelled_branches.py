@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from runner_helpers import version_rows
 
 BACKENDS = ["sqlite_url", "pg_url"]
 HEADS = ["b300expand02", "b30contract1"]
@@ -42,16 +43,6 @@ def cli(project: Path, run_cli: Callable[..., Any], db_url: str) -> Callable[...
         )
 
     return run
-
-
-def _state(url: str) -> tuple[list[str], set[str]]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
-            return sorted(rows.scalars()), set(sa.inspect(connection).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _tables(url: str) -> set[str]:
@@ -106,7 +97,7 @@ def test_upgrade_without_a_target_applies_every_branch(cli: Any, db_url: str) ->
 
     upgraded = cli("upgrade")
     assert upgraded.exit_code == 0, upgraded
-    rows, tables = _state(db_url)
+    rows, tables = version_rows(db_url), _tables(db_url)
     assert rows == HEADS
     assert {"items", "tags"} <= tables and "old_notes" not in tables
     assert json.loads(cli("status", "--format", "json").stdout)["state"] == "up_to_date"
@@ -125,9 +116,9 @@ def test_an_explicit_head_is_refused_with_the_branches_named(cli: Any, db_url: s
 
     # One branch by its label, then the rest by default.
     assert cli("upgrade", "expand@head").exit_code == 0
-    assert _state(db_url)[0] == ["b300expand02"]
+    assert version_rows(db_url) == ["b300expand02"]
     assert cli("upgrade").exit_code == 0
-    assert _state(db_url)[0] == HEADS
+    assert version_rows(db_url) == HEADS
 
 
 def test_a_second_head_inside_a_labelled_branch_is_still_flagged(
